@@ -1,0 +1,93 @@
+"""All configuration, in one place.
+
+Every setting comes from an environment variable (prefix shown on each class) with a default that works
+on 127.0.0.1; command-line flags override them by passing values to the constructors. Nothing else in the
+project reads `os.environ` for configuration.
+
+    REFINERY_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092   where every client connects
+    REFINERY_REGISTRY_URL=http://127.0.0.1:8081      where clients find the schema registry
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _prefixed(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", frozen=True)
+
+
+class KafkaSettings(BaseSettings):
+    """Connection to the Kafka cluster, shared by every client we create. Prefix `REFINERY_KAFKA_`."""
+
+    model_config = _prefixed("REFINERY_KAFKA_")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+
+    def client_config(self) -> dict[str, Any]:
+        """librdkafka properties for confluent-kafka clients (secrets included: never log the result)."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username is not None:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            conf["ssl.ca.location"] = self.ssl_ca_location
+        return conf
+
+    @property
+    def first_host_port(self) -> tuple[str, int]:
+        host, _, port = self.bootstrap_servers.split(",")[0].strip().rpartition(":")
+        return host or "127.0.0.1", int(port or 9092)
+
+
+class LocalKafkaSettings(BaseSettings):
+    """The single-node KRaft broker we run from Maven jars for development, tests and CI.
+    Prefix `REFINERY_LOCAL_KAFKA_`. It listens on the port of `REFINERY_KAFKA_BOOTSTRAP_SERVERS`."""
+
+    model_config = _prefixed("REFINERY_LOCAL_KAFKA_")
+
+    home: Path = REPO_ROOT / ".run" / "kafka"
+    libs_dir: Path = REPO_ROOT / ".cache" / "kafka" / "libs"
+    pom: Path = REPO_ROOT / "dev" / "kafka" / "pom.xml"
+    controller_port: int | None = None  # default: broker port + 1
+    heap: str = "1g"
+    start_timeout_s: float = 90.0
+
+
+class LogSettings(BaseSettings):
+    """Structured logging. Prefix `REFINERY_LOG_`."""
+
+    model_config = _prefixed("REFINERY_LOG_")
+
+    level: str = "INFO"
+    format: str = Field(default="json", pattern="^(json|text)$")
+
+
+class RegistrySettings(BaseSettings):
+    """The schema registry service and its clients. Prefix `REFINERY_REGISTRY_`."""
+
+    model_config = _prefixed("REFINERY_REGISTRY_")
+
+    url: str = "http://127.0.0.1:8081"
+    host: str = "127.0.0.1"
+    port: int = 8081
+    topic: str = "_schemas"
+    username: str | None = None
+    password: SecretStr | None = None

@@ -1,0 +1,155 @@
+"""Envelope metadata <-> Kafka record headers.
+
+We follow the CloudEvents Kafka protocol binding's *binary content mode* conventions: attributes travel
+as `ce_`-prefixed headers with lowercase names and UTF-8 string values, time is RFC 3339, and
+`content-type` describes the record value (our envelope). Required CloudEvents attributes map as
+id <- message_id, source <- source, type <- category, time <- produced_at_ms; our other routing fields
+are CloudEvents extension attributes (lowercase letters and digits only). Free attributes go under
+`attr.<name>`, a namespace of our own, because extension names cannot carry arbitrary keys.
+
+Routing reads these headers only, so every value is a short, canonical string: the same metadata always
+gives the same header bytes, and `headers_to_metadata(metadata_to_headers(md)) == md` minus payload.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+
+from common.envelope import FORMAT_BY_NAME, NAME_BY_FORMAT, validate_metadata
+from common.errors import EnvelopeError, HeaderError
+from proto.envelope_pb2 import Envelope, Metadata
+
+SPECVERSION = "ce_specversion"
+CONTENT_TYPE = "content-type"
+MESSAGE_ID = "ce_id"
+SOURCE = "ce_source"
+CATEGORY = "ce_type"
+TIME = "ce_time"
+ENV = "ce_env"
+TITLE = "ce_title"
+VERSION = "ce_version"
+SCHEMA_ID = "ce_schemaid"
+FORMAT = "ce_format"
+PRODUCER = "ce_producer"
+ATTRIBUTE_PREFIX = "attr."
+
+SPECVERSION_VALUE = b"1.0"
+CONTENT_TYPE_VALUE = b"application/x-protobuf; messageType=refinery.envelope.v1.Envelope"
+
+# Routing field name (as used in route rules) -> header name.
+FIELD_HEADERS: dict[str, str] = {
+    "message_id": MESSAGE_ID,
+    "env": ENV,
+    "source": SOURCE,
+    "title": TITLE,
+    "category": CATEGORY,
+    "version": VERSION,
+    "schema_id": SCHEMA_ID,
+    "format": FORMAT,
+    "producer": PRODUCER,
+}
+REQUIRED_HEADERS = (MESSAGE_ID, ENV, SOURCE, TITLE, CATEGORY, VERSION, SCHEMA_ID)
+
+Headers = list[tuple[str, bytes]]
+
+
+def attribute_header(name: str) -> str:
+    return ATTRIBUTE_PREFIX + name
+
+
+def format_time(ms: int) -> str:
+    """RFC 3339 UTC with millisecond precision, e.g. 2026-11-24T03:52:04.123Z."""
+    seconds, millis = divmod(ms, 1000)
+    stamp = dt.datetime.fromtimestamp(seconds, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{millis:03d}Z"
+
+
+def parse_time(text: str) -> int:
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise HeaderError(f"{TIME} {text!r} is not an RFC 3339 timestamp", header=TIME) from None
+    if parsed.tzinfo is None:
+        raise HeaderError(f"{TIME} {text!r} has no time zone", header=TIME)
+    delta = parsed - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def metadata_to_headers(md: Metadata) -> Headers:
+    """The record headers that mirror `md` (attributes sorted by name, so the output is canonical)."""
+    headers: Headers = [
+        (SPECVERSION, SPECVERSION_VALUE),
+        (CONTENT_TYPE, CONTENT_TYPE_VALUE),
+        (MESSAGE_ID, md.message_id.encode()),
+        (ENV, md.env.encode()),
+        (SOURCE, md.source.encode()),
+        (TITLE, md.title.encode()),
+        (CATEGORY, md.category.encode()),
+        (VERSION, str(md.version).encode()),
+        (SCHEMA_ID, str(md.schema_id).encode()),
+        (FORMAT, NAME_BY_FORMAT.get(md.payload_format, "unspecified").encode()),
+        (TIME, format_time(md.produced_at_ms).encode()),
+        (PRODUCER, md.producer.encode()),
+    ]
+    headers.extend((attribute_header(k), md.attributes[k].encode()) for k in sorted(md.attributes))
+    return headers
+
+
+def headers_dict(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, bytes]:
+    """Headers as a dict; a duplicated header is an error (routing on it would be ambiguous)."""
+    out: dict[str, bytes] = {}
+    for key, value in headers or ():
+        if key in out:
+            raise HeaderError(f"header {key!r} appears more than once", header=key)
+        out[key] = value if value is not None else b""
+    return out
+
+
+def _text(headers: Mapping[str, bytes], name: str) -> str:
+    raw = headers.get(name)
+    if raw is None:
+        raise HeaderError(f"required header {name!r} is missing", header=name)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HeaderError(f"header {name!r} is not valid UTF-8", header=name) from None
+
+
+def _int(headers: Mapping[str, bytes], name: str) -> int:
+    text = _text(headers, name)
+    if not text.isascii() or not text.isdigit():
+        raise HeaderError(f"header {name!r} must be a positive integer, got {text!r}", header=name)
+    return int(text)
+
+
+def headers_to_metadata(headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes] | None) -> Metadata:
+    """Rebuild envelope metadata from record headers; raise HeaderError naming the bad header."""
+    h = dict(headers) if isinstance(headers, Mapping) else headers_dict(headers)
+    fmt_name = _text(h, FORMAT) if FORMAT in h else ""
+    if fmt_name and fmt_name not in FORMAT_BY_NAME:
+        raise HeaderError(f"header {FORMAT!r} has unknown payload format {fmt_name!r}", header=FORMAT)
+    md = Metadata(
+        message_id=_text(h, MESSAGE_ID),
+        env=_text(h, ENV),
+        source=_text(h, SOURCE),
+        title=_text(h, TITLE),
+        category=_text(h, CATEGORY),
+        version=_int(h, VERSION),
+        schema_id=_int(h, SCHEMA_ID),
+        payload_format=FORMAT_BY_NAME.get(fmt_name, 0),  # type: ignore[arg-type]
+        produced_at_ms=parse_time(_text(h, TIME)) if TIME in h else 0,
+        producer=_text(h, PRODUCER) if PRODUCER in h else "",
+        attributes={k[len(ATTRIBUTE_PREFIX) :]: _text(h, k) for k in h if k.startswith(ATTRIBUTE_PREFIX)},
+    )
+    try:
+        return validate_metadata(md)
+    except EnvelopeError as exc:
+        raise HeaderError(str(exc).replace("envelope metadata", "headers")) from None
+
+
+def header_mismatches(headers: Iterable[tuple[str, bytes | None]] | None, envelope: Envelope) -> list[str]:
+    """Names of metadata fields on which the headers and the envelope disagree (empty: they agree)."""
+    from_headers = headers_to_metadata(headers)
+    fields = [f.name for f in Metadata.DESCRIPTOR.fields]
+    return [f for f in fields if getattr(from_headers, f) != getattr(envelope.metadata, f)]

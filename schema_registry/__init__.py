@@ -1,0 +1,1 @@
+"""Confluent-compatible schema registry service (FastAPI), stored in a compacted Kafka topic."""

@@ -1,0 +1,38 @@
+"""Session fixtures shared by every test package.
+
+Integration tests get the real broker from `kafka_bootstrap`: it reuses a broker already reachable at
+REFINERY_KAFKA_BOOTSTRAP_SERVERS (e.g. one started by `refinery-kafka start`) or starts one from the
+Maven jars and stops it at the end of the session. Each test uses its own topics and groups
+(`unique_name`), so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from common.config import KafkaSettings
+from common.local_kafka import LocalKafka
+
+
+@pytest.fixture(scope="session")
+def kafka_settings() -> KafkaSettings:
+    return KafkaSettings()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_settings: KafkaSettings) -> Iterator[str]:
+    broker = LocalKafka.from_settings(kafka_settings)
+    outcome = broker.start()
+    yield broker.bootstrap
+    if outcome == "started":
+        broker.stop()
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A name unique to this test, legal as a topic-name component."""
+    base = "".join(c if c.isalnum() else "_" for c in request.node.name)[:40]
+    return f"t_{base}_{uuid.uuid4().hex[:8]}"
