@@ -51,7 +51,10 @@ FIELD_HEADERS: dict[str, str] = {
 }
 REQUIRED_HEADERS = (MESSAGE_ID, ENV, SOURCE, TITLE, CATEGORY, VERSION, SCHEMA_ID)
 
-Headers = list[tuple[str, bytes]]
+# confluent-kafka's header type: we always write bytes values, and accept str or None when reading.
+HeaderValue = bytes | str | None
+Headers = list[tuple[str, HeaderValue]]
+RawHeaders = Iterable[tuple[str, HeaderValue]] | Mapping[str, HeaderValue] | None
 
 
 def attribute_header(name: str) -> str:
@@ -96,13 +99,14 @@ def metadata_to_headers(md: Metadata) -> Headers:
     return headers
 
 
-def headers_dict(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, bytes]:
+def headers_dict(headers: RawHeaders) -> dict[str, bytes]:
     """Headers as a dict; a duplicated header is an error (routing on it would be ambiguous)."""
+    items = headers.items() if isinstance(headers, Mapping) else (headers or ())
     out: dict[str, bytes] = {}
-    for key, value in headers or ():
+    for key, value in items:
         if key in out:
             raise HeaderError(f"header {key!r} appears more than once", header=key)
-        out[key] = value if value is not None else b""
+        out[key] = value.encode() if isinstance(value, str) else (value or b"")
     return out
 
 
@@ -123,9 +127,9 @@ def _int(headers: Mapping[str, bytes], name: str) -> int:
     return int(text)
 
 
-def headers_to_metadata(headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes] | None) -> Metadata:
+def headers_to_metadata(headers: RawHeaders) -> Metadata:
     """Rebuild envelope metadata from record headers; raise HeaderError naming the bad header."""
-    h = dict(headers) if isinstance(headers, Mapping) else headers_dict(headers)
+    h = headers_dict(headers)
     fmt_name = _text(h, FORMAT) if FORMAT in h else ""
     if fmt_name and fmt_name not in FORMAT_BY_NAME:
         raise HeaderError(f"header {FORMAT!r} has unknown payload format {fmt_name!r}", header=FORMAT)
@@ -148,7 +152,7 @@ def headers_to_metadata(headers: Iterable[tuple[str, bytes | None]] | Mapping[st
         raise HeaderError(str(exc).replace("envelope metadata", "headers")) from None
 
 
-def header_mismatches(headers: Iterable[tuple[str, bytes | None]] | None, envelope: Envelope) -> list[str]:
+def header_mismatches(headers: RawHeaders, envelope: Envelope) -> list[str]:
     """Names of metadata fields on which the headers and the envelope disagree (empty: they agree)."""
     from_headers = headers_to_metadata(headers)
     fields = [f.name for f in Metadata.DESCRIPTOR.fields]

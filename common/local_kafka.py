@@ -77,7 +77,7 @@ def broker_ready(bootstrap: str, client_config: dict | None = None, timeout: flo
     except KafkaException as exc:
         err = exc.args[0]
         return bool(getattr(err, "code", lambda: None)() == _topic_exists_code())
-    except Exception:
+    except Exception:  # noqa: BLE001 - any other failure (timeout, transport) means "not ready yet"
         return False
     return True
 

@@ -10,12 +10,12 @@ import sys
 import uuid
 
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 from google.protobuf.json_format import MessageToDict
 
 from common.config import KafkaSettings
 from common.envelope import decode_envelope, encode_envelope, make_envelope
 from common.headers import header_mismatches, metadata_to_headers
+from common.kafka_admin import TopicEnsurer
 
 SMOKE_TOPIC = "dev.smoke.all.roundtrip-v1"
 
@@ -23,13 +23,7 @@ SMOKE_TOPIC = "dev.smoke.all.roundtrip-v1"
 def round_trip(settings: KafkaSettings | None = None, timeout_s: float = 30.0) -> dict:
     settings = settings or KafkaSettings()
     conf = settings.client_config()
-    admin = AdminClient(conf)
-    futures = admin.create_topics([NewTopic(SMOKE_TOPIC, 1, 1)])
-    try:
-        futures[SMOKE_TOPIC].result(timeout=timeout_s)
-    except Exception as exc:  # noqa: BLE001
-        if "TOPIC_ALREADY_EXISTS" not in str(exc):
-            raise
+    TopicEnsurer(conf, partitions=1).ensure(SMOKE_TOPIC)
     envelope = make_envelope(
         env="dev", source="smoke", title="all", category="roundtrip", version=1, schema_id=1,
         payload_format="json", payload=b'{"hello": "refinery"}', producer="refinery-smoke",

@@ -1,0 +1,99 @@
+"""Create topics on demand: once, race-safe, cached, and only with names we allow.
+
+Producers create their ingest topics and the refinery its derived topics through `TopicEnsurer`. Several
+processes may race to create the same topic; "already exists" counts as success. Names must follow the
+convention (`common.topics`) and, when allowlists are configured, use an allowed env and source.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from common.errors import RefineryError, TopicNameError
+from common.topics import parse_topic
+
+
+class TopicCreationError(RefineryError):
+    """The broker refused to create a topic (the message carries the broker's reason)."""
+
+
+class TopicNotAllowedError(TopicNameError):
+    """A valid topic name whose env or source is not in the configured allowlist."""
+
+
+class TopicEnsurer:
+    """Make sure topics exist before records are produced to them."""
+
+    def __init__(
+        self,
+        client_config: Mapping[str, Any],
+        *,
+        partitions: int = 12,
+        replication_factor: int = 1,
+        topic_config: Mapping[str, str] | None = None,
+        allowed_envs: Collection[str] | None = None,
+        allowed_sources: Collection[str] | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self._admin = AdminClient(dict(client_config))
+        self._partitions = partitions
+        self._replication = replication_factor
+        self._topic_config = dict(topic_config or {})
+        self._allowed_envs = frozenset(allowed_envs) if allowed_envs else None
+        self._allowed_sources = frozenset(allowed_sources) if allowed_sources else None
+        self._timeout = timeout_s
+        self._known: set[str] = set()
+        self._lock = threading.Lock()
+
+    def check_allowed(self, topic: str) -> None:
+        """Raise TopicNameError / TopicNotAllowedError unless `topic` may be created."""
+        name = parse_topic(topic)
+        if self._allowed_envs is not None and name.env not in self._allowed_envs:
+            raise TopicNotAllowedError(
+                f"topic {topic!r}: env {name.env!r} is not allowed (allowed: {sorted(self._allowed_envs)})",
+                part="env",
+            )
+        if self._allowed_sources is not None and name.source not in self._allowed_sources:
+            raise TopicNotAllowedError(
+                f"topic {topic!r}: source {name.source!r} is not allowed "
+                f"(allowed: {sorted(self._allowed_sources)})",
+                part="source",
+            )
+
+    def ensure(self, topic: str) -> None:
+        self.ensure_many((topic,))
+
+    def ensure_many(self, topics: Iterable[str]) -> None:
+        """Create the topics not yet known to exist; cheap (a set lookup) once they are."""
+        missing = [t for t in dict.fromkeys(topics) if t not in self._known]
+        if not missing:
+            return
+        for topic in missing:
+            self.check_allowed(topic)
+        with self._lock:
+            missing = [t for t in missing if t not in self._known]
+            if not missing:
+                return
+            new = [
+                NewTopic(t, self._partitions, self._replication, config=dict(self._topic_config))
+                for t in missing
+            ]
+            futures = self._admin.create_topics(new, operation_timeout=self._timeout)
+            for topic, future in futures.items():
+                try:
+                    future.result(timeout=self._timeout)
+                except KafkaException as exc:
+                    err = exc.args[0]
+                    if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+                        raise TopicCreationError(f"could not create topic {topic!r}: {err}") from None
+                self._known.add(topic)
+
+    def forget(self, topic: str) -> None:
+        """Drop a topic from the cache (e.g. after it was deleted) so the next ensure re-creates it."""
+        with self._lock:
+            self._known.discard(topic)
