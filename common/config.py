@@ -91,3 +91,21 @@ class RegistrySettings(BaseSettings):
     topic: str = "_schemas"
     username: str | None = None
     password: SecretStr | None = None
+
+
+class ProducerSettings(BaseSettings):
+    """Producer SDK defaults (owned by `producers/`). Prefix `REFINERY_PRODUCER_`."""
+
+    model_config = _prefixed("REFINERY_PRODUCER_")
+
+    env: str = "dev"
+    source: str = "telemetry"
+
+
+class WorkerSettings(BaseSettings):
+    """Refinery worker (owned by `refinery/`). Prefix `REFINERY_WORKER_`."""
+
+    model_config = _prefixed("REFINERY_WORKER_")
+
+    group_id: str = "refinery-router"
+    web_port: int = 6066
