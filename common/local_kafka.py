@@ -250,6 +250,12 @@ class LocalKafka:
         except (OSError, ValueError):
             return None
         try:
+            # Reap it if it is our own exited child; otherwise a zombie would look alive forever.
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return None
+        except ChildProcessError:
+            pass  # not our child (started by another process): fall through to the liveness probe
+        try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return None
