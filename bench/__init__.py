@@ -1,0 +1,1 @@
+"""Benchmark harness: `python -m bench` (see README, "Benchmarks"). Not part of the test suite's verdict."""

@@ -1,0 +1,10 @@
+"""Benchmark: latency (not written yet)."""
+
+from __future__ import annotations
+
+from bench.context import BenchContext
+from bench.report import BenchResult
+
+
+def run(ctx: BenchContext) -> BenchResult:
+    return BenchResult(name="latency", title="latency", status="partial", error="not written yet")

@@ -1,0 +1,10 @@
+"""Benchmark: memory (not written yet)."""
+
+from __future__ import annotations
+
+from bench.context import BenchContext
+from bench.report import BenchResult
+
+
+def run(ctx: BenchContext) -> BenchResult:
+    return BenchResult(name="memory", title="memory", status="partial", error="not written yet")

@@ -1,0 +1,163 @@
+"""What every benchmark shares: the broker, run parameters, progress lines and Kafka helpers."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from common.config import KafkaSettings, LocalKafkaSettings
+from common.local_kafka import LocalKafka
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def kafka_version() -> str:
+    """The broker version from the jar we run (the broker API does not report it)."""
+    jars = sorted(LocalKafkaSettings().libs_dir.glob("kafka_2.13-*.jar"))
+    return jars[-1].name.removeprefix("kafka_2.13-").removesuffix(".jar") if jars else "unknown"
+
+
+def environment_info(bootstrap: str) -> dict[str, Any]:
+    import confluent_kafka
+
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "confluent_kafka": _version("confluent-kafka"),
+        "librdkafka": confluent_kafka.libversion()[0],
+        "faust": _version("faust-streaming"),
+        "kafka": kafka_version(),
+        "bootstrap": bootstrap,
+    }
+
+
+def ensure_broker(settings: KafkaSettings) -> tuple[str, LocalKafka | None]:
+    """Reuse the broker at the configured address, or start one there; return (bootstrap, started)."""
+    broker = LocalKafka.from_settings(settings)
+    outcome = broker.start()
+    return broker.bootstrap, (broker if outcome == "started" else None)
+
+
+@dataclass
+class BenchContext:
+    """Run-wide parameters. `quick` shrinks every benchmark to a few seconds."""
+
+    bootstrap: str
+    quick: bool = False
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def client_config(self) -> dict[str, Any]:
+        return {**KafkaSettings(bootstrap_servers=self.bootstrap).client_config()}
+
+    def pick(self, quick: Any, full: Any) -> Any:
+        return quick if self.quick else full
+
+    def log(self, message: str) -> None:
+        elapsed = time.monotonic() - self.started
+        print(f"[bench {elapsed:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    def name(self, label: str) -> str:
+        """A topic-name component unique to this run."""
+        return f"bench-{label}-{self.run_id}"
+
+    # --- Kafka helpers -------------------------------------------------------------------------------
+    def admin(self) -> AdminClient:
+        return AdminClient(self.client_config)
+
+    def create_topics(self, topics: list[str], partitions: int, config: dict[str, str] | None = None) -> None:
+        """Create topics (existing ones are fine)."""
+        admin = self.admin()  # keep a reference: a collected client cancels its futures
+        futures = admin.create_topics(
+            [NewTopic(t, partitions, 1, config=dict(config or {})) for t in topics], operation_timeout=30
+        )
+        for future in futures.values():
+            try:
+                future.result(timeout=30)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+        self.wait_for_leaders(admin, topics)
+
+    @staticmethod
+    def wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float = 30.0) -> None:
+        """Block until every partition of `topics` has a leader (fresh topics answer NOT_LEADER first)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            meta = admin.list_topics(timeout=10)
+            ready = all(
+                t in meta.topics
+                and meta.topics[t].error is None
+                and meta.topics[t].partitions
+                and all(p.leader >= 0 for p in meta.topics[t].partitions.values())
+                for t in topics
+            )
+            if ready or time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
+
+    def delete_topics(self, topics: list[str]) -> None:
+        """Best-effort clean-up of topics this run created."""
+        if not topics:
+            return
+        admin = self.admin()
+        futures = admin.delete_topics(topics, operation_timeout=30)
+        for future in futures.values():
+            try:
+                future.result(timeout=30)
+            except KafkaException:
+                pass
+
+    def end_offsets(self, topics: list[str]) -> dict[tuple[str, int], int]:
+        """High watermarks of every partition of `topics` (missing topics count as empty)."""
+        consumer = Consumer({**self.client_config, "group.id": f"bench-offsets-{self.run_id}"})
+        try:
+            meta = consumer.list_topics(timeout=10)
+            out: dict[tuple[str, int], int] = {}
+            for topic in topics:
+                info = meta.topics.get(topic)
+                if info is None or info.error is not None:
+                    continue
+                for p in info.partitions:
+                    out[(topic, p)] = self._high_watermark(consumer, topic, p)
+            return out
+        finally:
+            consumer.close()
+
+    @staticmethod
+    def _high_watermark(consumer: Consumer, topic: str, partition: int, attempts: int = 50) -> int:
+        for attempt in range(attempts):
+            try:
+                return int(consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1])
+            except KafkaException:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.2)  # leadership still settling on a fresh topic
+        raise AssertionError("unreachable")
+
+    def commit_offsets(self, group_id: str, offsets: dict[tuple[str, int], int]) -> None:
+        """Pre-commit start offsets for a consumer group, so a worker under test starts exactly there."""
+        consumer = Consumer({**self.client_config, "group.id": group_id, "enable.auto.commit": False})
+        try:
+            consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
+            )
+        finally:
+            consumer.close()

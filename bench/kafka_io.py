@@ -1,0 +1,161 @@
+"""Raw confluent-kafka building blocks: the fast producer loop, the pre-fill, and the tuned
+consume->produce pass-through that is the routing baseline."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from bench.context import BenchContext
+from bench.workload import RawRecord, RecordFactory, WorkloadSampler, workload_ingest_topics
+
+# The tuned raw pass-through (measured on the 2-core dev machine, broker on the same host). What moved
+# the needle: big consume() batches, one poll() per batch instead of per record, a long linger with
+# large batches, and no compression (lz4 costs CPU the broker-sharing host does not have).
+PASSTHROUGH_CONSUMER: dict[str, Any] = {
+    "fetch.min.bytes": 1,
+    "fetch.wait.max.ms": 50,
+    "fetch.max.bytes": 52_428_800,
+    "max.partition.fetch.bytes": 4_194_304,
+    "queued.min.messages": 200_000,
+    "enable.auto.commit": True,
+    "auto.commit.interval.ms": 1000,
+}
+PASSTHROUGH_PRODUCER: dict[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "linger.ms": 20,
+    "batch.size": 1_000_000,
+    "batch.num.messages": 10_000,
+    "compression.type": "none",
+    "queue.buffering.max.messages": 1_000_000,
+    "queue.buffering.max.kbytes": 1_048_576,
+}
+PASSTHROUGH_BATCH = 10_000
+
+
+def produce_all(producer: Producer, records: Iterable[RawRecord], *, poll_every: int = 1000) -> int:
+    """Send records as fast as the client takes them (waiting on a full queue); return the count."""
+    produce = producer.produce
+    count = 0
+    for record in records:
+        while True:
+            try:
+                produce(record.topic, record.value, record.key, headers=record.headers)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        count += 1
+        if count % poll_every == 0:
+            producer.poll(0)
+    return count
+
+
+def flush(producer: Producer, timeout: float = 120.0) -> None:
+    left = producer.flush(timeout)
+    if left:
+        raise RuntimeError(f"{left} records were not acknowledged within {timeout:.0f}s")
+
+
+@dataclass
+class IngestRange:
+    """Records pre-filled once so every consumer under test reads exactly the same ones."""
+
+    topics: list[str]
+    start: dict[tuple[str, int], int]
+    end: dict[tuple[str, int], int]
+    count: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(t, p, o) for (t, p), o in self.start.items() if self.end[(t, p)] > o]
+
+
+def prefill(
+    ctx: BenchContext,
+    sampler: WorkloadSampler,
+    count: int,
+    *,
+    topics: list[str] | None = None,
+    partitions: int = 12,
+    pool: int = 20_000,
+) -> IngestRange:
+    """Write `count` workload records to the ingest topics (a pool of distinct records, cycled)."""
+    topics = topics or workload_ingest_topics()
+    ctx.create_topics(topics, partitions)
+    start = ctx.end_offsets(topics)
+    factory = RecordFactory()
+    records = [factory.record(sampler.next()) for _ in range(min(pool, count))]
+    producer = Producer({**ctx.client_config, **PASSTHROUGH_PRODUCER})
+    began = time.monotonic()
+    produce_all(producer, itertools.islice(itertools.cycle(records), count))
+    flush(producer)
+    end = ctx.end_offsets(topics)
+    written = sum(end[k] - start.get(k, 0) for k in end)
+    ctx.log(f"pre-filled {written:,} records into {len(topics)} topics in {time.monotonic() - began:.1f}s")
+    return IngestRange(topics=topics, start={k: start.get(k, 0) for k in end}, end=end, count=written)
+
+
+@dataclass
+class PassThroughResult:
+    records: int
+    seconds: float
+    batches: int
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+def passthrough(
+    ctx: BenchContext,
+    ingest: IngestRange,
+    sink_topic: str,
+    *,
+    batch: int = PASSTHROUGH_BATCH,
+    consumer_conf: dict[str, Any] | None = None,
+    producer_conf: dict[str, Any] | None = None,
+    timeout: float = 300.0,
+) -> PassThroughResult:
+    """Raw consume->produce of the pre-filled records into `sink_topic`: no decisions, batched.
+    Timed from the first fetched batch to the last acknowledgement."""
+    consumer = Consumer(
+        {
+            **ctx.client_config,
+            **PASSTHROUGH_CONSUMER,
+            **(consumer_conf or {}),
+            "group.id": f"bench-passthrough-{uuid.uuid4().hex[:8]}",
+        }
+    )
+    producer = Producer({**ctx.client_config, **PASSTHROUGH_PRODUCER, **(producer_conf or {})})
+    consumer.assign(ingest.assignment())
+    produce, poll, consume = producer.produce, producer.poll, consumer.consume
+    seen = batches = 0
+    began = 0.0
+    deadline = time.monotonic() + timeout
+    try:
+        while seen < ingest.count and time.monotonic() < deadline:
+            msgs = consume(batch, 0.5)
+            if not msgs:
+                continue
+            if not began:
+                began = time.monotonic()
+            for m in msgs:
+                if m.error() is None:
+                    produce(sink_topic, m.value(), m.key(), headers=m.headers())
+            seen += len(msgs)
+            batches += 1
+            poll(0)
+        flush(producer)
+        elapsed = time.monotonic() - began if began else 0.0
+    finally:
+        consumer.close()
+    if seen < ingest.count:
+        raise RuntimeError(f"pass-through read {seen} of {ingest.count} records within {timeout:.0f}s")
+    return PassThroughResult(records=seen, seconds=elapsed, batches=batches)

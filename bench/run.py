@@ -1,0 +1,98 @@
+"""Run the benchmarks against a real local broker and write `bench/results/{latest,quick}.{json,md}`.
+
+    .venv/bin/python -m bench                 # every benchmark, full length (tens of minutes)
+    .venv/bin/python -m bench --quick         # every benchmark, a few seconds each
+    .venv/bin/python -m bench --only routing  # one (repeat --only for more)
+
+Progress goes to stderr as plain lines; each result carries its parameters, library versions, CPU count
+and the baseline measured in the same run. Figures are ratios to that baseline first, absolute second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench.context import BenchContext, ensure_broker, environment_info
+from bench.report import BenchResult, row_line, write_results
+from common.config import REPO_ROOT, KafkaSettings
+
+# name -> (module under bench.benchmarks, one-line description)
+BENCHMARKS: dict[str, str] = {
+    "producer": "Producer SDK send throughput vs a raw confluent-kafka Producer (200 B, 1 KB, 20 KB)",
+    "routing": "Refinery routing throughput vs a raw consume->produce pass-through (and Faust, EOS)",
+    "latency": "end-to-end latency SDK send -> derived topic at a fixed rate",
+    "registry": "schema registry id lookups, subject lookups and re-registrations under concurrency",
+    "scale": "1,000 routes vs 8 routes",
+    "memory": "peak and steady RSS of a worker at goal throughput",
+}
+CHEAP = ("producer", "registry", "scale")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a few seconds per benchmark")
+    parser.add_argument(
+        "--only", action="append", choices=list(BENCHMARKS), help="run just this benchmark (repeatable)"
+    )
+    parser.add_argument("--bootstrap", help="broker address (default REFINERY_KAFKA_BOOTSTRAP_SERVERS)")
+    parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "bench" / "results")
+    parser.add_argument("--stem", help="result file name without extension (default latest / quick)")
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    return parser.parse_args(argv)
+
+
+def run_one(name: str, ctx: BenchContext) -> BenchResult:
+    module = importlib.import_module(f"bench.benchmarks.{name}")
+    began = time.monotonic()
+    ctx.log(f"{name}: start ({BENCHMARKS[name]})")
+    try:
+        result: BenchResult = module.run(ctx)
+    except Exception as exc:  # noqa: BLE001 - one broken benchmark must not lose the others' results
+        ctx.log(f"{name}: FAILED: {exc!r}")
+        result = BenchResult(name=name, title=BENCHMARKS[name], status="error")
+        result.error = "".join(traceback.format_exception_only(exc)).strip()
+        result.extra["traceback"] = traceback.format_exc()
+    result.duration_s = time.monotonic() - began
+    for row in result.rows:
+        ctx.log(f"{name}: {row_line(row)}")
+    ctx.log(f"{name}: {result.status} in {result.duration_s:.1f}s")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        for name, text in BENCHMARKS.items():
+            print(f"{name:10} {text}")
+        return 0
+    settings = KafkaSettings(bootstrap_servers=args.bootstrap) if args.bootstrap else KafkaSettings()
+    bootstrap, started_broker = ensure_broker(settings)
+    ctx = BenchContext(bootstrap=bootstrap, quick=args.quick)
+    names = args.only or list(BENCHMARKS)
+    run: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]),
+        "run_id": ctx.run_id,
+        "environment": environment_info(bootstrap),
+        "benchmarks_requested": names,
+    }
+    ctx.log(f"broker {bootstrap} ({'started' if started_broker else 'reused'}); running {', '.join(names)}")
+    results: list[BenchResult] = []
+    try:
+        for name in names:
+            results.append(run_one(name, ctx))
+    finally:
+        if started_broker is not None:
+            started_broker.stop()
+    stem = args.stem or ("quick" if args.quick else "latest")
+    json_path, md_path = write_results(args.out_dir, stem, run, results)
+    ctx.log(f"wrote {json_path} and {md_path}")
+    return 1 if any(r.status == "error" for r in results) else 0
