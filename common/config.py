@@ -100,6 +100,25 @@ class ProducerSettings(BaseSettings):
 
     env: str = "dev"
     source: str = "telemetry"
+    producer_id: str | None = None  # identity written to every envelope; default "{host}/{pid}"
+    # Ingest topics created on demand (`common.kafka_admin.TopicEnsurer`).
+    partitions: int = Field(default=12, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    allowed_envs: list[str] | None = None  # JSON list in the environment, e.g. '["prod","dev"]'
+    allowed_sources: list[str] | None = None
+    # Delivery: the SDK always sets enable.idempotence=true and acks=all (overrides may not weaken them).
+    linger_ms: int = Field(default=20, ge=0)
+    compression: str = Field(default="lz4", pattern="^(none|gzip|snappy|lz4|zstd)$")
+    queue_max_messages: int = Field(default=100_000, ge=1)
+    queue_max_kbytes: int = Field(default=262_144, ge=1)
+    delivery_timeout_ms: int = Field(default=120_000, ge=1)
+    block_timeout_s: float = Field(default=10.0, ge=0)  # how long send() waits on a full queue
+    # Extra librdkafka properties, snake_case or dotted: `ssl_key_location` == `ssl.key.location`.
+    kafka_overrides: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    # Payload fields used as the record key when send() gets none (first one present wins).
+    key_fields: list[str] = Field(default_factory=lambda: ["match_id", "player_id"])
+    registry_timeout_s: float = Field(default=5.0, gt=0)
+    auto_register: bool = False  # local development only: register a missing schema on first send
 
 
 class WorkerSettings(BaseSettings):

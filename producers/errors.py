@@ -1,0 +1,70 @@
+"""Errors raised by the producer SDK and the analyst tools.
+
+Every one derives from `common.errors.RefineryError`; errors caused by bad input also derive from
+ValueError (via InvalidInputError). Where confluent-kafka has a matching type we inherit from it too, so
+code written against plain confluent-kafka keeps catching what it expects (quix-streams does the same).
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.serialization import SerializationError
+
+from common.errors import InvalidInputError, RefineryError
+
+
+class SchemaNotRegisteredError(InvalidInputError):
+    """No schema is registered for (title, category, version): register it first (API or CLI)."""
+
+
+class SchemaVersionError(InvalidInputError):
+    """Registering a schema would not give the version the caller asked for."""
+
+
+class PayloadValidationError(InvalidInputError, SerializationError):
+    """A payload does not match its registered schema. `field` names the offending field (path)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PayloadDecodeError(InvalidInputError, SerializationError):
+    """Payload bytes that cannot be decoded with the schema their envelope names."""
+
+
+class RegistryUnavailableError(RefineryError):
+    """The schema registry could not be reached or answered with a server error."""
+
+
+class ProducerClosedError(RefineryError):
+    """send() was called after close()."""
+
+
+class QueueFullError(RefineryError, BufferError):
+    """The local send queue stayed full for the whole configured block time (back-pressure)."""
+
+
+class FlushTimeoutError(RefineryError):
+    """flush()/close() gave up with records still undelivered; `remaining` says how many."""
+
+    def __init__(self, message: str, *, remaining: int) -> None:
+        super().__init__(message)
+        self.remaining = remaining
+
+
+class DeliveryError(RefineryError, KafkaException):
+    """The broker did not acknowledge a record. `error` is librdkafka's KafkaError."""
+
+    def __init__(self, error: KafkaError, *, message_id: str, topic: str) -> None:
+        super().__init__(error)
+        self.error = error
+        self.message_id = message_id
+        self.topic = topic
+
+    def __str__(self) -> str:
+        return f"record {self.message_id} to {self.topic!r} was not delivered: {self.error.str()}"
+
+
+class SchemaRejectedError(InvalidInputError):
+    """The registry refused a schema (invalid, or incompatible with the subject's earlier versions)."""

@@ -1,0 +1,372 @@
+"""The producer SDK: validate a payload against its registered schema, wrap it in the envelope, send it.
+
+    with Producer(ProducerSettings(env="prod", source="telemetry")) as producer:
+        future = producer.send("1234", "match_started", 1, {"match_id": "m-1", ...}, key="m-1")
+        future.result()  # Delivered(message_id, topic, partition, offset), or raises DeliveryError
+
+What `send` does, in order (each step raises before anything is queued):
+1. looks up the schema of (title, category, version) in the registry (cached; subject rule in
+   `producers.schemas`) and refuses with SchemaNotRegisteredError when there is none;
+2. validates and serializes the payload by the registered type (`producers.codecs`), naming the bad field;
+3. builds the envelope with a fresh UUIDv7 message id, timestamp and producer identity, and mirrors its
+   metadata into `ce_*` headers;
+4. makes sure the ingest topic `{env}.{source}.ingest.all-v1` exists (created once, on demand);
+5. queues the record and returns a `concurrent.futures.Future` resolved when the broker acknowledges it.
+
+Keys: the record key is `key` when given; otherwise the first non-empty payload field named in
+`ProducerSettings.key_fields` (default `match_id`, then `player_id`); otherwise none. Records with equal
+keys go to the same partition (murmur2, like the Java client), so one match's events stay in order.
+
+Delivery: idempotent (`enable.idempotence`, `acks=all`), compressed, batched by `linger_ms`. Delivery
+reports are served by a background poll thread, which resolves futures and calls `on_delivery`
+callbacks (keep those short). Every failed delivery reaches the future (DeliveryError), the callback if
+any, and the log; none is dropped silently. Back-pressure: when the local queue is full, `send` serves
+delivery reports and retries for up to `block_timeout_s`, then raises QueueFullError (a BufferError).
+`close()` flushes and raises FlushTimeoutError if records are still undelivered.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import confluent_kafka
+from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka.schema_registry import Schema
+from google.protobuf.message import Message as ProtobufMessage
+
+from common.config import KafkaSettings, ProducerSettings, RegistrySettings
+from common.envelope import encode_envelope, make_envelope
+from common.errors import InvalidInputError
+from common.headers import Headers, metadata_to_headers
+from common.kafka_admin import TopicEnsurer
+from common.topics import ingest_topic
+from producers.codecs import encode_payload
+from producers.errors import (
+    DeliveryError,
+    FlushTimeoutError,
+    ProducerClosedError,
+    QueueFullError,
+    SchemaNotRegisteredError,
+)
+from producers.kafka_config import kafka_config_error, normalize_overrides, producer_config
+from producers.schemas import ResolvedSchema, SchemaCatalog
+
+log = logging.getLogger(__name__)
+
+DeliveryCallback = Callable[["DeliveryError | None", "Delivered | None"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """Where the broker stored a record."""
+
+    message_id: str
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    """A validated, enveloped record ready to queue."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    message_id: str
+    timestamp_ms: int
+
+
+@dataclass
+class ProducerStats:
+    queued: int = 0
+    delivered: int = 0
+    failed: int = 0
+
+
+def default_producer_id() -> str:
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
+class Producer:
+    """A thin, owned wrapper over `confluent_kafka.Producer` that speaks Refinery envelopes."""
+
+    def __init__(
+        self,
+        settings: ProducerSettings | None = None,
+        *,
+        kafka: KafkaSettings | None = None,
+        registry: RegistrySettings | None = None,
+        catalog: SchemaCatalog | None = None,
+        kafka_overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings or ProducerSettings()
+        kafka = kafka or KafkaSettings()
+        self.producer_id = self.settings.producer_id or default_producer_id()
+        conf = producer_config(kafka, self.settings, kafka_overrides)
+        try:
+            self._producer = confluent_kafka.Producer(conf)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise kafka_config_error(exc) from None
+        self._owns_catalog = catalog is None
+        self.catalog = catalog or SchemaCatalog.from_settings(
+            registry, timeout_s=self.settings.registry_timeout_s
+        )
+        admin_conf = {**kafka.client_config(), **normalize_overrides(self.settings.kafka_overrides)}
+        admin_conf.update(normalize_overrides(kafka_overrides or {}))
+        for producer_only in ("linger.ms", "compression.type", "enable.idempotence", "acks", "partitioner"):
+            admin_conf.pop(producer_only, None)
+        self._topics = TopicEnsurer(
+            admin_conf,
+            partitions=self.settings.partitions,
+            replication_factor=self.settings.replication_factor,
+            allowed_envs=self.settings.allowed_envs,
+            allowed_sources=self.settings.allowed_sources,
+            timeout_s=self.settings.registry_timeout_s * 3,
+        )
+        self.stats = ProducerStats()
+        self._closed = False
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll_loop, name="refinery-producer-poll", daemon=True)
+        self._poller.start()
+
+    # --- public API ---------------------------------------------------------------------------------
+    def send(
+        self,
+        title: str,
+        category: str,
+        version: int,
+        payload: Any,
+        *,
+        key: str | bytes | None = None,
+        attributes: Mapping[str, str] | None = None,
+        on_delivery: DeliveryCallback | None = None,
+        env: str | None = None,
+        source: str | None = None,
+        schema: Schema | None = None,
+    ) -> Future[Delivered]:
+        """Validate, envelope and queue one payload; see the module docstring. `env`/`source` override
+        the configured ones for this record; `schema` is only used with `auto_register` (development)."""
+        record = self.prepare(
+            title,
+            category,
+            version,
+            payload,
+            key=key,
+            attributes=attributes,
+            env=env,
+            source=source,
+            schema=schema,
+        )
+        return self.submit(record, on_delivery=on_delivery)
+
+    def register(
+        self, title: str, category: str, schema_str: str, schema_type: str, *, version: int | None = None
+    ) -> ResolvedSchema:
+        """Register a schema for (title, category) (see `SchemaCatalog.register`)."""
+        return self.catalog.register(title, category, schema_str, schema_type, version=version)
+
+    def prepare(
+        self,
+        title: str,
+        category: str,
+        version: int,
+        payload: Any,
+        *,
+        key: str | bytes | None = None,
+        attributes: Mapping[str, str] | None = None,
+        env: str | None = None,
+        source: str | None = None,
+        schema: Schema | None = None,
+    ) -> OutgoingRecord:
+        """Steps 1-4 of `send`: everything that can fail because of the input, before queueing."""
+        self._check_open()
+        resolved = self._resolve(title, category, version, schema)
+        payload_format, payload_bytes = encode_payload(payload, resolved)
+        env = env or self.settings.env
+        source = source or self.settings.source
+        envelope = make_envelope(
+            env=env,
+            source=source,
+            title=title,
+            category=category,
+            version=version,
+            schema_id=resolved.schema_id,
+            payload_format=payload_format,
+            payload=payload_bytes,
+            producer=self.producer_id,
+            attributes=_check_attributes(attributes),
+        )
+        topic = ingest_topic(env, source)
+        self._topics.ensure(topic)
+        md = envelope.metadata
+        return OutgoingRecord(
+            topic=topic,
+            key=self._key(key, payload),
+            value=encode_envelope(envelope),
+            headers=metadata_to_headers(md),
+            message_id=md.message_id,
+            timestamp_ms=md.produced_at_ms,
+        )
+
+    def submit(
+        self,
+        record: OutgoingRecord,
+        *,
+        on_delivery: DeliveryCallback | None = None,
+        block_timeout_s: float | None = None,
+    ) -> Future[Delivered]:
+        """Queue a prepared record; on a full queue wait up to `block_timeout_s` (default from settings)."""
+        self._check_open()
+        future: Future[Delivered] = Future()
+        future.set_running_or_notify_cancel()  # a queued record cannot be called back
+        callback = functools.partial(self._on_delivery, future, record.message_id, on_delivery)
+        block = self.settings.block_timeout_s if block_timeout_s is None else block_timeout_s
+        deadline: float | None = None
+        while True:
+            try:
+                self._producer.produce(
+                    record.topic,
+                    record.value,
+                    record.key,
+                    headers=record.headers,
+                    timestamp=record.timestamp_ms,
+                    on_delivery=callback,
+                )
+                break
+            except BufferError:
+                now = time.monotonic()
+                deadline = deadline if deadline is not None else now + block
+                if now >= deadline:
+                    raise QueueFullError(
+                        f"send queue full for {block:.1f}s ({len(self._producer)} records waiting); "
+                        "the broker is slow or unreachable"
+                    ) from None
+                self._producer.poll(0.05)
+            except KafkaException as exc:
+                raise DeliveryError(exc.args[0], message_id=record.message_id, topic=record.topic) from None
+        self.stats.queued += 1
+        return future
+
+    def poll(self, timeout: float = 0) -> int:
+        """Serve delivery reports now (the background thread does this anyway)."""
+        return self._producer.poll(timeout)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every queued record is delivered or failed; FlushTimeoutError if time runs out."""
+        limit = self.settings.delivery_timeout_ms / 1000 + 5 if timeout is None else timeout
+        remaining = self._producer.flush(limit)
+        if remaining:
+            raise FlushTimeoutError(
+                f"{remaining} records still undelivered after {limit:.1f}s", remaining=remaining
+            )
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush, then stop. Safe to call twice. Raises FlushTimeoutError if records stay undelivered."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.flush(timeout)
+        finally:
+            self._stop.set()
+            self._poller.join()
+            if self._owns_catalog:
+                self.catalog.close()
+            if self.stats.failed:
+                log.error("producer closed with failed deliveries", extra={"failed": self.stats.failed})
+
+    def __len__(self) -> int:
+        """Records queued locally and not yet acknowledged."""
+        return len(self._producer)
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- internals ----------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ProducerClosedError("this producer is closed")
+
+    def _resolve(self, title: str, category: str, version: int, schema: Schema | None) -> ResolvedSchema:
+        try:
+            return self.catalog.resolve(title, category, version)
+        except SchemaNotRegisteredError:
+            if not (self.settings.auto_register and schema is not None and schema.schema_str):
+                raise
+        log.warning(
+            "auto-registering a schema (development only)",
+            extra={"title": title, "category": category, "version": version},
+        )
+        self.catalog.register(
+            title, category, schema.schema_str, schema.schema_type or "AVRO", version=version
+        )
+        return self.catalog.resolve(title, category, version)
+
+    def _key(self, key: str | bytes | None, payload: Any) -> bytes | None:
+        if key is not None:
+            return key.encode() if isinstance(key, str) else bytes(key)
+        for name in self.settings.key_fields:
+            if isinstance(payload, Mapping):
+                value = payload.get(name)
+            elif isinstance(payload, ProtobufMessage) and name in payload.DESCRIPTOR.fields_by_name:
+                value = getattr(payload, name)
+            else:
+                return None
+            if value not in (None, "", b""):
+                return value if isinstance(value, bytes) else str(value).encode()
+        return None
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.1)
+
+    def _on_delivery(
+        self,
+        future: Future[Delivered],
+        message_id: str,
+        user_callback: DeliveryCallback | None,
+        err: KafkaError | None,
+        msg: Message,
+    ) -> None:
+        error: DeliveryError | None = None
+        delivered: Delivered | None = None
+        if err is not None:
+            error = DeliveryError(err, message_id=message_id, topic=msg.topic() or "")
+            self.stats.failed += 1
+            if self.stats.failed == 1 or self.stats.failed % 1000 == 0:
+                log.error("delivery failed", extra={"error": str(error), "failed_so_far": self.stats.failed})
+            future.set_exception(error)
+        else:
+            delivered = Delivered(message_id, msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
+            self.stats.delivered += 1
+            future.set_result(delivered)
+        if user_callback is not None:
+            try:
+                user_callback(error, delivered)
+            except Exception:  # a caller's bug must not stop delivery reports for everyone
+                log.exception("on_delivery callback raised", extra={"message_id": message_id})
+
+
+def _check_attributes(attributes: Mapping[str, str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in (attributes or {}).items():
+        if not isinstance(name, str) or not name or not isinstance(value, str):
+            raise InvalidInputError(
+                f"attribute {name!r}: names and values must be non-empty strings / strings"
+            )
+        out[name] = value
+    return out
