@@ -128,3 +128,34 @@ class WorkerSettings(BaseSettings):
 
     group_id: str = "refinery-router"
     web_port: int = 6066
+
+
+class CatalogSettings(BaseSettings):
+    """The catalog service, "what flows where" (owned by `refinery/catalog/`). Prefix `REFINERY_CATALOG_`.
+    It reads `/stats` from every worker in `worker_urls` (comma-separated) and the registry's REST API."""
+
+    model_config = _prefixed("REFINERY_CATALOG_")
+
+    host: str = "127.0.0.1"
+    port: int = 8090
+    worker_urls: str = "http://127.0.0.1:6066"
+    timeout_s: float = Field(default=3.0, gt=0)
+
+    @property
+    def worker_url_list(self) -> list[str]:
+        return [u.strip().rstrip("/") for u in self.worker_urls.split(",") if u.strip()]
+
+
+class StackSettings(BaseSettings):
+    """`refinery-stack`: the whole pipeline as local background processes (owned by `common/stack.py`).
+    Prefix `REFINERY_STACK_`. Each process gets a pid file and a log in `run_dir`; worker i (from 0) serves
+    its web views on `REFINERY_WORKER_WEB_PORT` + i."""
+
+    model_config = _prefixed("REFINERY_STACK_")
+
+    run_dir: Path = REPO_ROOT / ".run" / "stack"
+    workers: int = Field(default=2, ge=1)
+    routes_file: Path = REPO_ROOT / "refinery" / "routes" / "workload.yaml"
+    demo_rate: float = Field(default=20.0, gt=0)  # records per second from the demo producer
+    demo_metrics_port: int = 9102
+    start_timeout_s: float = Field(default=60.0, gt=0)

@@ -1,0 +1,29 @@
+# One image for all of our services (registry, workers, catalog, demo producer); compose picks the command.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+# Dependencies first, so editing code does not reinstall them: install the project's metadata with
+# empty packages, then copy the code and reinstall only our own (no dependency resolution).
+COPY pyproject.toml README.md ./
+RUN mkdir -p common proto producers schema_registry refinery \
+    && for p in common proto producers schema_registry refinery; do touch "$p/__init__.py"; done \
+    && pip install . \
+    && rm -rf common proto producers schema_registry refinery build *.egg-info
+
+COPY common ./common
+COPY proto ./proto
+COPY producers ./producers
+COPY schema_registry ./schema_registry
+COPY refinery ./refinery
+RUN pip install --no-deps . && rm -rf build *.egg-info
+
+# Non-root at run time; every service is configured through REFINERY_* variables (common/config.py).
+RUN useradd --create-home --uid 10001 refinery
+USER refinery
+ENV REFINERY_LOG_FORMAT=json
+CMD ["refinery-registry"]
