@@ -68,3 +68,11 @@ class DeliveryError(RefineryError, KafkaException):
 
 class SchemaRejectedError(InvalidInputError):
     """The registry refused a schema (invalid, or incompatible with the subject's earlier versions)."""
+
+
+class BrokerUnavailableError(RefineryError):
+    """The Kafka cluster did not answer within the timeout."""
+
+
+class UnknownTopicError(InvalidInputError):
+    """A topic the caller named does not exist."""

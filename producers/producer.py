@@ -51,6 +51,7 @@ from common.kafka_admin import TopicEnsurer
 from common.topics import ingest_topic
 from producers.codecs import encode_payload
 from producers.errors import (
+    BrokerUnavailableError,
     DeliveryError,
     FlushTimeoutError,
     ProducerClosedError,
@@ -208,7 +209,10 @@ class Producer:
             attributes=_check_attributes(attributes),
         )
         topic = ingest_topic(env, source)
-        self._topics.ensure(topic)
+        try:
+            self._topics.ensure(topic)
+        except TimeoutError:
+            raise BrokerUnavailableError(f"Kafka did not confirm topic {topic!r} in time") from None
         md = envelope.metadata
         return OutgoingRecord(
             topic=topic,
@@ -257,6 +261,13 @@ class Producer:
                 raise DeliveryError(exc.args[0], message_id=record.message_id, topic=record.topic) from None
         self.stats.queued += 1
         return future
+
+    def check_connection(self, timeout: float = 5.0) -> None:
+        """BrokerUnavailableError unless the cluster answers a metadata request within `timeout`."""
+        try:
+            self._producer.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise BrokerUnavailableError(f"Kafka did not answer within {timeout:.0f}s: {exc}") from None
 
     def poll(self, timeout: float = 0) -> int:
         """Serve delivery reports now (the background thread does this anyway)."""

@@ -125,6 +125,13 @@ class SchemaCatalog:
     def close(self) -> None:
         self.client.close()
 
+    def ping(self) -> None:
+        """RegistryUnavailableError unless the registry answers (a cheap subjects listing)."""
+        try:
+            _call("listing subjects", self.client.get_subjects)
+        except SchemaRegistryError as exc:
+            raise RegistryUnavailableError(f"schema registry refused a subjects listing: {exc}") from None
+
     # --- registration ------------------------------------------------------------------------------
     def register_subject(self, subject: str, schema_str: str, schema_type: str) -> RegisteredSchema:
         """Register a schema under any subject; return the registry's answer (id and version)."""

@@ -144,7 +144,10 @@ class WorkloadGenerator:
         self._title = _Picker(TITLES)
         self._category = _Picker(CATEGORIES)
         self._platform = _Picker(PLATFORMS)
-        self._size = _Picker(MIXED_SIZES) if payload_size == "mixed" else (lambda _rng: payload_size)
+        if isinstance(payload_size, str) and payload_size != "mixed":
+            raise ValueError(f"payload_size must be None, a number of bytes or 'mixed', not {payload_size!r}")
+        fixed_size = payload_size if isinstance(payload_size, int) else None
+        self._size = _Picker(MIXED_SIZES) if payload_size == "mixed" else (lambda _rng: fixed_size)
         self._clock = start_ms
         self._purchase = purchase_class()
         self._crash_schema = offline_schema("crash_report", 1).avro

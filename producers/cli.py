@@ -1,0 +1,211 @@
+"""`refinery-client`: register schemas, produce JSON lines, tail decoded records.
+
+    refinery-client register schemas/kill.avsc --title 1234 --category player_killed [--version 2]
+    refinery-client register schemas/kill.avsc --subject 1234.player_killed-value --type AVRO
+    echo '{"match_id": "m-1", ...}' | refinery-client produce --title 1234 --category match_started \\
+        --version 1 --env dev --source telemetry --attr platform=pc
+    refinery-client tail prod.telemetry.ingest.all-v1 --from-beginning --max 10 --where title=1234
+
+Connection flags default to the settings (`REFINERY_KAFKA_BOOTSTRAP_SERVERS`, `REFINERY_REGISTRY_URL`).
+Exit codes: 0 success, 1 a service is unreachable or failed, 2 bad input (the message says what to fix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from common.config import KafkaSettings, ProducerSettings, RegistrySettings
+from common.errors import InvalidInputError, RefineryError
+from common.logs import configure_logging
+from producers.producer import Producer
+from producers.reader import Reader, parse_where
+from producers.schemas import SCHEMA_TYPES, SchemaCatalog
+
+EXIT_OK, EXIT_UNAVAILABLE, EXIT_BAD_INPUT = 0, 1, 2
+_TYPE_BY_SUFFIX = {".avsc": "AVRO", ".proto": "PROTOBUF", ".json": "JSON"}
+
+
+def _settings(args: argparse.Namespace) -> tuple[KafkaSettings, RegistrySettings]:
+    kafka = KafkaSettings(bootstrap_servers=args.bootstrap) if args.bootstrap else KafkaSettings()
+    registry = RegistrySettings(url=args.registry_url) if args.registry_url else RegistrySettings()
+    return kafka, registry
+
+
+def _catalog(args: argparse.Namespace) -> SchemaCatalog:
+    return SchemaCatalog.from_settings(_settings(args)[1], timeout_s=args.timeout)
+
+
+def cmd_register(args: argparse.Namespace, out: TextIO) -> int:
+    path = Path(args.schema_file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read schema file {path}: {exc.strerror}") from None
+    schema_type = (args.type or _TYPE_BY_SUFFIX.get(path.suffix.lower(), "")).upper()
+    if schema_type not in SCHEMA_TYPES:
+        raise InvalidInputError(f"cannot tell the schema type of {path.name}: pass --type AVRO|PROTOBUF|JSON")
+    catalog = _catalog(args)
+    try:
+        if args.subject:
+            registered = catalog.register_subject(args.subject, text, schema_type)
+            answer = {"subject": args.subject, "id": registered.schema_id, "version": registered.version}
+        else:
+            if not (args.title and args.category):
+                raise InvalidInputError("give --subject, or --title and --category")
+            resolved = catalog.register(args.title, args.category, text, schema_type, version=args.version)
+            answer = {"subject": resolved.subject, "id": resolved.schema_id, "version": resolved.version}
+    finally:
+        catalog.close()
+    print(json.dumps(answer), file=out)
+    return EXIT_OK
+
+
+def _payload(line: str, number: int, raw: bool) -> Any:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if raw:
+        if not isinstance(value, str):
+            raise InvalidInputError(f"line {number}: with --raw each line must be a JSON string of base64")
+        try:
+            return base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise InvalidInputError(f"line {number}: not valid base64") from None
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"line {number}: each line must be a JSON object (the payload)")
+    return value
+
+
+def cmd_produce(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    kafka, registry = _settings(args)
+    overrides: dict[str, Any] = {"registry_timeout_s": args.timeout, "block_timeout_s": args.timeout}
+    if args.env:
+        overrides["env"] = args.env
+    if args.source:
+        overrides["source"] = args.source
+    settings = ProducerSettings(**overrides)
+    attributes = dict(parse_attr(a) for a in args.attr)
+    sent = 0
+    with Producer(settings, kafka=kafka, registry=registry) as producer:
+        producer.check_connection(args.timeout)
+        producer.catalog.resolve(args.title, args.category, args.version)  # fail before reading stdin
+        futures = []
+        for number, line in enumerate(stdin, start=1):
+            if not line.strip():
+                continue
+            try:
+                payload = _payload(line, number, args.raw)
+                futures.append(
+                    producer.send(
+                        args.title, args.category, args.version, payload, key=args.key, attributes=attributes
+                    )
+                )
+            except InvalidInputError as exc:
+                message = str(exc) if str(exc).startswith("line ") else f"line {number}: {exc}"
+                raise InvalidInputError(f"{message} (the {len(futures)} lines before it were sent)") from None
+        producer.flush(args.timeout * 6)
+        for future in futures:
+            future.result()
+            sent += 1
+    print(json.dumps({"sent": sent, "topic": f"{settings.env}.{settings.source}.ingest.all-v1"}), file=out)
+    return EXIT_OK
+
+
+def parse_attr(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise InvalidInputError(f"attribute {text!r} must look like NAME=VALUE, e.g. platform=pc")
+    return name, value
+
+
+def cmd_tail(args: argparse.Namespace, out: TextIO) -> int:
+    kafka, _ = _settings(args)
+    catalog = _catalog(args)
+    try:
+        catalog.ping()
+        with Reader(
+            args.topics,
+            catalog=catalog,
+            kafka=kafka,
+            from_beginning=args.from_beginning,
+            where=parse_where(args.where),
+            timeout_s=args.timeout,
+        ) as reader:
+            for record in reader.records(max_records=args.max, idle_timeout_s=args.idle_timeout):
+                out.write(record.to_json() + "\n")
+                out.flush()
+    finally:
+        catalog.close()
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="refinery-client", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default from settings)")
+    parser.add_argument("--registry-url", help="schema registry URL (default from settings)")
+    parser.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait for a service (default 5)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    reg = sub.add_parser("register", help="register a schema file")
+    reg.add_argument("schema_file")
+    reg.add_argument("--subject", help="any subject name (instead of --title/--category)")
+    reg.add_argument("--title")
+    reg.add_argument("--category")
+    reg.add_argument("--version", type=int, help="refuse unless the schema becomes this version")
+    reg.add_argument("--type", choices=SCHEMA_TYPES, type=str.upper, help="default: from the file suffix")
+
+    prod = sub.add_parser("produce", help="send JSON lines from stdin as payloads")
+    prod.add_argument("--title", required=True)
+    prod.add_argument("--category", required=True)
+    prod.add_argument("--version", type=int, required=True)
+    prod.add_argument("--env")
+    prod.add_argument("--source")
+    prod.add_argument("--key", help="record key for every line (default: the payload's match_id/player_id)")
+    prod.add_argument("--attr", action="append", default=[], metavar="NAME=VALUE")
+    prod.add_argument("--raw", action="store_true", help="each line is a JSON string of base64 bytes")
+
+    tail = sub.add_parser("tail", help="print decoded records of topics as JSON lines")
+    tail.add_argument("topics", nargs="+", metavar="TOPIC")
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--max", type=int, help="stop after N records")
+    tail.add_argument("--where", action="append", default=[], metavar="KEY=VALUE", help="header filter")
+    tail.add_argument("--idle-timeout", type=float, help="stop after this many seconds without a record")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stdin: TextIO | None = None
+) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(level="WARNING")
+    out = stdout or sys.stdout
+    try:
+        if args.command == "register":
+            return cmd_register(args, out)
+        if args.command == "produce":
+            return cmd_produce(args, out, stdin or sys.stdin)
+        return cmd_tail(args, out)
+    except InvalidInputError as exc:
+        print(f"refinery-client: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (RefineryError, SchemaRegistryError) as exc:
+        print(f"refinery-client: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

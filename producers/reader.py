@@ -1,0 +1,209 @@
+"""Read any pipeline topic and get decoded records: envelope metadata plus the payload decoded with the
+schema the envelope names (fetched from the registry by id, cached).
+
+    reader = Reader(["prod.telemetry.1234.player_killed-v2"], catalog=SchemaCatalog.from_settings(),
+                    from_beginning=True, where={"env": "prod"})
+    for record in reader.records(max_records=10, idle_timeout_s=5):
+        print(record.to_json())
+
+The reader assigns itself every partition of the topics (no consumer group, nothing committed), so it
+never disturbs the pipeline's consumers. Filters match record headers before anything is decoded: keys
+are routing fields (`env`, `title`, `category`, `version`, ...), `attr.<name>` or raw header names.
+A record that cannot be decoded is yielded with `error` set instead of stopping the reader.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, Message, TopicPartition
+from google.protobuf import json_format
+from google.protobuf.message import Message as ProtobufMessage
+
+from common.config import KafkaSettings
+from common.envelope import NAME_BY_FORMAT, decode_envelope
+from common.errors import InvalidInputError
+from common.headers import FIELD_HEADERS, HeaderValue
+from producers.codecs import decode_payload
+from producers.errors import BrokerUnavailableError, UnknownTopicError
+from producers.schemas import SchemaCatalog
+
+
+def header_name(key: str) -> str:
+    """`title` -> `ce_title`; `attr.platform` and raw header names pass through."""
+    return FIELD_HEADERS.get(key, key)
+
+
+def parse_where(clauses: Sequence[str]) -> dict[str, str]:
+    """['title=1234', 'env=prod'] -> {'ce_title': '1234', 'ce_env': 'prod'}."""
+    out: dict[str, str] = {}
+    for clause in clauses:
+        key, sep, value = clause.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"filter {clause!r} must look like KEY=VALUE, e.g. title=1234")
+        out[header_name(key.strip())] = value
+    return out
+
+
+def jsonable(value: Any) -> Any:
+    """Python data from any decoded payload, ready for json.dumps (bytes become base64 text)."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    if isinstance(value, ProtobufMessage):
+        return json_format.MessageToDict(value, preserving_proto_field_name=True)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class DecodedRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    payload: Any = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "key": self.key.decode("utf-8", "backslashreplace") if self.key is not None else None,
+            "metadata": self.metadata,
+        }
+        if self.error is not None:
+            out["error"] = self.error
+        else:
+            out["payload"] = jsonable(self.payload)
+            if self.metadata.get("format") == "raw":
+                out["payload_encoding"] = "base64"
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, default=str)
+
+
+class Reader:
+    """Decode records from topics; see the module docstring."""
+
+    def __init__(
+        self,
+        topics: Sequence[str],
+        *,
+        catalog: SchemaCatalog,
+        kafka: KafkaSettings | None = None,
+        from_beginning: bool = False,
+        where: Mapping[str, str] | None = None,
+        timeout_s: float = 5.0,
+    ) -> None:
+        kafka = kafka or KafkaSettings()
+        self.topics = list(topics)
+        self.catalog = catalog
+        self.filters = {header_name(k): v.encode() for k, v in (where or {}).items()}
+        self._timeout = timeout_s
+        self._start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+        self._consumer = Consumer(
+            {
+                **kafka.client_config(),
+                "group.id": "refinery-reader",  # required by librdkafka; unused: we assign, never commit
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
+            }
+        )
+        self._assigned = False
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def partitions(self) -> list[TopicPartition]:
+        """Every partition of the topics; BrokerUnavailableError / UnknownTopicError otherwise."""
+        try:
+            cluster = self._consumer.list_topics(timeout=self._timeout)
+        except KafkaException as exc:
+            raise BrokerUnavailableError(f"Kafka did not answer within {self._timeout:.0f}s: {exc}") from None
+        out: list[TopicPartition] = []
+        for topic in self.topics:
+            meta = cluster.topics.get(topic)
+            if meta is None or meta.error is not None:
+                raise UnknownTopicError(f"topic {topic!r} does not exist")
+            out.extend(TopicPartition(topic, p, self._start) for p in sorted(meta.partitions))
+        return out
+
+    def records(
+        self, max_records: int | None = None, idle_timeout_s: float | None = None
+    ) -> Iterator[DecodedRecord]:
+        """Yield matching records until `max_records`, or `idle_timeout_s` without one (None: forever)."""
+        if not self._assigned:
+            self._consumer.assign(self.partitions())
+            self._assigned = True
+        count = 0
+        last = time.monotonic()
+        while max_records is None or count < max_records:
+            batch = self._consumer.consume(num_messages=500, timeout=0.5)
+            if not batch:
+                if idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
+                    return
+                continue
+            last = time.monotonic()
+            for msg in batch:
+                if msg.error() is not None or not self._matches(msg):
+                    continue
+                yield self.decode(msg)
+                count += 1
+                if max_records is not None and count >= max_records:
+                    return
+
+    def _matches(self, msg: Message) -> bool:
+        if not self.filters:
+            return True
+        headers = dict(msg.headers() or ())
+        return all(headers.get(name) == value for name, value in self.filters.items())
+
+    def decode(self, msg: Message) -> DecodedRecord:
+        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+        try:
+            envelope = decode_envelope(msg.value())
+            md = envelope.metadata
+            payload_format = NAME_BY_FORMAT[md.payload_format]
+            metadata = {
+                "message_id": md.message_id,
+                "env": md.env,
+                "source": md.source,
+                "title": md.title,
+                "category": md.category,
+                "version": md.version,
+                "schema_id": md.schema_id,
+                "format": payload_format,
+                "produced_at_ms": md.produced_at_ms,
+                "producer": md.producer,
+                "attributes": dict(md.attributes),
+            }
+            schema = self.catalog.by_id(md.schema_id)
+            payload = decode_payload(envelope.payload, payload_format, schema)
+        except InvalidInputError as exc:
+            raw = msg.headers() or []
+            pairs = raw.items() if isinstance(raw, dict) else raw
+            headers = {name: _text(value) for name, value in pairs}
+            return DecodedRecord(topic, partition, offset, msg.key(), {"headers": headers}, error=str(exc))
+        return DecodedRecord(topic, partition, offset, msg.key(), metadata, payload)
+
+
+def _text(value: HeaderValue) -> str:
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value or "")
