@@ -3,7 +3,6 @@ consume->produce pass-through that is the routing baseline."""
 
 from __future__ import annotations
 
-import itertools
 import time
 import uuid
 from collections.abc import Iterable
@@ -13,7 +12,8 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.context import BenchContext
-from bench.workload import RawRecord, RecordFactory, WorkloadSampler, workload_ingest_topics
+from bench.workload import cycle, generate, prepare_records, sdk_producer, workload_ingest_topics
+from producers.producer import OutgoingRecord
 
 # The tuned raw pass-through (measured on the 2-core dev machine, broker on the same host). What moved
 # the needle: big consume() batches, one poll() per batch instead of per record, a long linger with
@@ -23,14 +23,15 @@ PASSTHROUGH_CONSUMER: dict[str, Any] = {
     "fetch.wait.max.ms": 50,
     "fetch.max.bytes": 52_428_800,
     "max.partition.fetch.bytes": 4_194_304,
-    "queued.min.messages": 200_000,
+    "queued.min.messages": 1_000_000,
+    "fetch.queue.backoff.ms": 0,
     "enable.auto.commit": True,
     "auto.commit.interval.ms": 1000,
 }
 PASSTHROUGH_PRODUCER: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
-    "linger.ms": 20,
+    "linger.ms": 100,
     "batch.size": 1_000_000,
     "batch.num.messages": 10_000,
     "compression.type": "none",
@@ -40,7 +41,7 @@ PASSTHROUGH_PRODUCER: dict[str, Any] = {
 PASSTHROUGH_BATCH = 10_000
 
 
-def produce_all(producer: Producer, records: Iterable[RawRecord], *, poll_every: int = 1000) -> int:
+def produce_all(producer: Producer, records: Iterable[OutgoingRecord], *, poll_every: int = 1000) -> int:
     """Send records as fast as the client takes them (waiting on a full queue); return the count."""
     produce = producer.produce
     count = 0
@@ -78,23 +79,21 @@ class IngestRange:
 
 
 def prefill(
-    ctx: BenchContext,
-    sampler: WorkloadSampler,
-    count: int,
-    *,
-    topics: list[str] | None = None,
-    partitions: int = 12,
-    pool: int = 20_000,
+    ctx: BenchContext, count: int, *, size: int | str = 1024, partitions: int = 12, pool: int = 20_000
 ) -> IngestRange:
-    """Write `count` workload records to the ingest topics (a pool of distinct records, cycled)."""
-    topics = topics or workload_ingest_topics()
+    """Write `count` workload records to the four workload ingest topics (a pool of distinct records
+    made by the SDK, cycled)."""
+    topics = workload_ingest_topics()
     ctx.create_topics(topics, partitions)
     start = ctx.end_offsets(topics)
-    factory = RecordFactory()
-    records = [factory.record(sampler.next()) for _ in range(min(pool, count))]
+    sdk = sdk_producer(ctx.bootstrap)
+    try:
+        records = prepare_records(sdk, generate(min(pool, count), size))
+    finally:
+        sdk.close()
     producer = Producer({**ctx.client_config, **PASSTHROUGH_PRODUCER})
     began = time.monotonic()
-    produce_all(producer, itertools.islice(itertools.cycle(records), count))
+    produce_all(producer, cycle(records, count))
     flush(producer)
     end = ctx.end_offsets(topics)
     written = sum(end[k] - start.get(k, 0) for k in end)

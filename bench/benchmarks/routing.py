@@ -14,7 +14,6 @@ from bench.kafka_io import (
     prefill,
 )
 from bench.report import BenchResult, Row
-from bench.workload import WorkloadSampler
 
 GOAL_RATIO = 0.8
 GOAL_RATE = 100_000
@@ -30,7 +29,7 @@ def run(ctx: BenchContext) -> BenchResult:
     sink = ctx.name("passthrough")
     ctx.create_topics([sink], 12)
     try:
-        ingest = prefill(ctx, WorkloadSampler(size=1024), count)
+        ingest = prefill(ctx, count, size=1024)
         result.params["records"] = ingest.count
         base = passthrough(ctx, ingest, sink)
         result.baseline = {
