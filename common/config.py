@@ -91,6 +91,27 @@ class RegistrySettings(BaseSettings):
     topic: str = "_schemas"
     username: str | None = None
     password: SecretStr | None = None
+    # --- the service (`refinery-registry`, owned by `schema_registry/`) ---
+    coordination_topic: str | None = None  # leader election + id high-water mark; default "{topic}_coordination"
+    advertised_url: str | None = None  # how other replicas reach this one; default http://{host}:{port}
+    leader_eligible: bool = True  # false: never write, forward every write to the leader
+    leader_session_timeout_ms: int = Field(default=6000, ge=1000)  # how fast a dead leader is replaced
+    default_compatibility: str = "BACKWARD"
+    store_timeout_s: float = Field(default=30.0, gt=0)
+    # Optional auth (enabled when either list is non-empty). JSON lists in the environment, e.g.
+    # REFINERY_REGISTRY_AUTH_USERS='["alice:secret:admin","ci:pw:write"]', ..._AUTH_TOKENS='["tok:read"]'.
+    # Roles: read < write (register, delete) < admin (config, mode).
+    auth_users: list[SecretStr] = Field(default_factory=list)  # "name:password:role"
+    auth_tokens: list[SecretStr] = Field(default_factory=list)  # "token:role" (HTTP bearer)
+
+    @property
+    def coordination_topic_name(self) -> str:
+        return self.coordination_topic or f"{self.topic}_coordination"
+
+    @property
+    def own_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return (self.advertised_url or f"http://{host}:{self.port}").rstrip("/")
 
 
 class ProducerSettings(BaseSettings):

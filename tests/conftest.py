@@ -15,6 +15,7 @@ import pytest
 
 from common.config import KafkaSettings
 from common.local_kafka import LocalKafka
+from tests.schema_registry.processes import RegistryProcess
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +37,14 @@ def unique_name(request: pytest.FixtureRequest) -> str:
     """A name unique to this test, legal as a topic-name component."""
     base = "".join(c if c.isalnum() else "_" for c in request.node.name)[:40]
     return f"t_{base}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def registry_url(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a real schema registry process (`python -m schema_registry`) on a free port, with its
+    own fresh schemas topic; its log is in the session's temp dir. Stopped at the end of the session."""
+    log_path = tmp_path_factory.mktemp("registry") / "registry.log"
+    registry = RegistryProcess(kafka_bootstrap, f"_schemas_test_{uuid.uuid4().hex[:12]}", log_path=log_path)
+    registry.start()
+    yield registry.url
+    registry.stop()

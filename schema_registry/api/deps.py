@@ -1,0 +1,54 @@
+"""FastAPI dependencies (Annotated aliases) shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from schema_registry.api.rawpath import decode_subject
+from schema_registry.metrics import RegistryMetrics
+from schema_registry.references import parse_references, parse_schema_type
+from schema_registry.service import RegistryService, SchemaRequest
+
+
+def get_service(request: Request) -> RegistryService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def get_metrics(request: Request) -> RegistryMetrics:
+    return request.app.state.metrics  # type: ignore[no-any-return]
+
+
+def subject_param(subject: Annotated[str, Path(description="subject name; '/' may be sent as %2F")]) -> str:
+    return decode_subject(subject)
+
+
+class SchemaBody(BaseModel):
+    """A schema in a request body. Unknown fields (`metadata`, `ruleSet`...) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_: str = Field(alias="schema", description="the schema text")
+    schemaType: str | None = None
+    references: list[dict[str, Any]] | None = None
+    id: int | None = Field(default=None, description="IMPORT mode only: keep this schema id")
+    version: int | None = Field(default=None, description="IMPORT mode only: keep this version")
+
+    def to_request(self) -> SchemaRequest:
+        return SchemaRequest(
+            schema=self.schema_,
+            schema_type=parse_schema_type(self.schemaType),
+            references=parse_references(self.references),
+            schema_id=self.id,
+            version=self.version,
+        )
+
+
+ServiceDep = Annotated[RegistryService, Depends(get_service)]
+MetricsDep = Annotated[RegistryMetrics, Depends(get_metrics)]
+SubjectDep = Annotated[str, Depends(subject_param)]
+DeletedQuery = Annotated[bool, Query(description="include soft-deleted entries")]
+NormalizeQuery = Annotated[bool, Query(description="normalize the schema before storing or comparing")]
+PermanentQuery = Annotated[bool, Query(description="hard delete (only after a soft delete)")]

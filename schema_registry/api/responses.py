@@ -1,0 +1,52 @@
+"""Response shapes shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from schema_registry.errors import ErrorCode
+from schema_registry.records import SchemaValue
+
+MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
+
+
+class RegistryJSONResponse(JSONResponse):
+    """JSON with Confluent's content type, whatever the client asked for."""
+
+    media_type = MEDIA_TYPE
+
+
+def schema_fields(item: SchemaValue) -> dict[str, Any]:
+    """`schema`, plus `schemaType` and `references` when they differ from the defaults (as Confluent does)."""
+    doc: dict[str, Any] = {}
+    if item.schema_type != "AVRO":
+        doc["schemaType"] = item.schema_type
+    if item.references:
+        doc["references"] = [r.to_json() for r in item.references]
+    doc["schema"] = item.schema
+    return doc
+
+
+def version_json(item: SchemaValue) -> dict[str, Any]:
+    return {"subject": item.subject, "version": item.version, "id": item.schema_id, **schema_fields(item)}
+
+
+def error_body(code: int, message: str) -> dict[str, Any]:
+    return {"error_code": code, "message": message}
+
+
+def refuse(code: ErrorCode, message: str, headers: dict[str, str] | None = None) -> RegistryJSONResponse:
+    """An error response built outside the exception handlers (middleware)."""
+    return RegistryJSONResponse(error_body(int(code), message), status_code=code.http_status, headers=headers)
+
+
+def is_write(method: str, path: str) -> bool:
+    """Requests that change state. POST /compatibility/... and POST /subjects/{s} (lookup) only read."""
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return False
+    if path.startswith("/compatibility/"):
+        return False
+    parts = path.strip("/").split("/")
+    return not (method == "POST" and len(parts) == 2 and parts[0] == "subjects")

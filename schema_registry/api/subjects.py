@@ -1,0 +1,101 @@
+"""/subjects: list, register, look up, read and delete subject versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from schema_registry.api.deps import (
+    DeletedQuery,
+    MetricsDep,
+    NormalizeQuery,
+    PermanentQuery,
+    SchemaBody,
+    ServiceDep,
+    SubjectDep,
+)
+from schema_registry.api.responses import MEDIA_TYPE, version_json
+from schema_registry.errors import IncompatibleSchemaError, RegistryError
+from schema_registry.records import SchemaValue
+
+router = APIRouter(prefix="/subjects", tags=["subjects"])
+
+
+@router.get("")
+def list_subjects(service: ServiceDep, deleted: DeletedQuery = False) -> list[str]:
+    return service.subjects(deleted=deleted)
+
+
+@router.get("/{subject}/versions")
+def list_versions(service: ServiceDep, subject: SubjectDep, deleted: DeletedQuery = False) -> list[int]:
+    return service.versions(subject, deleted=deleted)
+
+
+@router.post("/{subject}/versions")
+def register(
+    service: ServiceDep,
+    metrics: MetricsDep,
+    subject: SubjectDep,
+    body: SchemaBody,
+    normalize: NormalizeQuery = False,
+) -> dict[str, Any]:
+    before = service.store.max_id
+    try:
+        item = service.register(subject, body.to_request(), normalize=normalize)
+    except IncompatibleSchemaError:
+        metrics.registrations.labels("rejected").inc()
+        metrics.compatibility_failures.inc()
+        raise
+    except RegistryError:
+        metrics.registrations.labels("rejected").inc()
+        raise
+    metrics.registrations.labels("new" if item.schema_id > before else "existing").inc()
+    return {"id": item.schema_id, **_registered(item)}
+
+
+def _registered(item: SchemaValue) -> dict[str, Any]:
+    return {k: v for k, v in version_json(item).items() if k != "id"}
+
+
+@router.post("/{subject}")
+def lookup(
+    service: ServiceDep,
+    subject: SubjectDep,
+    body: SchemaBody,
+    normalize: NormalizeQuery = False,
+    deleted: DeletedQuery = False,
+) -> dict[str, Any]:
+    return version_json(service.lookup(subject, body.to_request(), normalize=normalize, deleted=deleted))
+
+
+@router.get("/{subject}/versions/{version}")
+def get_version(
+    service: ServiceDep, subject: SubjectDep, version: str, deleted: DeletedQuery = False
+) -> dict:
+    return version_json(service.version(subject, version, deleted=deleted))
+
+
+@router.get("/{subject}/versions/{version}/schema", response_class=Response)
+def get_version_schema(
+    service: ServiceDep, subject: SubjectDep, version: str, deleted: DeletedQuery = False
+) -> Response:
+    return Response(service.version(subject, version, deleted=deleted).schema, media_type=MEDIA_TYPE)
+
+
+@router.get("/{subject}/versions/{version}/referencedby")
+def referenced_by(service: ServiceDep, subject: SubjectDep, version: str) -> list[int]:
+    return service.referenced_by(subject, version)
+
+
+@router.delete("/{subject}")
+def delete_subject(service: ServiceDep, subject: SubjectDep, permanent: PermanentQuery = False) -> list[int]:
+    return service.delete_subject(subject, permanent=permanent)
+
+
+@router.delete("/{subject}/versions/{version}")
+def delete_version(
+    service: ServiceDep, subject: SubjectDep, version: str, permanent: PermanentQuery = False
+) -> int:
+    return service.delete_version(subject, version, permanent=permanent)

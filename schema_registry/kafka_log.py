@@ -1,0 +1,194 @@
+"""The registry's durable log: a compacted one-partition Kafka topic, read into a SchemaStore.
+
+A background thread tails the schemas topic (and the small coordination topic that remembers the highest
+schema id ever handed out) and applies every record to the store. Writers produce a record and then wait
+until the reader has applied it, so an answer is only sent once the state it describes is visible.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from schema_registry.errors import ErrorCode, StoreError
+from schema_registry.store import SchemaStore
+
+log = logging.getLogger(__name__)
+
+MAX_ID_KEY = b"max-schema-id"
+COMPACTED = {"cleanup.policy": "compact", "min.insync.replicas": "1"}
+
+
+def ensure_topics(client_config: dict[str, Any], topics: Sequence[str], *, timeout: float = 30.0) -> None:
+    """Create the one-partition compacted topics that do not exist yet ("already exists" is fine)."""
+    admin = AdminClient(client_config)
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    missing = [t for t in topics if t not in existing]
+    if not missing:
+        return
+    futures = admin.create_topics(
+        [NewTopic(t, num_partitions=1, replication_factor=-1, config=COMPACTED) for t in missing],
+        request_timeout=timeout,
+    )
+    for topic, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise StoreError(f"cannot create topic {topic!r}: {exc.args[0].str()}") from exc
+
+
+class KafkaLog:
+    def __init__(
+        self,
+        client_config: dict[str, Any],
+        topic: str,
+        coordination_topic: str,
+        store: SchemaStore,
+        *,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.topic = topic
+        self.coordination_topic = coordination_topic
+        self.store = store
+        self.timeout_s = timeout_s
+        self._config = dict(client_config)
+        self._applied: dict[str, int] = {topic: -1, coordination_topic: -1}
+        self._applied_changed = threading.Condition()
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
+        self._producer: Producer | None = None
+        self._offsets: Consumer | None = None
+        self._offsets_lock = threading.Lock()
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the topics if needed, then read them to the end before returning."""
+        ensure_topics(self._config, [self.topic, self.coordination_topic], timeout=self.timeout_s)
+        self._offsets = Consumer({**self._config, "group.id": f"registry-offsets-{uuid.uuid4().hex}"})
+        self._producer = Producer({**self._config, "enable.idempotence": True, "acks": "all", "linger.ms": 0})
+        consumer = Consumer(
+            {
+                **self._config,
+                "group.id": f"registry-reader-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": False,
+                "fetch.wait.max.ms": 50,
+            }
+        )
+        consumer.assign(
+            [TopicPartition(t, 0, OFFSET_BEGINNING) for t in (self.topic, self.coordination_topic)]
+        )
+        self._reader = threading.Thread(target=self._read_forever, args=(consumer,), name="schemas-reader")
+        self._reader.daemon = True
+        self._reader.start()
+        self.catch_up(timeout=self.timeout_s)
+        log.info("schemas topic read", extra={"topic": self.topic, "records": self.store.records_applied})
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        if self._producer is not None:
+            self._producer.flush(5)
+        if self._offsets is not None:
+            self._offsets.close()
+
+    def _read_forever(self, consumer: Consumer) -> None:
+        try:
+            while not self._stop.is_set():
+                batch = consumer.consume(num_messages=500, timeout=0.2)
+                if not batch:
+                    self._note_positions(consumer)
+                    continue
+                for msg in batch:
+                    if msg.error() is not None:
+                        log.warning("schemas topic read error", extra={"error": str(msg.error())})
+                        continue
+                    if msg.topic() == self.topic:
+                        self.store.apply(msg.key(), msg.value())
+                    elif msg.key() == MAX_ID_KEY and msg.value():
+                        self.store.note_id(int(msg.value() or b"0"))
+                    with self._applied_changed:
+                        self._applied[msg.topic() or ""] = msg.offset() or 0
+                with self._applied_changed:
+                    self._applied_changed.notify_all()
+        finally:
+            consumer.close()
+
+    def _note_positions(self, consumer: Consumer) -> None:
+        """When idle, count offsets the fetcher skipped (compacted away, transaction markers) as read."""
+        positions = consumer.position([TopicPartition(t, 0) for t in self._applied])
+        with self._applied_changed:
+            for tp in positions:
+                if tp.offset >= 0 and tp.offset - 1 > self._applied[tp.topic]:
+                    self._applied[tp.topic] = tp.offset - 1
+            self._applied_changed.notify_all()
+
+    # --- reading ------------------------------------------------------------------------------------
+
+    def _end_offsets(self) -> dict[str, int]:
+        assert self._offsets is not None, "KafkaLog.start() first"
+        with self._offsets_lock:
+            try:
+                return {
+                    t: self._offsets.get_watermark_offsets(TopicPartition(t, 0), timeout=self.timeout_s)[1]
+                    for t in self._applied
+                }
+            except KafkaException as exc:
+                raise StoreError(f"cannot read the end of the schemas topic: {exc}") from exc
+
+    def catch_up(self, timeout: float | None = None) -> None:
+        """Wait until every record written so far (by anyone) is applied to the store."""
+        ends = self._end_offsets()
+        deadline = time.monotonic() + (timeout or self.timeout_s)
+        with self._applied_changed:
+            while any(self._applied[t] < end - 1 for t, end in ends.items()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.is_set():
+                    raise StoreError(
+                        f"timed out reading the schemas topic {self.topic!r} to its end",
+                        ErrorCode.OPERATION_TIMEOUT,
+                    )
+                self._applied_changed.wait(remaining)
+
+    def _wait_applied(self, topic: str, offset: int) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        with self._applied_changed:
+            while self._applied[topic] < offset:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StoreError("timed out waiting to read back a write", ErrorCode.OPERATION_TIMEOUT)
+                self._applied_changed.wait(remaining)
+
+    # --- writing ------------------------------------------------------------------------------------
+
+    def write(self, records: Sequence[tuple[bytes, bytes | None]], *, topic: str | None = None) -> None:
+        """Produce the records in order and return once the reader has applied the last one."""
+        assert self._producer is not None, "KafkaLog.start() first"
+        topic = topic or self.topic
+        outcome: list[tuple[KafkaError | None, int]] = []
+
+        def delivered(err: KafkaError | None, msg: Any) -> None:
+            outcome.append((err, msg.offset() if err is None else -1))
+
+        for key, value in records:
+            self._producer.produce(topic, key=key, value=value, on_delivery=delivered)
+        remaining = self._producer.flush(self.timeout_s)
+        errors = [err for err, _ in outcome if err is not None]
+        if remaining or errors or len(outcome) < len(records):
+            reason = errors[0].str() if errors else "delivery timed out"
+            raise StoreError(f"could not write to the schemas topic {topic!r}: {reason}")
+        self._wait_applied(topic, max(offset for _, offset in outcome))
+
+    def remember_max_id(self, schema_id: int) -> None:
+        """Record the highest id handed out, so hard deletes never make an id reusable after a restart."""
+        self.write([(MAX_ID_KEY, str(schema_id).encode())], topic=self.coordination_topic)

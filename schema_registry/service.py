@@ -1,0 +1,343 @@
+"""The registry's business rules: registering, looking up and deleting schemas, checking compatibility.
+
+Reads come from the in-memory store. Writes are serialized by one lock in the leader process: each
+re-reads the topic to its end, validates against that state, writes its records and waits until they
+are read back — so concurrent registrations of one schema get one id, and ids only ever grow.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from schema_registry.errors import (
+    ErrorCode,
+    IncompatibleSchemaError,
+    LeaderUnavailableError,
+    RegistryError,
+    SchemaNotFoundError,
+    SubjectNotFoundError,
+    VersionNotFoundError,
+    invalid,
+)
+from schema_registry.formats import ParsedSchema, check_compatibility
+from schema_registry.kafka_log import KafkaLog
+from schema_registry.policies import Policies
+from schema_registry.records import KeyType, RecordKey, Reference, SchemaValue, encode_json
+from schema_registry.references import SchemaParser, type_name
+from schema_registry.store import SchemaStore
+
+MAX_VERSION = 2**31 - 1
+LATEST = "latest"
+
+
+@dataclass(frozen=True)
+class SchemaRequest:
+    """A schema as submitted in a request body."""
+
+    schema: str
+    schema_type: str = "AVRO"
+    references: tuple[Reference, ...] = ()
+    schema_id: int | None = None  # IMPORT mode only
+    version: int | None = None  # IMPORT mode only
+
+
+def parse_version(raw: str | int, *, allow_latest: bool = True) -> int | None:
+    """A version path parameter: 1..2^31-1, or None for "latest" / -1 (42202 otherwise)."""
+    text = str(raw).strip()
+    if allow_latest and text in (LATEST, "-1"):
+        return None
+    if text.isdigit() and 1 <= int(text) <= MAX_VERSION:
+        return int(text)
+    raise invalid(
+        ErrorCode.INVALID_VERSION,
+        f"The specified version '{text}' is not a valid version id. "
+        f'Allowed values are between [1, {MAX_VERSION}] and the string "latest"',
+    )
+
+
+class RegistryService:
+    def __init__(self, store: SchemaStore, log: KafkaLog, is_leader: Callable[[], bool]) -> None:
+        self.store = store
+        self.log = log
+        self.parser = SchemaParser(store)
+        self.policies = Policies(store, self._write)
+        self._is_leader = is_leader
+        self._write_lock = threading.Lock()
+
+    # --- subjects and versions ----------------------------------------------------------------------
+
+    def subjects(self, *, deleted: bool = False) -> list[str]:
+        return self.store.subjects(include_deleted=deleted)
+
+    def _versions(self, subject: str, *, deleted: bool = False) -> dict[int, SchemaValue]:
+        versions = self.store.versions(subject)
+        visible = {v: item for v, item in versions.items() if deleted or not item.deleted}
+        if not visible:
+            raise SubjectNotFoundError(subject)
+        return visible
+
+    def versions(self, subject: str, *, deleted: bool = False) -> list[int]:
+        return list(self._versions(subject, deleted=deleted))
+
+    def version(self, subject: str, version: str | int, *, deleted: bool = False) -> SchemaValue:
+        number = parse_version(version)
+        versions = self._versions(subject, deleted=deleted)
+        if number is None:
+            return versions[max(versions)]
+        if number not in versions:
+            raise VersionNotFoundError(subject, number)
+        return versions[number]
+
+    def referenced_by(self, subject: str, version: str | int) -> list[int]:
+        target = self.version(subject, version, deleted=True)
+        return sorted(
+            {
+                item.schema_id
+                for item in self.store.all_versions()
+                if not item.deleted
+                and any(r.subject == subject and r.version == target.version for r in item.references)
+            }
+        )
+
+    # --- schemas by id ------------------------------------------------------------------------------
+
+    def schema_by_id(self, schema_id: int, *, subject: str | None = None) -> SchemaValue:
+        users = self.store.by_id(schema_id)
+        if subject:
+            users = [u for u in users if u.subject == subject] or users
+        if not users:
+            raise SchemaNotFoundError(f"Schema {schema_id} not found")
+        return users[0]
+
+    def subject_versions_for_id(self, schema_id: int, *, deleted: bool = False) -> list[SchemaValue]:
+        users = self.store.by_id(schema_id)
+        if not users:
+            raise SchemaNotFoundError(f"Schema {schema_id} not found")
+        return [u for u in users if deleted or not u.deleted]
+
+    # --- lookup and compatibility -------------------------------------------------------------------
+
+    def prepare(self, request: SchemaRequest, *, normalize: bool) -> tuple[SchemaRequest, ParsedSchema]:
+        parsed = self.parser.parse(request.schema_type, request.schema, request.references)
+        if normalize:
+            request = replace(request, schema=parsed.normalized())
+            parsed = self.parser.parse(request.schema_type, request.schema, request.references)
+        return request, parsed
+
+    def _same(self, item: SchemaValue, parsed: ParsedSchema, references: Sequence[Reference]) -> bool:
+        if item.schema_type != type_name(parsed.schema_type) or tuple(item.references) != tuple(references):
+            return False
+        try:
+            return self.parser.parse_stored(item).canonical == parsed.canonical
+        except RegistryError:
+            return False
+
+    def lookup(
+        self, subject: str, request: SchemaRequest, *, normalize: bool = False, deleted: bool = False
+    ) -> SchemaValue:
+        versions = self._versions(subject, deleted=deleted)
+        request, parsed = self.prepare(request, normalize=normalize)
+        for item in sorted(versions.values(), key=lambda v: v.version):
+            if self._same(item, parsed, request.references):
+                return item
+        raise SchemaNotFoundError("Schema not found")
+
+    def incompatibilities(
+        self,
+        subject: str,
+        request: SchemaRequest,
+        *,
+        version: str | int | None = None,
+        normalize: bool = False,
+    ) -> list[str]:
+        """Why the schema is incompatible with the subject (all versions the level covers, or one)."""
+        level = self.policies.effective_compatibility(subject)
+        _, parsed = self.prepare(request, normalize=normalize)
+        live = {v: item for v, item in self.store.versions(subject).items() if not item.deleted}
+        if version is not None:
+            number = parse_version(version)
+            if number is None and not live:
+                return []
+            if not live:
+                raise SubjectNotFoundError(subject)
+            chosen = live.get(number if number is not None else max(live))
+            if chosen is None:
+                raise VersionNotFoundError(subject, str(number))
+            previous = [chosen]
+        else:
+            previous = [live[v] for v in sorted(live)]
+        if not previous:
+            return []
+        return check_compatibility(level, parsed, [self.parser.parse_stored(p) for p in previous])
+
+    # --- writes (leader only) -----------------------------------------------------------------------
+
+    def _write(self, records: list[tuple[bytes, bytes | None]]) -> None:
+        if not self._is_leader():
+            raise LeaderUnavailableError("this registry instance is not the leader; retry the write")
+        self.log.write(records)
+
+    def _begin_write(self) -> None:
+        if not self._is_leader():
+            raise LeaderUnavailableError("this registry instance is not the leader; retry the write")
+        self.log.catch_up()
+
+    def write_policy(self, change: Callable[[Policies], str]) -> str:
+        """Run a config or mode change under the write lock (leader only)."""
+        with self._write_lock:
+            self._begin_write()
+            return change(self.policies)
+
+    def register(self, subject: str, request: SchemaRequest, *, normalize: bool = False) -> SchemaValue:
+        with self._write_lock:
+            self._begin_write()
+            mode = self.policies.effective_mode(subject)
+            self.policies.require_writable(subject, mode)
+            request, parsed = self.prepare(request, normalize=normalize)
+            if mode == "IMPORT":
+                return self._import(subject, request, parsed)
+            if request.schema_id is not None or request.version is not None:
+                raise invalid(
+                    ErrorCode.OPERATION_NOT_PERMITTED,
+                    "Setting an explicit schema id or version is only permitted in IMPORT mode",
+                )
+            versions = self.store.versions(subject)
+            for item in versions.values():
+                if not item.deleted and self._same(item, parsed, request.references):
+                    return item
+            problems = self.incompatibilities(subject, request)
+            if problems:
+                raise IncompatibleSchemaError(problems)
+            schema_id = self._existing_id(parsed, request.references) or self.store.max_id + 1
+            item = SchemaValue(
+                subject=subject,
+                version=max(versions, default=0) + 1,
+                schema_id=schema_id,
+                schema=request.schema,
+                schema_type=type_name(parsed.schema_type),
+                references=request.references,
+            )
+            self._write([(RecordKey(KeyType.SCHEMA, subject, item.version).encode(), item.encode())])
+            return item
+
+    def _existing_id(self, parsed: ParsedSchema, references: Sequence[Reference]) -> int | None:
+        for item in self.store.all_versions():
+            if self._same(item, parsed, references):
+                return item.schema_id
+        return None
+
+    def _import(self, subject: str, request: SchemaRequest, parsed: ParsedSchema) -> SchemaValue:
+        """IMPORT mode: keep the id (and version) the schema had in the registry it comes from."""
+        versions = self.store.versions(subject)
+        schema_id = (
+            request.schema_id or self._existing_id(parsed, request.references) or self.store.max_id + 1
+        )
+        for other in self.store.by_id(schema_id):
+            if not self._same(other, parsed, request.references):
+                raise invalid(
+                    ErrorCode.OPERATION_NOT_PERMITTED,
+                    f"Schema id {schema_id} already belongs to a different schema; cannot import it again",
+                )
+        version = request.version or max(versions, default=0) + 1
+        existing = versions.get(version)
+        if existing is not None:
+            if existing.schema_id == schema_id and not existing.deleted:
+                return existing
+            raise invalid(
+                ErrorCode.OPERATION_NOT_PERMITTED,
+                f"Version {version} of subject '{subject}' already exists with schema id "
+                f"{existing.schema_id}",
+            )
+        item = SchemaValue(
+            subject, version, schema_id, request.schema, type_name(parsed.schema_type), request.references
+        )
+        self._write([(RecordKey(KeyType.SCHEMA, subject, version).encode(), item.encode())])
+        return item
+
+    def delete_subject(self, subject: str, *, permanent: bool = False) -> list[int]:
+        with self._write_lock:
+            self._begin_write()
+            self.policies.require_writable(subject)
+            versions = self.store.versions(subject)
+            if not versions:
+                raise SubjectNotFoundError(subject)
+            live = [v for v, item in versions.items() if not item.deleted]
+            if permanent:
+                if live:
+                    raise RegistryError(
+                        f"Subject '{subject}' was not deleted first before being permanently deleted",
+                        ErrorCode.SUBJECT_NOT_SOFT_DELETED,
+                    )
+                self._hard_delete(subject, list(versions))
+                return list(versions)
+            if not live:
+                raise RegistryError(
+                    f"Subject '{subject}' was soft deleted. Set permanent=true to delete permanently",
+                    ErrorCode.SUBJECT_SOFT_DELETED,
+                )
+            for v in live:
+                self._refuse_if_referenced(subject, v)
+            value = encode_json({"subject": subject, "version": max(versions)})
+            self._write([(RecordKey(KeyType.DELETE_SUBJECT, subject).encode(), value)])
+            return live
+
+    def delete_version(self, subject: str, version: str | int, *, permanent: bool = False) -> int:
+        with self._write_lock:
+            self._begin_write()
+            self.policies.require_writable(subject)
+            number = parse_version(version)
+            versions = self.store.versions(subject)
+            if not versions:
+                raise SubjectNotFoundError(subject)
+            if number is None:
+                live = [v for v, item in versions.items() if not item.deleted]
+                if not live:
+                    raise VersionNotFoundError(subject, LATEST)
+                number = max(live)
+            item = versions.get(number)
+            if item is None:
+                raise VersionNotFoundError(subject, number)
+            if permanent:
+                if not item.deleted:
+                    raise RegistryError(
+                        f"Subject '{subject}' Version {number} was not deleted first before being "
+                        "permanently deleted",
+                        ErrorCode.SCHEMAVERSION_NOT_SOFT_DELETED,
+                    )
+                self._hard_delete(subject, [number])
+                return number
+            if item.deleted:
+                raise RegistryError(
+                    f"Subject '{subject}' Version {number} was soft deleted. Set permanent=true to delete "
+                    "permanently",
+                    ErrorCode.SCHEMAVERSION_SOFT_DELETED,
+                )
+            self._refuse_if_referenced(subject, number)
+            deleted = replace(item, deleted=True)
+            self._write([(RecordKey(KeyType.SCHEMA, subject, number).encode(), deleted.encode())])
+            return number
+
+    def _refuse_if_referenced(self, subject: str, version: int) -> None:
+        users = [
+            f"{item.subject} version {item.version}"
+            for item in self.store.all_versions()
+            if not item.deleted
+            and any(r.subject == subject and r.version == version for r in item.references)
+        ]
+        if users:
+            raise RegistryError(
+                f"One or more references exist to the schema {{subject={subject}, version={version}}}: "
+                + ", ".join(sorted(users)),
+                ErrorCode.REFERENCE_EXISTS,
+            )
+
+    def _hard_delete(self, subject: str, versions: list[int]) -> None:
+        self.log.remember_max_id(self.store.max_id)
+        records: list[tuple[bytes, bytes | None]] = [
+            (RecordKey(KeyType.SCHEMA, subject, v).encode(), None) for v in versions
+        ]
+        if not self.store.versions(subject).keys() - set(versions):
+            records.append((RecordKey(KeyType.DELETE_SUBJECT, subject).encode(), None))
+        self._write(records)
