@@ -1,0 +1,306 @@
+"""parse_schema: valid schemas of each type parse, invalid ones raise InvalidSchemaError saying why."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from schema_registry.formats import (
+    AvroSchema,
+    InvalidSchemaError,
+    JsonSchema,
+    ProtobufSchema,
+    SchemaType,
+    parse_schema,
+)
+
+RECORD = {"type": "record", "name": "Kill", "namespace": "game", "fields": [{"name": "id", "type": "long"}]}
+
+
+def avro(doc: object) -> str:
+    return json.dumps(doc)
+
+
+@pytest.mark.parametrize(
+    ("schema_type", "expected"),
+    [
+        (None, AvroSchema),
+        ("", AvroSchema),
+        ("AVRO", AvroSchema),
+        ("avro", AvroSchema),
+        (SchemaType.AVRO, AvroSchema),
+    ],
+)
+def test_missing_or_named_type_means_avro(schema_type: str | None, expected: type) -> None:
+    parsed = parse_schema(schema_type, avro(RECORD))
+    assert isinstance(parsed, expected)
+    assert parsed.schema_type is SchemaType.AVRO
+    assert parsed.raw == avro(RECORD)
+
+
+def test_unknown_schema_type_is_invalid() -> None:
+    with pytest.raises(InvalidSchemaError, match="unknown schema type 'XML'"):
+        parse_schema("XML", "<a/>")
+
+
+# ---------------------------------------------------------------- Avro
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        pytest.param("string", id="primitive"),
+        pytest.param(["null", "string"], id="union"),
+        pytest.param(RECORD, id="record"),
+        pytest.param(
+            {"type": "enum", "name": "Color", "symbols": ["RED", "BLUE"], "default": "RED"}, id="enum"
+        ),
+        pytest.param({"type": "fixed", "name": "Hash", "size": 16}, id="fixed"),
+        pytest.param({"type": "array", "items": {"type": "map", "values": "int"}}, id="array-of-maps"),
+        pytest.param({"type": "int", "logicalType": "date"}, id="logical-type"),
+        pytest.param(
+            {
+                "type": "record",
+                "name": "Node",
+                "fields": [{"name": "next", "type": ["null", "Node"], "default": None}],
+            },
+            id="recursive",
+        ),
+    ],
+)
+def test_valid_avro(doc: object) -> None:
+    parsed = parse_schema("AVRO", avro(doc))
+    assert json.loads(parsed.canonical) is not None
+    assert parse_schema("AVRO", parsed.normalized()) == parsed
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        pytest.param("{not json", "not valid JSON", id="not-json"),
+        pytest.param(avro("strin"), "unknown type 'strin'", id="unknown-primitive"),
+        pytest.param(avro({"type": "record", "name": "R"}), "'fields'", id="record-without-fields"),
+        pytest.param(
+            avro(
+                {
+                    "type": "record",
+                    "name": "R",
+                    "fields": [{"name": "a", "type": "int"}, {"name": "a", "type": "int"}],
+                }
+            ),
+            "duplicate field name 'a' at /fields/1/name",
+            id="duplicate-field",
+        ),
+        pytest.param(
+            avro({"type": "record", "name": "R", "fields": [{"name": "a", "type": "int", "default": "x"}]}),
+            "Default value",
+            id="bad-default",
+        ),
+        pytest.param(
+            avro({"type": "record", "name": "1R", "fields": []}), "invalid name '1R'", id="bad-name"
+        ),
+        pytest.param(avro(["int", "int"]), "duplicate union branch 'int'", id="duplicate-branch"),
+        pytest.param(avro(["int", ["null"]]), "may not directly contain another union", id="nested-union"),
+        pytest.param(
+            avro({"type": "enum", "name": "E", "symbols": ["A", "A"]}), "unique", id="duplicate-symbol"
+        ),
+        pytest.param(
+            avro({"type": "enum", "name": "E", "symbols": ["A"], "default": "B"}),
+            "not one of the symbols",
+            id="enum-default",
+        ),
+        pytest.param(avro({"type": "fixed", "name": "F"}), "size", id="fixed-without-size"),
+        pytest.param(avro({"type": "array"}), "missing 'items'", id="array-without-items"),
+        pytest.param(avro(17), "a type must be", id="number"),
+        pytest.param(
+            avro(
+                {
+                    "type": "record",
+                    "name": "R",
+                    "fields": [{"name": "a", "type": {"type": "fixed", "name": "R", "size": 1}}],
+                }
+            ),
+            "defined twice",
+            id="redefined-name",
+        ),
+    ],
+)
+def test_invalid_avro(text: str, reason: str) -> None:
+    with pytest.raises(InvalidSchemaError, match=reason.replace("(", r"\(")):
+        parse_schema("AVRO", text)
+
+
+def test_avro_canonical_ignores_whitespace_key_order_and_namespace_spelling() -> None:
+    a = parse_schema("AVRO", avro(RECORD))
+    b = parse_schema(
+        "AVRO",
+        '{ "fields": [ {"type": {"type": "long"}, "name": "id"} ],\n "name": "game.Kill", "type": "record" }',
+    )
+    assert a == b
+    assert a.canonical == '{"name":"game.Kill","type":"record","fields":[{"name":"id","type":"long"}]}'
+
+
+def test_avro_canonical_keeps_defaults_and_aliases() -> None:
+    with_default = {**RECORD, "fields": [{"name": "id", "type": "long", "default": 0, "aliases": ["ident"]}]}
+    assert parse_schema("AVRO", avro(with_default)) != parse_schema("AVRO", avro(RECORD))
+    assert '"default":0' in parse_schema("AVRO", avro(with_default)).canonical
+
+
+def test_avro_references_define_named_types_in_any_order() -> None:
+    refs = {
+        "game.Player": avro(
+            {"type": "record", "name": "game.Player", "fields": [{"name": "team", "type": "game.Team"}]}
+        ),
+        "game.Team": avro({"type": "enum", "name": "game.Team", "symbols": ["RED", "BLUE"]}),
+    }
+    schema = avro(
+        {"type": "record", "name": "game.Kill", "fields": [{"name": "killer", "type": "game.Player"}]}
+    )
+    parsed = parse_schema("AVRO", schema, refs)
+    assert isinstance(parsed, AvroSchema)
+    assert set(parsed.named) == {"game.Player", "game.Team", "game.Kill"}
+    with pytest.raises(InvalidSchemaError, match=re.escape("unknown type 'game.Player'")):
+        parse_schema("AVRO", schema)
+
+
+# ---------------------------------------------------------------- Protobuf
+
+PROTO = """
+syntax = "proto3";
+package game.v1;
+import "google/protobuf/timestamp.proto";
+
+message Purchase {
+  string player_id = 1;
+  int64 amount_cents = 2;
+  google.protobuf.Timestamp at = 3;
+  map<string, string> tags = 4;
+  oneof payment { string card = 5; string voucher = 6; }
+  enum Store { STORE_UNSPECIFIED = 0; STEAM = 1; }
+  Store store = 7;
+}
+"""
+
+
+def test_valid_protobuf_with_well_known_import() -> None:
+    parsed = parse_schema("PROTOBUF", PROTO)
+    assert isinstance(parsed, ProtobufSchema)
+    assert parsed.file.package == "game.v1"
+    assert [m for m in parsed.file.message_types_by_name] == ["Purchase"]
+    assert parsed.file.message_types_by_name["Purchase"].fields_by_name["at"].message_type.full_name == (
+        "google.protobuf.Timestamp"
+    )
+
+
+def test_protobuf_canonical_ignores_comments_and_layout() -> None:
+    spaced = "// a comment\n" + PROTO.replace("  ", "      ").replace("\n\n", "\n/* block */\n\n")
+    assert parse_schema("PROTOBUF", spaced) == parse_schema("PROTOBUF", PROTO)
+    renamed = PROTO.replace("amount_cents", "amount")
+    assert parse_schema("PROTOBUF", renamed) != parse_schema("PROTOBUF", PROTO)
+
+
+def test_protobuf_references_are_import_paths() -> None:
+    common = 'syntax = "proto3";\npackage game.common;\nmessage Player { string id = 1; }\n'
+    schema = (
+        'syntax = "proto3";\nimport "game/common.proto";\nmessage Kill { game.common.Player killer = 1; }\n'
+    )
+    parsed = parse_schema("PROTOBUF", schema, {"game/common.proto": common})
+    assert isinstance(parsed, ProtobufSchema)
+    kill = parsed.file.message_types_by_name["Kill"]
+    assert kill.fields_by_name["killer"].message_type.full_name == "game.common.Player"
+    with pytest.raises(InvalidSchemaError, match=re.escape("game/common.proto")):
+        parse_schema("PROTOBUF", schema)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        pytest.param(
+            'syntax = "proto3";\nmessage M { strin x = 1; }', '"strin" is not defined', id="unknown-type"
+        ),
+        pytest.param(
+            'syntax = "proto3";\nmessage M { string x = 1; string y = 1; }',
+            "has already been used",
+            id="dup-number",
+        ),
+        pytest.param('syntax = "proto3";\nmessage M { string x = 1 }', "Expected", id="syntax-error"),
+        pytest.param(
+            'syntax = "proto3";\nmessage M { required string x = 1; }', "Required", id="proto3-required"
+        ),
+        pytest.param("{}", "Expected", id="json-is-not-proto"),
+    ],
+)
+def test_invalid_protobuf_reports_protoc_message(text: str, reason: str) -> None:
+    with pytest.raises(InvalidSchemaError, match=reason) as caught:
+        parse_schema("PROTOBUF", text)
+    assert "schema.proto:" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["../escape.proto", "/abs.proto", "", "schema.proto"])
+def test_protobuf_reference_names_must_be_relative_import_paths(name: str) -> None:
+    with pytest.raises(InvalidSchemaError, match="not a usable import path"):
+        parse_schema("PROTOBUF", 'syntax = "proto3";', {name: 'syntax = "proto3";'})
+
+
+# ---------------------------------------------------------------- JSON Schema
+
+SESSION = {
+    "type": "object",
+    "properties": {"player": {"type": "string"}, "ping": {"$ref": "#/definitions/ms"}},
+    "required": ["player"],
+    "definitions": {"ms": {"type": "integer", "minimum": 0}},
+}
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        pytest.param(SESSION, id="draft7-default"),
+        pytest.param(True, id="boolean-schema"),
+        pytest.param(
+            {"$schema": "https://json-schema.org/draft/2020-12/schema", "prefixItems": [{}]}, id="2020-12"
+        ),
+        pytest.param({"$schema": "http://json-schema.org/draft-04/schema#", "type": "integer"}, id="draft4"),
+        pytest.param({"$ref": "http://json-schema.org/draft-07/schema#"}, id="ref-to-metaschema"),
+    ],
+)
+def test_valid_json_schema(doc: object) -> None:
+    parsed = parse_schema("JSON", json.dumps(doc))
+    assert isinstance(parsed, JsonSchema)
+    assert parse_schema("JSON", parsed.normalized()) == parsed
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        pytest.param({"type": "strin"}, "at /type", id="bad-type"),
+        pytest.param({"properties": {"a": {"minimum": "3"}}}, "at /properties/a/minimum", id="bad-minimum"),
+        pytest.param({"$schema": "http://example.com/nope"}, "unknown '\\$schema'", id="unknown-dialect"),
+        pytest.param({"$ref": "#/definitions/missing"}, "unresolvable \\$ref", id="dangling-local-ref"),
+        pytest.param({"$ref": "other.json"}, "unresolvable \\$ref 'other.json'", id="missing-reference"),
+        pytest.param([1, 2], "object or a boolean", id="array"),
+        pytest.param(
+            {"$schema": "http://json-schema.org/draft-04/schema#", "exclusiveMinimum": 3},
+            "at /exclusiveMinimum",
+            id="draft4-rules-honoured",
+        ),
+    ],
+)
+def test_invalid_json_schema(doc: object, reason: str) -> None:
+    with pytest.raises(InvalidSchemaError, match=reason):
+        parse_schema("JSON", json.dumps(doc))
+
+
+def test_json_canonical_sorts_keys() -> None:
+    a = parse_schema("JSON", '{"type": "object", "required": ["a"]}')
+    b = parse_schema("JSON", '{"required":["a"],"type":"object"}')
+    assert a == b and a.canonical == '{"required":["a"],"type":"object"}'
+
+
+def test_json_references_resolve_by_name() -> None:
+    refs = {"player.json": json.dumps({"type": "object", "properties": {"id": {"type": "string"}}})}
+    parsed = parse_schema("JSON", json.dumps({"properties": {"player": {"$ref": "player.json"}}}), refs)
+    assert isinstance(parsed, JsonSchema)
+    assert parsed.resolver.lookup("player.json").contents["properties"]["id"] == {"type": "string"}
