@@ -62,6 +62,7 @@ class BenchContext:
     quick: bool = False
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     started: float = field(default_factory=time.monotonic)
+    _offsets_reader: Consumer | None = field(default=None, repr=False)
 
     @property
     def client_config(self) -> dict[str, Any]:
@@ -127,19 +128,24 @@ class BenchContext:
 
     def end_offsets(self, topics: list[str]) -> dict[tuple[str, int], int]:
         """High watermarks of every partition of `topics` (missing topics count as empty)."""
-        consumer = Consumer({**self.client_config, "group.id": f"bench-offsets-{self.run_id}"})
-        try:
-            meta = consumer.list_topics(timeout=10)
-            out: dict[tuple[str, int], int] = {}
-            for topic in topics:
-                info = meta.topics.get(topic)
-                if info is None or info.error is not None:
-                    continue
-                for p in info.partitions:
-                    out[(topic, p)] = self._high_watermark(consumer, topic, p)
-            return out
-        finally:
-            consumer.close()
+        if self._offsets_reader is None:
+            self._offsets_reader = Consumer(
+                {**self.client_config, "group.id": f"bench-offsets-{self.run_id}"}
+            )
+        consumer = self._offsets_reader
+        out: dict[tuple[str, int], int] = {}
+        for topic in topics:
+            info = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if info is None or info.error is not None:
+                continue
+            for p in info.partitions:
+                out[(topic, p)] = self._high_watermark(consumer, topic, p)
+        return out
+
+    def close(self) -> None:
+        if self._offsets_reader is not None:
+            self._offsets_reader.close()
+            self._offsets_reader = None
 
     @staticmethod
     def _high_watermark(consumer: Consumer, topic: str, partition: int, attempts: int = 50) -> int:

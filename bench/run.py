@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             results.append(run_one(name, ctx))
     finally:
+        ctx.close()
         if started_broker is not None:
             started_broker.stop()
     stem = args.stem or ("quick" if args.quick else "latest")

@@ -180,3 +180,14 @@ class StackSettings(BaseSettings):
     demo_rate: float = Field(default=20.0, gt=0)  # records per second from the demo producer
     demo_metrics_port: int = 9102
     start_timeout_s: float = Field(default=60.0, gt=0)
+
+
+class BenchSettings(BaseSettings):
+    """Fixtures of the benchmark harness (owned by `bench/`). Prefix `REFINERY_BENCH_`. The harness sets
+    these for the subprocesses it starts (e.g. the Faust pass-through); nobody needs to set them by hand."""
+
+    model_config = _prefixed("REFINERY_BENCH_")
+
+    faust_app_id: str = "bench-faust-passthrough"
+    faust_sources: list[str] = Field(default_factory=list)  # JSON list in the environment
+    faust_sink: str = "bench-faust-sink"

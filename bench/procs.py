@@ -1,0 +1,114 @@
+"""Subprocesses under test (workers, Faust, servers): start, watch memory, stop; and output watching."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.context import BenchContext
+from common.config import REPO_ROOT
+
+
+@dataclass
+class Child:
+    """A process the harness started (in its own session, so stopping it stops its children too)."""
+
+    name: str
+    proc: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.alive():
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+def start(name: str, args: list[str], env: Mapping[str, str] | None = None) -> Child:
+    """Run `python args...` from the repo root with extra environment variables; log to a temp file."""
+    log_path = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=REPO_ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Child(name, proc, log_path)
+
+
+def rss_bytes(pid: int) -> tuple[int, int]:
+    """(current RSS, peak RSS) of a process from /proc, in bytes; (0, 0) if it is gone."""
+    values = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) * 1024
+    except OSError:
+        return 0, 0
+    return values.get("VmRSS", 0), values.get("VmHWM", 0)
+
+
+@dataclass
+class SinkProgress:
+    records: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+def watch_output(
+    ctx: BenchContext,
+    topics: list[str],
+    target: int,
+    *,
+    timeout: float,
+    child: Child | None = None,
+    interval: float = 0.1,
+) -> SinkProgress:
+    """Wait until `target` more records landed in `topics`; time from the first new record seen to the
+    last, so process start-up and group joins are excluded for every contender alike."""
+    base = sum(ctx.end_offsets(topics).values())
+    first_at = 0.0
+    first_count = 0
+    deadline = time.monotonic() + timeout
+    done = 0
+    while time.monotonic() < deadline:
+        done = sum(ctx.end_offsets(topics).values()) - base
+        now = time.monotonic()
+        if done and not first_at:
+            first_at, first_count = now, done
+        if done >= target:
+            return SinkProgress(done - first_count, now - first_at)
+        if child is not None and not child.alive():
+            raise RuntimeError(f"{child.name} exited early:\n{child.log_tail()}")
+        time.sleep(interval)
+    raise RuntimeError(f"only {done} of {target} records arrived in {timeout:.0f}s")
