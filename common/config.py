@@ -16,6 +16,8 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.topics import INGEST_TOPIC_REGEX
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -149,6 +151,36 @@ class WorkerSettings(BaseSettings):
 
     group_id: str = "refinery-router"
     web_port: int = 6066
+    web_host: str = "127.0.0.1"
+    data_dir: Path = REPO_ROOT / ".run" / "refinery"  # Faust's datadir (the app keeps no tables in it)
+    instance_id: str | None = None  # default: a fresh id per process (names the transactional.id)
+    ingest_pattern: str = INGEST_TOPIC_REGEX
+    routes_topic: str = "_refinery_routes"
+    dlq_topic: str = "_refinery_dlq"
+    dlq_unmatched: bool = False  # unmatched records are counted; also copy them to the DLQ when true
+    max_value_bytes: int = Field(default=1_000_000, ge=1)
+    dedup_window_s: float = Field(default=600.0, gt=0)
+    dedup_max_ids_per_partition: int = Field(default=500_000, ge=1)
+    dedup_topic: str | None = None  # default: _{group_id}-dedup
+    exactly_once: bool = False
+    transaction_timeout_ms: int = Field(default=30_000, ge=1000)  # bounds how long a dead worker's batch blocks
+    derived_partitions: int = Field(default=12, ge=1)
+    derived_replication: int = Field(default=1, ge=1)
+    internal_replication: int = Field(default=1, ge=1)  # DLQ, dedup and Faust's own topics
+    registry_check: bool = False  # DLQ records whose schema id the registry does not know
+    registry_negative_ttl_s: float = 30.0  # how long an unknown schema id stays unknown before re-asking
+    batch_size: int = Field(default=2000, ge=1)
+    batch_timeout_s: float = Field(default=0.2, gt=0)
+    linger_ms: int = Field(default=10, ge=0)
+    batch_bytes: int = Field(default=1_000_000, ge=1)
+    compression: str = Field(default="none", pattern="^(none|lz4|zstd|snappy|gzip)$")
+    queue_max_messages: int = Field(default=500_000, ge=1)
+    metadata_refresh_ms: int = Field(default=2000, ge=100)
+    stats_interval_s: float = Field(default=5.0, gt=0)
+
+    @property
+    def dedup_changelog(self) -> str:
+        return self.dedup_topic or f"_{self.group_id}-dedup"
 
 
 class CatalogSettings(BaseSettings):

@@ -47,3 +47,24 @@ def configure_logging(settings: LogSettings | None = None, *, level: str | None 
     root.setLevel((level or settings.level).upper())
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def logging_dict_config(settings: LogSettings | None = None) -> dict[str, Any]:
+    """The same setup as `configure_logging`, as a `logging.config.dictConfig` dict, for frameworks
+    that install logging themselves from such a dict (Faust's `logging_config` setting)."""
+    settings = settings or LogSettings()
+    formatter: dict[str, Any] = (
+        {"()": JsonFormatter}
+        if settings.format == "json"
+        else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"refinery": formatter},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "refinery", "stream": sys.stderr}
+        },
+        "root": {"level": settings.level.upper(), "handlers": ["stderr"]},
+        "loggers": {name: {"level": "WARNING"} for name in _NOISY_LOGGERS},
+    }

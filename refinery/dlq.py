@@ -1,0 +1,64 @@
+"""Dead-letter records: the original key, value and headers plus headers saying why.
+
+The reason headers are modelled on Kafka Connect's `__connect.errors.*` headers, in our own namespace, so
+a DLQ reader can tell at a glance what failed and where the record came from. The original headers are
+kept as they were (including duplicates), and the reason headers are appended after them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from common.headers import Headers
+
+ERROR_HEADER_PREFIX = "__refinery.errors."
+REASON = ERROR_HEADER_PREFIX + "reason"
+MESSAGE = ERROR_HEADER_PREFIX + "message"
+TOPIC = ERROR_HEADER_PREFIX + "topic"
+PARTITION = ERROR_HEADER_PREFIX + "partition"
+OFFSET = ERROR_HEADER_PREFIX + "offset"
+TIMESTAMP = ERROR_HEADER_PREFIX + "timestamp"
+ROUTE = ERROR_HEADER_PREFIX + "route"
+WORKER = ERROR_HEADER_PREFIX + "worker"
+
+
+class DlqReason(StrEnum):
+    """Why a record went to the dead-letter topic (the value of the `__refinery.errors.reason` header)."""
+
+    MISSING_HEADER = "missing_header"  # no headers at all, or a required header absent
+    DUPLICATE_HEADER = "duplicate_header"  # a header appears more than once: routing would be ambiguous
+    MALFORMED_HEADER = "malformed_header"  # a routing header whose value is not legal
+    ENV_MISMATCH = "env_mismatch"  # ce_env differs from the ingest topic's env, or a route crosses envs
+    UNKNOWN_SCHEMA = "unknown_schema"  # the registry does not know ce_schemaid (only with registry_check)
+    VALUE_TOO_LARGE = "value_too_large"  # value over WorkerSettings.max_value_bytes
+    ROUTE_ERROR = "route_error"  # a route's topic template could not produce a valid topic
+    TOPIC_REJECTED = "topic_rejected"  # the derived topic name is illegal or not allowed
+    UNMATCHED = "unmatched"  # no route matched (only sent to the DLQ when dlq_unmatched is on)
+
+
+def dlq_headers(
+    original: Headers | None,
+    *,
+    reason: DlqReason,
+    message: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+    worker: str,
+    route: str | None = None,
+) -> Headers:
+    """The original headers followed by the reason headers."""
+    out: Headers = list(original or ())
+    out += [
+        (REASON, reason.value.encode()),
+        (MESSAGE, message.encode("utf-8", "replace")),
+        (TOPIC, topic.encode()),
+        (PARTITION, str(partition).encode()),
+        (OFFSET, str(offset).encode()),
+        (TIMESTAMP, str(timestamp_ms).encode()),
+        (WORKER, worker.encode()),
+    ]
+    if route is not None:
+        out.append((ROUTE, route.encode()))
+    return out

@@ -1,0 +1,114 @@
+"""Per-record checks that run before routing, without parsing the record value.
+
+Every check is a few dict/set lookups on the hot path: header values repeat a lot (a handful of envs,
+titles, categories and versions), so each (header, value) pair is validated once and then remembered.
+A failed check is a `Rejection` that names the DLQ reason and says what is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+
+from common import headers as h
+from common.errors import HeaderError, RefineryError, TopicNameError
+from common.headers import REQUIRED_HEADERS, RawHeaders, headers_dict
+from common.topics import parse_topic, validate_component
+from refinery.dlq import DlqReason
+from refinery.schema_check import SchemaIdChecker
+
+_COMPONENT_HEADERS = {h.ENV: "env", h.SOURCE: "source", h.TITLE: "title", h.CATEGORY: "category"}
+_POSITIVE_INT_HEADERS = (h.VERSION, h.SCHEMA_ID)
+MAX_MESSAGE_ID_BYTES = 200
+_VALID_CACHE_LIMIT = 100_000
+
+
+class Rejection(RefineryError):
+    """A record that must go to the DLQ instead of being routed."""
+
+    def __init__(self, reason: DlqReason, message: str, route: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.route = route
+
+
+@lru_cache(maxsize=4096)
+def topic_env(topic: str) -> bytes:
+    """The env component of a convention topic name, as header bytes (cached: topics repeat)."""
+    return parse_topic(topic).env.encode()
+
+
+def _check_value(name: str, value: bytes) -> str | None:
+    """What is wrong with one required header's value, or None."""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"header {name!r} is not valid UTF-8"
+    if name in _COMPONENT_HEADERS:
+        try:
+            validate_component(_COMPONENT_HEADERS[name], text)
+        except TopicNameError as exc:
+            return f"header {name!r}: {exc}"
+    elif name in _POSITIVE_INT_HEADERS:
+        if not (text.isascii() and text.isdigit() and text[0] != "0"):
+            return f"header {name!r} must be a positive integer, got {text!r}"
+    return None
+
+
+class RecordGuard:
+    """Checks headers, env, value size and (optionally) schema ids of ingest records."""
+
+    def __init__(self, *, max_value_bytes: int, schema_checker: SchemaIdChecker | None = None) -> None:
+        self._max_value_bytes = max_value_bytes
+        self._schema_checker = schema_checker
+        self._valid: set[tuple[str, bytes]] = set()
+
+    def check(self, topic: str, value: bytes | None, raw_headers: RawHeaders) -> dict[str, bytes]:
+        """The record's headers as a dict, or raise Rejection."""
+        if value is not None and len(value) > self._max_value_bytes:
+            raise Rejection(
+                DlqReason.VALUE_TOO_LARGE,
+                f"value is {len(value)} bytes; the limit is {self._max_value_bytes}",
+            )
+        if not raw_headers:
+            raise Rejection(DlqReason.MISSING_HEADER, "record has no headers; routing needs the ce_* headers")
+        try:
+            headers = headers_dict(raw_headers)
+        except HeaderError as exc:
+            raise Rejection(DlqReason.DUPLICATE_HEADER, str(exc)) from None
+        self._check_required(headers)
+        if headers[h.ENV] != topic_env(topic):
+            raise Rejection(
+                DlqReason.ENV_MISMATCH,
+                f"header {h.ENV!r} is {headers[h.ENV].decode()!r} but ingest topic {topic!r} "
+                f"belongs to env {topic_env(topic).decode()!r}",
+            )
+        if self._schema_checker is not None and not self._schema_checker.known(headers[h.SCHEMA_ID]):
+            raise Rejection(
+                DlqReason.UNKNOWN_SCHEMA,
+                f"schema id {headers[h.SCHEMA_ID].decode()} is not registered in the schema registry",
+            )
+        return headers
+
+    def _check_required(self, headers: Mapping[str, bytes]) -> None:
+        valid = self._valid
+        for name in REQUIRED_HEADERS:
+            value = headers.get(name)
+            if value is None:
+                raise Rejection(DlqReason.MISSING_HEADER, f"required header {name!r} is missing")
+            if name == h.MESSAGE_ID:
+                if not 0 < len(value) <= MAX_MESSAGE_ID_BYTES:
+                    raise Rejection(
+                        DlqReason.MALFORMED_HEADER,
+                        f"header {name!r} must have 1 to {MAX_MESSAGE_ID_BYTES} bytes, got {len(value)}",
+                    )
+                continue
+            if (name, value) in valid:
+                continue
+            problem = _check_value(name, value)
+            if problem is not None:
+                raise Rejection(DlqReason.MALFORMED_HEADER, problem)
+            if len(valid) >= _VALID_CACHE_LIMIT:
+                valid.clear()
+            valid.add((name, value))

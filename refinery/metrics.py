@@ -1,0 +1,194 @@
+"""Worker metrics: Prometheus series for /metrics and live per-route rates for /routes and /stats.
+
+The data plane counts into plain dicts while it processes a batch (`BatchCounts`) and hands them over
+once per batch (`WorkerMetrics.apply`): a prometheus-client `inc()` per record would cost more than the
+routing itself. The per-record latency histogram is kept the same way (`BulkHistogram`: bucket counts
+updated in bulk, exposed through a custom collector).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import threading
+import time
+from collections import Counter as CountDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+@dataclass
+class BatchCounts:
+    """What one batch did, counted in plain dicts on the hot path."""
+
+    records_in: CountDict[str] = field(default_factory=CountDict)  # by ingest topic
+    routed: CountDict[str] = field(default_factory=CountDict)  # by route
+    deduplicated: CountDict[str] = field(default_factory=CountDict)  # by route
+    dlq: CountDict[str] = field(default_factory=CountDict)  # by reason
+    origin: CountDict[tuple[bytes, bytes, bytes]] = field(default_factory=CountDict)  # (env, title, category)
+    unmatched: int = 0
+    topics_created: int = 0
+
+
+class BulkHistogram(Collector):
+    """A histogram whose observations arrive many at a time (one lock per batch, not per value)."""
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...]) -> None:
+        self._name = name
+        self._doc = documentation
+        self._bounds = list(buckets)
+        self._counts = [0] * (len(buckets) + 1)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe_many(self, values: Iterable[float]) -> None:
+        bounds, local = self._bounds, [0] * len(self._counts)
+        total = 0.0
+        for value in values:
+            local[bisect.bisect_left(bounds, value)] += 1
+            total += value
+        with self._lock:
+            self._counts = [a + b for a, b in zip(self._counts, local, strict=True)]
+            self._sum += total
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        cumulative, running = [], 0
+        for bound, count in zip([*self._bounds, float("inf")], counts, strict=True):
+            running += count
+            cumulative.append(("+Inf" if bound == float("inf") else repr(bound), running))
+        yield HistogramMetricFamily(self._name, self._doc, buckets=cumulative, sum_value=total)
+
+
+class RateTracker:
+    """Per-key rates (records/s) computed from cumulative totals at each `tick`."""
+
+    def __init__(self) -> None:
+        self.totals: CountDict[str] = CountDict()
+        self.rates: dict[str, float] = {}
+        self._last: CountDict[str] = CountDict()
+        self._last_at = time.monotonic()
+        self._lock = threading.Lock()
+
+    def add(self, counts: CountDict[str]) -> None:
+        with self._lock:
+            self.totals.update(counts)
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            elapsed = max(now - self._last_at, 1e-6)
+            self.rates = {k: (v - self._last[k]) / elapsed for k, v in self.totals.items()}
+            self._last, self._last_at = CountDict(self.totals), now
+
+    def snapshot(self) -> dict[str, dict[str, float]]:
+        with self._lock:
+            return {k: {"total": float(v), "per_second": round(self.rates.get(k, 0.0), 3)}
+                    for k, v in self.totals.items()}  # fmt: skip
+
+
+class WorkerMetrics:
+    """Every series the worker exports. Metric names are part of the dashboards' contract."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.records_in = Counter(
+            "refinery_records_in", "Records consumed from ingest topics", ["topic"], registry=r
+        )
+        self.routed = Counter(
+            "refinery_records_routed", "Records written to derived topics", ["route"], registry=r
+        )
+        self.deduplicated = Counter(
+            "refinery_records_deduplicated", "Route outputs skipped: message id already seen", ["route"],
+            registry=r,
+        )  # fmt: skip
+        self.dlq = Counter(
+            "refinery_records_dlq", "Records sent to the dead-letter topic", ["reason"], registry=r
+        )
+        self.unmatched = Counter("refinery_records_unmatched", "Valid records no route matched", registry=r)
+        self.by_origin = Counter(
+            "refinery_records_by_origin", "Valid records consumed, by envelope env/title/category",
+            ["env", "title", "category"], registry=r,
+        )  # fmt: skip
+        self.batches = Counter("refinery_batches", "Batches processed, by outcome", ["outcome"], registry=r)
+        self.batch_duration = Histogram(
+            "refinery_batch_duration_seconds", "Time to route, write and commit one batch", registry=r,
+            buckets=LATENCY_BUCKETS,
+        )  # fmt: skip
+        self.record_latency = BulkHistogram(
+            "refinery_record_latency_seconds",
+            "From a record's ingest timestamp until its outputs were acknowledged",
+            LATENCY_BUCKETS,
+        )
+        r.register(self.record_latency)
+        self.consumer_lag = Gauge(
+            "refinery_consumer_lag", "Records not yet consumed, per ingest partition", ["topic", "partition"],
+            registry=r,
+        )  # fmt: skip
+        self.dedup_ids = Gauge("refinery_dedup_ids", "Message ids held by the dedup store", registry=r)
+        self.topics_created = Counter(
+            "refinery_topics_created", "Derived topics ensured on demand", registry=r
+        )
+        self.registry_unreachable = Counter(
+            "refinery_registry_unreachable", "Records let through because the registry was unreachable",
+            registry=r,
+        )  # fmt: skip
+        self.routes_active = Gauge("refinery_routes_active", "Routes in the live route set", registry=r)
+        self.route_rates = RateTracker()
+        self.dlq_rates = RateTracker()
+        self.started_at = time.time()
+
+    def apply(self, counts: BatchCounts, duration_s: float, latencies: Iterable[float]) -> None:
+        for topic, n in counts.records_in.items():
+            self.records_in.labels(topic).inc(n)
+        for route, n in counts.routed.items():
+            self.routed.labels(route).inc(n)
+        for route, n in counts.deduplicated.items():
+            self.deduplicated.labels(route).inc(n)
+        for reason, n in counts.dlq.items():
+            self.dlq.labels(reason).inc(n)
+        for (env, title, category), n in counts.origin.items():
+            self.by_origin.labels(env.decode(), title.decode(), category.decode()).inc(n)
+        if counts.unmatched:
+            self.unmatched.inc(counts.unmatched)
+        if counts.topics_created:
+            self.topics_created.inc(counts.topics_created)
+        self.batches.labels("committed").inc()
+        self.batch_duration.observe(duration_s)
+        self.record_latency.observe_many(latencies)
+        self.route_rates.add(counts.routed)
+        self.dlq_rates.add(counts.dlq)
+
+    def apply_librdkafka_stats(self, stats_json: str) -> None:
+        """Consumer lag per assigned partition, from librdkafka's statistics callback."""
+        stats: dict[str, Any] = json.loads(stats_json)
+        self.consumer_lag.clear()
+        for topic, tstats in stats.get("topics", {}).items():
+            for partition, pstats in tstats.get("partitions", {}).items():
+                lag = pstats.get("consumer_lag", -1)
+                if partition != "-1" and lag >= 0 and pstats.get("fetch_state") not in (None, "none"):
+                    self.consumer_lag.labels(topic, partition).set(lag)
+
+    def totals(self) -> dict[str, Any]:
+        def value(counter: Any) -> float:
+            return sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
+
+        return {
+            "records_in": value(self.records_in),
+            "routed": value(self.routed),
+            "deduplicated": value(self.deduplicated),
+            "dlq": value(self.dlq),
+            "unmatched": value(self.unmatched),
+            "batches": value(self.batches),
+            "dedup_ids": self.dedup_ids._value.get(),
+            "uptime_s": round(time.time() - self.started_at, 1),
+        }
