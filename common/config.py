@@ -193,6 +193,8 @@ class CatalogSettings(BaseSettings):
     port: int = 8090
     worker_urls: str = "http://127.0.0.1:6066"
     timeout_s: float = Field(default=3.0, gt=0)
+    group_id: str = "refinery-catalog"  # reads ingest headers in its own consumer group
+    start_from: str = Field(default="latest", pattern="^(latest|earliest)$")
 
     @property
     def worker_url_list(self) -> list[str]:
@@ -210,7 +212,6 @@ class StackSettings(BaseSettings):
     workers: int = Field(default=2, ge=1)
     routes_file: Path = REPO_ROOT / "refinery" / "routes" / "workload.yaml"
     demo_rate: float = Field(default=20.0, gt=0)  # records per second from the demo producer
-    demo_metrics_port: int = 9102
     start_timeout_s: float = Field(default=60.0, gt=0)
 
 

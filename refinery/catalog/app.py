@@ -1,0 +1,195 @@
+"""The catalog service: `GET /catalog` (JSON), `GET /catalog/ui` (the page), `GET /metrics`.
+
+    refinery-catalog            # serves on REFINERY_CATALOG_HOST:REFINERY_CATALOG_PORT
+
+Inputs: its own header-only observer of the ingest topics (flows, rates, last seen), every worker's
+`GET /routes` and `GET /stats` (REFINERY_CATALOG_WORKER_URLS) and the schema registry's REST API
+(REFINERY_REGISTRY_URL). A source that does not answer is reported in `sources`, never an error page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Response
+from fastapi.responses import HTMLResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+
+from common.config import CatalogSettings, KafkaSettings, RegistrySettings, WorkerSettings
+from refinery.catalog.build import build_catalog
+from refinery.catalog.flows import FlowObserver, FlowTable
+
+
+class CatalogMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.flows = Gauge(
+            "refinery_catalog_flows", "Distinct flows seen on ingest topics", registry=self.registry
+        )
+        self.source_errors = Counter(
+            "refinery_catalog_source_errors", "Worker or registry requests that failed", ["source"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.records_seen = Gauge(
+            "refinery_catalog_records_seen",
+            "Ingest records whose headers the catalog read",
+            registry=self.registry,
+        )
+
+
+class CatalogSources:
+    """Reads the workers and the registry; schema look-ups are cached (a schema id never changes)."""
+
+    def __init__(
+        self, settings: CatalogSettings, registry: RegistrySettings, metrics: CatalogMetrics
+    ) -> None:
+        self.settings = settings
+        self.registry_url = registry.url.rstrip("/")
+        auth = None
+        if registry.username is not None and registry.password is not None:
+            auth = httpx.BasicAuth(registry.username, registry.password.get_secret_value())
+        self.client = httpx.AsyncClient(timeout=settings.timeout_s, auth=auth)
+        self.metrics = metrics
+        self._schemas: dict[int, dict[str, Any]] = {}
+
+    async def workers(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The route set (from the first worker that has one) and each worker's status."""
+        answers = await asyncio.gather(*(self._worker(url) for url in self.settings.worker_url_list))
+        route_doc = next((routes for routes, _ in answers if routes and routes.get("routes")), None)
+        return route_doc, [status for _, status in answers]
+
+    async def _worker(self, url: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        try:
+            routes_resp, stats_resp = await asyncio.gather(
+                self.client.get(f"{url}/routes"), self.client.get(f"{url}/stats")
+            )
+            routes_resp.raise_for_status()
+            stats_resp.raise_for_status()
+        except httpx.HTTPError as exc:
+            self.metrics.source_errors.labels("worker").inc()
+            return None, {"url": url, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        stats = stats_resp.json()
+        routes = routes_resp.json()
+        status = {"url": url, "ok": True, "worker": stats.get("worker"), "running": stats.get("running"),
+                  "routes_version": routes.get("version"), "totals": stats.get("totals", {})}  # fmt: skip
+        return routes, status
+
+    async def schemas(self, ids: set[int]) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
+        missing = sorted(ids - set(self._schemas))
+        status: dict[str, Any] = {"url": self.registry_url, "ok": True}
+        for schema_id in missing:
+            try:
+                found = await self._schema(schema_id)
+            except httpx.HTTPError as exc:
+                self.metrics.source_errors.labels("registry").inc()
+                status = {"url": self.registry_url, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                break
+            if found is not None:
+                self._schemas[schema_id] = found
+        return {i: self._schemas[i] for i in ids if i in self._schemas}, status
+
+    async def _schema(self, schema_id: int) -> dict[str, Any] | None:
+        base = f"{self.registry_url}/schemas/ids/{schema_id}"
+        schema_resp, versions_resp = await asyncio.gather(
+            self.client.get(base), self.client.get(f"{base}/versions")
+        )
+        if schema_resp.status_code == 404:
+            return None  # not cached: it may be registered later
+        schema_resp.raise_for_status()
+        versions_resp.raise_for_status()
+        subjects = versions_resp.json()
+        return {
+            "format": schema_resp.json().get("schemaType", "AVRO"),  # Confluent omits the type for Avro
+            "subject": subjects[0]["subject"] if subjects else None,
+            "subject_version": subjects[0]["version"] if subjects else None,
+            "subjects": subjects,
+        }
+
+
+def create_app(
+    settings: CatalogSettings | None = None,
+    kafka: KafkaSettings | None = None,
+    registry: RegistrySettings | None = None,
+    worker: WorkerSettings | None = None,
+    *,
+    observe: bool = True,
+) -> FastAPI:
+    settings = settings or CatalogSettings()
+    kafka = kafka or KafkaSettings()
+    worker = worker or WorkerSettings()
+    metrics = CatalogMetrics()
+    table = FlowTable()
+    sources = CatalogSources(settings, registry or RegistrySettings(), metrics)
+    observer = FlowObserver(
+        table, kafka.client_config(), group_id=settings.group_id, ingest_pattern=worker.ingest_pattern,
+        start_from=settings.start_from,
+    )  # fmt: skip
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if observe:
+            observer.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(observer.stop)
+            await sources.client.aclose()
+
+    app = FastAPI(title="Refinery catalog", lifespan=lifespan)
+    app.state.flows = table
+    page = files("refinery.catalog").joinpath("static/catalog.html").read_text()
+
+    @app.get("/catalog")
+    async def catalog() -> dict[str, Any]:
+        flows = table.snapshot()
+        ids = {i for f in flows for i in f["schema_ids"]}
+        (route_doc, workers), (schemas, registry_status) = await asyncio.gather(
+            sources.workers(), sources.schemas(ids)
+        )
+        metrics.flows.set(len(flows))
+        metrics.records_seen.set(table.records_seen)
+        observer_status = {"ok": observer.error is None, "error": observer.error,
+                           "records_seen": table.records_seen,
+                           "records_without_metadata": table.records_without_metadata}  # fmt: skip
+        return build_catalog(
+            flows, route_doc, schemas,
+            {"workers": workers, "registry": registry_status, "ingest_observer": observer_status},
+        )  # fmt: skip
+
+    @app.get("/catalog/ui", response_class=HTMLResponse)
+    async def catalog_ui() -> str:
+        return page
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    import uvicorn
+
+    from common.logs import configure_logging
+
+    parser = argparse.ArgumentParser(prog="refinery-catalog", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", help="bind address (default REFINERY_CATALOG_HOST)")
+    parser.add_argument("--port", type=int, help="port (default REFINERY_CATALOG_PORT)")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = CatalogSettings(**overrides)
+    configure_logging()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
