@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -112,3 +113,10 @@ def watch_output(
             raise RuntimeError(f"{child.name} exited early:\n{child.log_tail()}")
         time.sleep(interval)
     raise RuntimeError(f"only {done} of {target} records arrived in {timeout:.0f}s")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
