@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from schema_registry.formats.avro import AvroSchema, parse_avro
+from schema_registry.formats.compat import check_compatibility, compatibility_level
 from schema_registry.formats.jsonschema import JsonSchema, parse_json_schema
 from schema_registry.formats.protobuf import ProtobufSchema, parse_protobuf
 from schema_registry.formats.types import (
@@ -29,6 +30,8 @@ __all__ = [
     "ParsedSchema",
     "ProtobufSchema",
     "SchemaType",
+    "check_compatibility",
+    "compatibility_level",
     "parse_schema",
     "schema_type_of",
 ]
