@@ -124,7 +124,9 @@ def _encode_protobuf(message: Message, schema: ResolvedSchema) -> bytes:
         )
     if given is not expected:
         ours, theirs = field_signature(given), field_signature(expected)
-        diff = sorted(set(ours.items()) ^ set(theirs.items()))
+        # Report a field of the caller's message first (the likelier mistake), then a missing one.
+        diff = [(n, v) for n, v in sorted(ours.items()) if theirs.get(n) != v]
+        diff += [(n, v) for n, v in sorted(theirs.items()) if n not in ours]
         if diff:
             raise PayloadValidationError(
                 f"Protobuf message {given.full_name} differs from the registered schema "
