@@ -1,0 +1,73 @@
+"""The Refinery Faust app. This module only builds the App (the shape of Faust's
+examples/fastapi_project/my_faust); services, web views and CLI commands live in their own modules and
+are found by autodiscovery.
+
+Faust hosts the control plane: the live route set, web views (/routes, /stats, /metrics), the stats
+timer and the `refinery routes ...` commands. The records themselves flow through the batched
+confluent-kafka loop in `refinery.dataplane`, which `refinery.services` runs inside this app.
+
+Transport: Faust's own needs go through aiokafka (`kafka://`; the `confluent://` driver lags it). The
+app has no agents or tables, so its only Kafka footprint is Faust's one-partition assignor topic and a
+consumer group named `{group_id}-control`, kept apart from the data plane's group.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import faust
+
+from common.config import KafkaSettings, WorkerSettings
+from common.logs import logging_dict_config
+from refinery.metrics import WorkerMetrics
+
+SERVICE_MODULES = ["refinery.services", "refinery.views", "refinery.commands"]
+
+
+class RefineryApp(faust.App):
+    """A Faust app that also carries the worker's settings and metrics, so services, views and
+    commands share them through the app rather than through module-level state."""
+
+    worker_settings: WorkerSettings
+    kafka_settings: KafkaSettings
+    metrics: WorkerMetrics
+    routing: Any = None  # the running `refinery.services.RoutingService`, once started
+
+
+def create_app(settings: WorkerSettings | None = None, kafka: KafkaSettings | None = None) -> RefineryApp:
+    settings = settings or WorkerSettings()
+    kafka = kafka or KafkaSettings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = RefineryApp(
+        f"{settings.group_id}-control",
+        broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
+        autodiscover=SERVICE_MODULES,
+        origin="refinery",
+        store="memory://",
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        datadir=str(settings.data_dir / "{conf.id}"),
+        logging_config=logging_dict_config(),
+        topic_partitions=1,
+        topic_replication_factor=settings.internal_replication,
+    )
+    app.worker_settings = settings
+    app.kafka_settings = kafka
+    app.metrics = WorkerMetrics()
+    return app
+
+
+app = create_app()
+
+
+def main() -> None:
+    """`refinery worker`, `refinery routes apply FILE`, `refinery routes show` (Faust's CLI)."""
+    args = sys.argv[1:]
+    if args[:1] == ["worker"] and not any(a.startswith(("-l", "--loglevel")) for a in args):
+        # Below WARN Faust skips its terminal spinner, which would otherwise lower the root logger to
+        # DEBUG (building a record for every debug call). Levels themselves come from LogSettings.
+        sys.argv[2:2] = ["--loglevel", "info"]
+    app.main()
