@@ -1,15 +1,14 @@
-"""Raw confluent-kafka building blocks: the fast producer loop, the pre-fill, and the tuned
-consume->produce pass-through that is the routing baseline."""
+"""Raw confluent-kafka building blocks: the fast producer loop, the pre-fill, and the settings of the
+tuned consume->produce pass-through that is the routing baseline (`bench.passthrough_main`)."""
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer, TopicPartition
 
 from bench.context import BenchContext
 from bench.workload import cycle, generate, prepare_records, sdk_producer, workload_ingest_topics
@@ -25,8 +24,6 @@ PASSTHROUGH_CONSUMER: dict[str, Any] = {
     "max.partition.fetch.bytes": 4_194_304,
     "queued.min.messages": 1_000_000,
     "fetch.queue.backoff.ms": 0,
-    "enable.auto.commit": True,
-    "auto.commit.interval.ms": 1000,
 }
 PASSTHROUGH_PRODUCER: dict[str, Any] = {
     "enable.idempotence": True,
@@ -99,62 +96,3 @@ def prefill(
     written = sum(end[k] - start.get(k, 0) for k in end)
     ctx.log(f"pre-filled {written:,} records into {len(topics)} topics in {time.monotonic() - began:.1f}s")
     return IngestRange(topics=topics, start={k: start.get(k, 0) for k in end}, end=end, count=written)
-
-
-@dataclass
-class PassThroughResult:
-    records: int
-    seconds: float
-    batches: int
-
-    @property
-    def rate(self) -> float:
-        return self.records / self.seconds if self.seconds else 0.0
-
-
-def passthrough(
-    ctx: BenchContext,
-    ingest: IngestRange,
-    sink_topic: str,
-    *,
-    batch: int = PASSTHROUGH_BATCH,
-    consumer_conf: dict[str, Any] | None = None,
-    producer_conf: dict[str, Any] | None = None,
-    timeout: float = 300.0,
-) -> PassThroughResult:
-    """Raw consume->produce of the pre-filled records into `sink_topic`: no decisions, batched.
-    Timed from the first fetched batch to the last acknowledgement."""
-    consumer = Consumer(
-        {
-            **ctx.client_config,
-            **PASSTHROUGH_CONSUMER,
-            **(consumer_conf or {}),
-            "group.id": f"bench-passthrough-{uuid.uuid4().hex[:8]}",
-        }
-    )
-    producer = Producer({**ctx.client_config, **PASSTHROUGH_PRODUCER, **(producer_conf or {})})
-    consumer.assign(ingest.assignment())
-    produce, poll, consume = producer.produce, producer.poll, consumer.consume
-    seen = batches = 0
-    began = 0.0
-    deadline = time.monotonic() + timeout
-    try:
-        while seen < ingest.count and time.monotonic() < deadline:
-            msgs = consume(batch, 0.5)
-            if not msgs:
-                continue
-            if not began:
-                began = time.monotonic()
-            for m in msgs:
-                if m.error() is None:
-                    produce(sink_topic, m.value(), m.key(), headers=m.headers())
-            seen += len(msgs)
-            batches += 1
-            poll(0)
-        flush(producer)
-        elapsed = time.monotonic() - began if began else 0.0
-    finally:
-        consumer.close()
-    if seen < ingest.count:
-        raise RuntimeError(f"pass-through read {seen} of {ingest.count} records within {timeout:.0f}s")
-    return PassThroughResult(records=seen, seconds=elapsed, batches=batches)

@@ -37,7 +37,7 @@ def register(url: str) -> tuple[list[int], list[tuple[str, dict]]]:
     for r in resolved:
         assert r.subject is not None
         category = r.subject.split(".", 1)[1].removesuffix("-value")
-        spec = specs[(category, r.version)]
+        spec = specs[(category, r.version or 1)]
         body = {"schema": spec.text}
         if spec.schema_type != "AVRO":
             body["schemaType"] = spec.schema_type

@@ -1,0 +1,109 @@
+"""Consumers under test, each in its own process: the Refinery worker (`refinery worker`) and the raw
+pass-through baseline (`python -m bench.passthrough_main`). Both start from offsets the harness
+pre-commits for their group, so they read exactly the records pre-filled for them; progress is the
+group's committed offsets (the worker commits after every acknowledged batch)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from bench import procs
+from bench.context import BenchContext
+from bench.kafka_io import IngestRange
+from bench.procs import Child, SinkProgress
+from common.config import REPO_ROOT
+from refinery.route_store import publish_route_set
+from refinery.rules import load_route_file
+from refinery.rules.model import RouteSet
+
+WORKLOAD_ROUTES = REPO_ROOT / "refinery" / "routes" / "workload.yaml"
+# The workload's ingest topics only (never other tests' ingest topics on a shared broker).
+BENCH_INGEST_PATTERN = r"^(prod|dev)\.(telemetry|backend)\.ingest\.all-v1$"
+
+
+def start_worker(
+    ctx: BenchContext,
+    label: str,
+    ingest: IngestRange,
+    *,
+    routes: RouteSet | None = None,
+    exactly_once: bool = False,
+    settings: dict[str, Any] | None = None,
+) -> tuple[Child, str]:
+    """Publish `routes` (default: the workload's 8) to a fresh routes topic, pre-commit the ingest start
+    offsets for a fresh group and start `refinery worker`; return (process, group id)."""
+    group = ctx.name(label)
+    routes_topic = f"_{group}-routes"
+    publish_route_set(ctx.client_config, routes_topic, routes or load_route_file(WORKLOAD_ROUTES))
+    ctx.commit_offsets(group, ingest.start)
+    env = {
+        "REFINERY_KAFKA_BOOTSTRAP_SERVERS": ctx.bootstrap,
+        "REFINERY_WORKER_GROUP_ID": group,
+        "REFINERY_WORKER_ROUTES_TOPIC": routes_topic,
+        "REFINERY_WORKER_DLQ_TOPIC": f"_{group}-dlq",
+        "REFINERY_WORKER_INGEST_PATTERN": BENCH_INGEST_PATTERN,
+        "REFINERY_WORKER_WEB_PORT": str(procs.free_port()),
+        "REFINERY_WORKER_EXACTLY_ONCE": "true" if exactly_once else "false",
+        "REFINERY_WORKER_DATA_DIR": str(REPO_ROOT / ".run" / "bench" / group),
+        "REFINERY_LOG_LEVEL": "WARNING",
+        **{f"REFINERY_WORKER_{k.upper()}": str(v) for k, v in (settings or {}).items()},
+    }
+    script = Path(sys.executable).parent / "refinery"
+    return procs.start(label, ["-u", str(script), "worker", "--loglevel", "warn"], env), group
+
+
+def worker_topics(group: str) -> list[str]:
+    """Internal topics a benchmark worker created (for clean-up)."""
+    return [f"_{group}-routes", f"_{group}-dlq", f"_{group}-dedup", f"{group}-control-__assignor-__leader"]
+
+
+def start_passthrough(ctx: BenchContext, label: str, ingest: IngestRange, sink: str) -> tuple[Child, str]:
+    """The raw consume->produce baseline as a process (same tuned settings as in `bench.kafka_io`)."""
+    group = ctx.name(label)
+    ctx.commit_offsets(group, ingest.start)
+    args = ["-m", "bench.passthrough_main", ctx.bootstrap, group, sink, json.dumps(ingest.topics)]
+    return procs.start(label, args), group
+
+
+def committed_total(reader: Consumer, partitions: list[TopicPartition]) -> int:
+    return sum(max(tp.offset, 0) for tp in reader.committed(partitions, timeout=10))
+
+
+def watch_committed(
+    ctx: BenchContext,
+    group: str,
+    ingest: IngestRange,
+    *,
+    timeout: float,
+    child: Child | None = None,
+    target: int | None = None,
+    interval: float = 0.1,
+) -> SinkProgress:
+    """Wait until `group` committed `target` (default: all) of the pre-filled records; time from the
+    first commit seen to the last, so start-up and group joins are excluded for every contender."""
+    target = ingest.count if target is None else target
+    partitions = [TopicPartition(t, p) for (t, p) in ingest.start]
+    start_total = sum(ingest.start.values())
+    reader = Consumer({**ctx.client_config, "group.id": group, "enable.auto.commit": False})
+    first_at, first_done, done = 0.0, 0, 0
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            done = committed_total(reader, partitions) - start_total
+            now = time.monotonic()
+            if done > 0 and not first_at:
+                first_at, first_done = now, done
+            if done >= target:
+                return SinkProgress(done - first_done, now - first_at)
+            if child is not None and not child.alive():
+                raise RuntimeError(f"{child.name} exited early:\n{child.log_tail()}")
+            time.sleep(interval)
+    finally:
+        reader.close()
+    raise RuntimeError(f"{group} committed only {done} of {target} records in {timeout:.0f}s")

@@ -1,0 +1,59 @@
+"""The routing baseline as a process: a tuned raw confluent-kafka consume(batch) -> produce pass-through
+with no decisions, from the ingest topics to one sink topic, until SIGTERM.
+
+    python -m bench.passthrough_main BOOTSTRAP GROUP SINK '["topic", ...]'
+
+It starts from the group's committed offsets (pre-committed by the harness) and commits asynchronously
+after every batch, which is how the harness watches its progress.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+
+from confluent_kafka import Consumer, Producer
+
+from bench.kafka_io import PASSTHROUGH_BATCH, PASSTHROUGH_CONSUMER, PASSTHROUGH_PRODUCER
+
+
+def main(argv: list[str]) -> int:
+    bootstrap, group, sink, topics = argv[0], argv[1], argv[2], json.loads(argv[3])
+    stop = False
+
+    def on_term(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            **PASSTHROUGH_CONSUMER,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    producer = Producer({"bootstrap.servers": bootstrap, **PASSTHROUGH_PRODUCER})
+    consumer.subscribe(topics)
+    produce, poll, consume, commit = producer.produce, producer.poll, consumer.consume, consumer.commit
+    try:
+        while not stop:
+            msgs = consume(PASSTHROUGH_BATCH, 0.2)
+            if not msgs:
+                continue
+            for m in msgs:
+                if m.error() is None:
+                    produce(sink, m.value(), m.key(), headers=m.headers())
+            poll(0)
+            commit(asynchronous=True)
+    finally:
+        producer.flush(10)
+        consumer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
