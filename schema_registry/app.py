@@ -13,10 +13,10 @@ from starlette.responses import Response
 
 from common.config import KafkaSettings, RegistrySettings
 from schema_registry.api import policies, schemas, subjects
+from schema_registry.api.asgi import ClientToleranceMiddleware
 from schema_registry.api.auth import Authenticator
 from schema_registry.api.errors import install_error_handlers
 from schema_registry.api.middleware import LeaderForwarder, install_auth, install_metrics
-from schema_registry.api.rawpath import EncodedSlashMiddleware
 from schema_registry.api.responses import RegistryJSONResponse
 from schema_registry.kafka_log import KafkaLog
 from schema_registry.leadership import LeaderElection
@@ -79,7 +79,7 @@ def create_app(settings: RegistrySettings | None = None, kafka: KafkaSettings | 
     app.middleware("http")(forwarder)
     install_auth(app, Authenticator(settings.auth_users, settings.auth_tokens))
     install_metrics(app, metrics)
-    app.add_middleware(EncodedSlashMiddleware)
+    app.add_middleware(ClientToleranceMiddleware)
     for router in (subjects.router, schemas.router, policies.router):
         app.include_router(router)
 

@@ -29,7 +29,12 @@ COMPACTED = {"cleanup.policy": "compact", "min.insync.replicas": "1"}
 def ensure_topics(client_config: dict[str, Any], topics: Sequence[str], *, timeout: float = 30.0) -> None:
     """Create the one-partition compacted topics that do not exist yet ("already exists" is fine)."""
     admin = AdminClient(client_config)
-    existing = set(admin.list_topics(timeout=timeout).topics)
+    existing = admin.list_topics(timeout=timeout).topics
+    for topic in topics:
+        if topic in existing and len(existing[topic].partitions) != 1:
+            raise StoreError(
+                f"topic {topic!r} has {len(existing[topic].partitions)} partitions; the registry needs exactly one"
+            )
     missing = [t for t in topics if t not in existing]
     if not missing:
         return
@@ -136,15 +141,22 @@ class KafkaLog:
     # --- reading ------------------------------------------------------------------------------------
 
     def _end_offsets(self) -> dict[str, int]:
+        """The end offset of each topic; retried briefly (a topic just created has no leader yet)."""
         assert self._offsets is not None, "KafkaLog.start() first"
-        with self._offsets_lock:
+        deadline = time.monotonic() + self.timeout_s
+        while True:
             try:
-                return {
-                    t: self._offsets.get_watermark_offsets(TopicPartition(t, 0), timeout=self.timeout_s)[1]
-                    for t in self._applied
-                }
+                with self._offsets_lock:
+                    return {
+                        t: self._offsets.get_watermark_offsets(TopicPartition(t, 0), timeout=self.timeout_s)[
+                            1
+                        ]
+                        for t in self._applied
+                    }
             except KafkaException as exc:
-                raise StoreError(f"cannot read the end of the schemas topic: {exc}") from exc
+                if time.monotonic() > deadline:
+                    raise StoreError(f"cannot read the end of the schemas topic: {exc}") from exc
+                time.sleep(0.2)
 
     def catch_up(self, timeout: float | None = None) -> None:
         """Wait until every record written so far (by anyone) is applied to the store."""

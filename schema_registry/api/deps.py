@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from schema_registry.api.rawpath import decode_subject
+from schema_registry.api.asgi import decode_subject
 from schema_registry.metrics import RegistryMetrics
 from schema_registry.references import parse_references, parse_schema_type
 from schema_registry.service import RegistryService, SchemaRequest

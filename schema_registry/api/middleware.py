@@ -55,14 +55,6 @@ class LeaderForwarder:
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def _leader_url(self) -> str | None:
-        deadline = time.monotonic() + self._wait_for_leader_s
-        while True:
-            url = await asyncio.to_thread(self._election.leader_url)
-            if url is not None or time.monotonic() > deadline:
-                return url
-            await asyncio.sleep(0.5)
-
     async def __call__(self, request: Request, call_next: CallNext) -> Response:
         if self._election.is_leader or not is_write(request.method, request.url.path):
             return await call_next(request)
@@ -70,23 +62,33 @@ class LeaderForwarder:
             return refuse(
                 ErrorCode.NO_LEADER, "the request was forwarded to an instance that is not the leader"
             )
-        url = await self._leader_url()
-        if url is None or url == self._election.own_url:
-            return refuse(ErrorCode.NO_LEADER, "no schema registry leader is available; retry the write")
-        target = url + request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
+        path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
         if request.url.query:
-            target += "?" + request.url.query
+            path += "?" + request.url.query
         headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARD_HEADERS}
         headers[FORWARDED_HEADER] = self._election.own_url
-        try:
-            answer = await self._client.request(
-                request.method, target, content=await request.body(), headers=headers
-            )
-        except httpx.HTTPError as exc:
-            self._metrics.forwarded.labels("error").inc()
-            return refuse(
-                ErrorCode.FORWARDING_ERROR, f"Error while forwarding the request to the leader: {exc}"
-            )
+        body = await request.body()
+        deadline = time.monotonic() + self._wait_for_leader_s
+        while True:
+            if self._election.is_leader:  # we won an election while waiting
+                return await call_next(request)
+            url = await asyncio.to_thread(self._election.leader_url, max_age_s=1.0)
+            if url is not None and url != self._election.own_url:
+                try:
+                    answer = await self._client.request(
+                        request.method, url + path, content=body, headers=headers
+                    )
+                    break
+                except httpx.ConnectError:
+                    pass  # a leader that just died: its group session has not expired yet
+                except httpx.HTTPError as exc:
+                    self._metrics.forwarded.labels("error").inc()
+                    return refuse(
+                        ErrorCode.FORWARDING_ERROR, f"Error while forwarding the request to the leader: {exc}"
+                    )
+            if time.monotonic() > deadline:
+                return refuse(ErrorCode.NO_LEADER, "no schema registry leader is available; retry the write")
+            await asyncio.sleep(0.5)
         self._metrics.forwarded.labels(str(answer.status_code)).inc()
         if answer.status_code < 300:
             await asyncio.to_thread(self._log.catch_up)  # read your own write on this replica too
