@@ -110,9 +110,30 @@ def _compile(p: Predicate) -> Test:
         inner = _compile(p.item)
         return lambda h: not inner(h)
     tests = tuple(_compile(item) for item in p.items)
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:  # the common case: two conditions, without a loop
+        first, second = tests
+        if isinstance(p, AllOf):
+            return lambda h: first(h) and second(h)
+        return lambda h: first(h) or second(h)
     if isinstance(p, AllOf):
-        return lambda h: all(t(h) for t in tests)
-    return lambda h: any(t(h) for t in tests)
+
+        def all_of(h: HeaderValues) -> bool:
+            for test in tests:
+                if not test(h):
+                    return False
+            return True
+
+        return all_of
+
+    def any_of(h: HeaderValues) -> bool:
+        for test in tests:
+            if test(h):
+                return True
+        return False
+
+    return any_of
 
 
 def _headers_in(p: Predicate) -> Iterable[str]:
@@ -134,7 +155,16 @@ def _conjuncts(p: Predicate) -> Iterable[Predicate]:
 
 
 class _CompiledRoute:
-    __slots__ = ("dedup", "env_guard", "fixed", "index_values", "name", "template", "test")
+    __slots__ = (
+        "dedup",
+        "env_guard",
+        "fixed",
+        "index_values",
+        "name",
+        "template",
+        "template_headers",
+        "test",
+    )
 
     def __init__(self, route: Route) -> None:
         self.name = route.name
@@ -143,6 +173,7 @@ class _CompiledRoute:
         dest = route.destination
         self.fixed: str | None = dest.topic if isinstance(dest, FixedTopic) else None
         self.template: TopicTemplate | None = dest if isinstance(dest, TopicTemplate) else None
+        self.template_headers = _template_headers(self.template) if self.template is not None else ()
         env = self.fixed.split(".", 1)[0] if self.fixed is not None else dest.fixed_env  # type: ignore[union-attr]
         # Belt and braces for the env rule: a fixed-env destination only takes records of that env.
         self.env_guard: bytes | None = env.encode() if env is not None else None
@@ -165,13 +196,17 @@ class _CompiledRoute:
         if self.fixed is not None:
             return self.fixed
         assert self.template is not None
-        return render(self.template, _field_values(self.template, h))
+        return render(self.template, _field_values(self.template_headers, h))
 
 
-def _field_values(template: TopicTemplate, h: HeaderValues) -> dict[str, str | None]:
+def _template_headers(template: TopicTemplate) -> tuple[tuple[str, str], ...]:
+    return tuple((field, header_for(field)) for field in template.fields)
+
+
+def _field_values(fields: tuple[tuple[str, str], ...], h: HeaderValues) -> dict[str, str | None]:
+    """Field values for a template (None = header missing), decoded from the record's header bytes."""
     out: dict[str, str | None] = {}
-    for field in template.fields:
-        header = header_for(field)
+    for field, header in fields:
         raw = h.get(header)
         try:
             out[field] = None if raw is None else raw.decode("utf-8")
@@ -298,7 +333,7 @@ class Router:
             return _Failure(first.route, first.message, first.reason, first.header, tuple(found.values()))
         if not found and self._catch_all is not None:
             try:
-                topic = render(self._catch_all, _field_values(self._catch_all, values))
+                topic = render(self._catch_all, _field_values(_template_headers(self._catch_all), values))
             except TemplateValueError as exc:
                 return _Failure(CATCH_ALL_ROUTE, f"catch_all: {exc}", exc.reason, exc.header, ())
             return (Destination(CATCH_ALL_ROUTE, topic, False),)

@@ -6,6 +6,7 @@ canonical text of a set, whose hash is the set's `version`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
@@ -138,10 +139,13 @@ class TopicTemplate:
     text: str
     pieces: tuple[str | FieldRef, ...]
     fixed_env: str | None
+    fields: tuple[str, ...] = dataclasses.field(
+        init=False, compare=False
+    )  # the distinct fields used, in order
 
-    @property
-    def fields(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(p.field for p in self.pieces if isinstance(p, FieldRef)))
+    def __post_init__(self) -> None:
+        fields = tuple(dict.fromkeys(p.field for p in self.pieces if isinstance(p, FieldRef)))
+        object.__setattr__(self, "fields", fields)
 
     def to_doc(self) -> dict[str, Any]:
         return {"template": self.text}
