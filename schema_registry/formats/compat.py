@@ -13,6 +13,7 @@ from typing import Any
 
 from common.errors import RefineryError
 from schema_registry.formats.avro_compat import avro_incompatibilities
+from schema_registry.formats.protobuf_compat import protobuf_incompatibilities
 from schema_registry.formats.types import (
     CompatibilityLevel,
     InvalidCompatibilityLevelError,
@@ -26,6 +27,7 @@ ReaderChecker = Callable[[Any, Any, tuple[str, str]], list[str]]
 
 CHECKERS: dict[SchemaType, ReaderChecker] = {
     SchemaType.AVRO: avro_incompatibilities,
+    SchemaType.PROTOBUF: protobuf_incompatibilities,
 }
 
 
