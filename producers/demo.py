@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--payload-size", default=None, help="bytes per payload, or 'mixed' (default natural)"
     )
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a service")
+    parser.add_argument(
+        "--env-prefix", default="", help="prefix every env name (isolated test or trial runs)"
+    )
     return parser
 
 
@@ -72,10 +75,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 msg.payload,
                 key=msg.key,
                 attributes=msg.attributes,
-                env=msg.env,
+                env=args.env_prefix + msg.env,
                 source=msg.source,
             )
-            counts[f"{msg.env}.{msg.source}"] += 1
+            counts[f"{args.env_prefix}{msg.env}.{msg.source}"] += 1
             sent += 1
             if interval:
                 next_at += interval

@@ -48,6 +48,13 @@ _NOT_FOUND_CODES = {40401, 40402, 40403}
 
 T = TypeVar("T")
 
+try:  # confluent-kafka may run on the `httpx2` fork; catch its transport errors and plain httpx's.
+    from confluent_kafka.schema_registry.common._httpx_compat import httpx as _registry_httpx
+
+    _HTTP_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, _registry_httpx.HTTPError)
+except ImportError:  # pragma: no cover - older confluent-kafka used httpx directly
+    _HTTP_ERRORS = (httpx.HTTPError,)
+
 
 def subject_for(title: str, category: str) -> str:
     """The registry subject holding every version of (title, category)'s schema."""
@@ -95,7 +102,7 @@ def _call(what: str, fn: Callable[[], T]) -> T:
     """Run a registry call, turning transport and server failures into RegistryUnavailableError."""
     try:
         return fn()
-    except httpx.HTTPError as exc:
+    except _HTTP_ERRORS as exc:
         raise RegistryUnavailableError(f"schema registry unreachable while {what}: {exc}") from None
     except SchemaRegistryError as exc:
         if exc.http_status_code >= 500 or exc.http_status_code < 0:
