@@ -80,9 +80,8 @@ def ensure_routes_topic(
     """Create the compacted single-partition routes topic unless it exists."""
     admin = AdminClient(dict(client_config))
     try:
-        if topic in admin.list_topics(topic=topic, timeout=timeout_s).topics and _has_partitions(
-            admin, topic, timeout_s
-        ):
+        existing = admin.list_topics(topic=topic, timeout=timeout_s).topics.get(topic)
+        if existing is not None and existing.error is None and existing.partitions:
             return
         futures = admin.create_topics(
             [NewTopic(topic, 1, replication_factor, config=dict(_TOPIC_CONFIG))], operation_timeout=timeout_s
@@ -92,11 +91,6 @@ def ensure_routes_topic(
         err = exc.args[0]
         if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
             raise RouteStoreError(f"could not create routes topic {topic!r}: {err}") from None
-
-
-def _has_partitions(admin: AdminClient, topic: str, timeout_s: float) -> bool:
-    meta = admin.list_topics(topic=topic, timeout=timeout_s).topics[topic]
-    return meta.error is None and bool(meta.partitions)
 
 
 def publish_route_set(
