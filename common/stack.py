@@ -34,6 +34,8 @@ from common.config import (
 from common.errors import RefineryError
 from common.local_kafka import LocalKafka, LocalKafkaError
 
+NO_URL_GRACE_S = 3.0
+
 
 class StackError(RefineryError):
     """A service of the local stack did not start (the message names it and quotes its log)."""
@@ -190,6 +192,8 @@ class ServiceProcess:
         with self._open_log() as log:
             proc = subprocess.Popen(self.service.argv, start_new_session=True, **self._child_options(log))
         self.pid_file.write_text(str(proc.pid))
+        # Until the child has exec'd, /proc shows our own command line and `pid()` would say "not running".
+        _wait(lambda: self.pid() is not None or proc.poll() is not None, 5.0, interval=0.02)
         return proc.pid
 
     def run_to_completion(self, timeout_s: float) -> int:
@@ -281,13 +285,16 @@ class Stack:
 
     def _wait_ready(self, proc: ServiceProcess) -> None:
         url = proc.service.ready_url
+        started = time.monotonic()
 
         def ready() -> bool:
             if proc.pid() is None:
                 raise StackError(
                     f"{proc.service.name} exited during start-up; see {proc.log_file}:\n{proc.log_tail()}"
                 )
-            return url is None or http_ok(url)
+            if url is None:  # nothing to ask: running for a few seconds without exiting counts as up
+                return time.monotonic() - started > NO_URL_GRACE_S
+            return http_ok(url)
 
         if not _wait(ready, self.plan.stack.start_timeout_s, interval=0.3):
             raise StackError(

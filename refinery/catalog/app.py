@@ -2,8 +2,9 @@
 
     refinery-catalog            # serves on REFINERY_CATALOG_HOST:REFINERY_CATALOG_PORT
 
-Inputs: its own header-only observer of the ingest topics (flows, rates, last seen), every worker's
-`GET /routes` and `GET /stats` (REFINERY_CATALOG_WORKER_URLS) and the schema registry's REST API
+Inputs: its own header-only observer of the ingest topics (flows, rates, last seen), the route set in
+force (the routes topic, read like the workers read it), every worker's `GET /routes` (per-route rates)
+and `GET /stats` (REFINERY_CATALOG_WORKER_URLS), and the schema registry's REST API
 (REFINERY_REGISTRY_URL). A source that does not answer is reported in `sources`, never an error page.
 """
 
@@ -24,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from common.config import CatalogSettings, KafkaSettings, RegistrySettings, WorkerSettings
 from refinery.catalog.build import build_catalog
 from refinery.catalog.flows import FlowObserver, FlowTable
+from refinery.route_store import RouteWatcher
 
 
 class CatalogMetrics:
@@ -58,11 +60,17 @@ class CatalogSources:
         self.metrics = metrics
         self._schemas: dict[int, dict[str, Any]] = {}
 
-    async def workers(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        """The route set (from the first worker that has one) and each worker's status."""
+    async def workers(self) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
+        """Per-route rates summed over the workers (each routes its share of the partitions), and each
+        worker's status."""
         answers = await asyncio.gather(*(self._worker(url) for url in self.settings.worker_url_list))
-        route_doc = next((routes for routes, _ in answers if routes and routes.get("routes")), None)
-        return route_doc, [status for _, status in answers]
+        rates: dict[str, dict[str, float]] = {}
+        for routes, _ in answers:
+            for route in (routes or {}).get("routes") or []:
+                total = rates.setdefault(route["name"], {"total": 0.0, "per_second": 0.0})
+                for key in total:
+                    total[key] += float(route.get("routed", {}).get(key, 0.0))
+        return rates, [status for _, status in answers]
 
     async def _worker(self, url: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         try:
@@ -75,10 +83,9 @@ class CatalogSources:
             self.metrics.source_errors.labels("worker").inc()
             return None, {"url": url, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
         stats = stats_resp.json()
-        routes = routes_resp.json()
         status = {"url": url, "ok": True, "worker": stats.get("worker"), "running": stats.get("running"),
-                  "routes_version": routes.get("version"), "totals": stats.get("totals", {})}  # fmt: skip
-        return routes, status
+                  "routes_version": stats.get("routes_version"), "totals": stats.get("totals")}  # fmt: skip
+        return routes_resp.json(), status
 
     async def schemas(self, ids: set[int]) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
         missing = sorted(ids - set(self._schemas))
@@ -130,15 +137,18 @@ def create_app(
         table, kafka.client_config(), group_id=settings.group_id, ingest_pattern=worker.ingest_pattern,
         start_from=settings.start_from,
     )  # fmt: skip
+    routes = RouteWatcher(kafka.client_config(), worker.routes_topic)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if observe:
+            await asyncio.to_thread(routes.start)
             observer.start()
         try:
             yield
         finally:
             await asyncio.to_thread(observer.stop)
+            await asyncio.to_thread(routes.stop)
             await sources.client.aclose()
 
     app = FastAPI(title="Refinery catalog", lifespan=lifespan)
@@ -149,7 +159,7 @@ def create_app(
     async def catalog() -> dict[str, Any]:
         flows = table.snapshot()
         ids = {i for f in flows for i in f["schema_ids"]}
-        (route_doc, workers), (schemas, registry_status) = await asyncio.gather(
+        (route_rates, workers), (schemas, registry_status) = await asyncio.gather(
             sources.workers(), sources.schemas(ids)
         )
         metrics.flows.set(len(flows))
@@ -158,7 +168,7 @@ def create_app(
                            "records_seen": table.records_seen,
                            "records_without_metadata": table.records_without_metadata}  # fmt: skip
         return build_catalog(
-            flows, route_doc, schemas,
+            flows, routes.current(), route_rates, schemas,
             {"workers": workers, "registry": registry_status, "ingest_observer": observer_status},
         )  # fmt: skip
 

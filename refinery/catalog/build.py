@@ -1,7 +1,8 @@
 """Assemble the catalog from its three inputs (pure functions, no I/O):
 
 - flows observed on the ingest topics (`refinery.catalog.flows`),
-- the live route set with per-route rates, as the workers serve it on `GET /routes`,
+- the route set in force (read from the routes topic by `refinery.route_store.RouteWatcher`, exactly as
+  the workers read it) and the per-route rates the workers report on `GET /routes`,
 - the schemas of the flows' schema ids, as the registry serves them.
 
 Which routes a flow feeds is decided by the workers' own router (`refinery.router`) run on the flow's
@@ -11,29 +12,13 @@ routing it describes.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from common import headers as h
-from refinery.router import Router, RoutingError, compile_router
-from refinery.rules import RuleError, load_route_set
-
-
-def router_from_doc(doc: Mapping[str, Any]) -> Router | None:
-    """A router for the route set a worker reports on `GET /routes` (None when it has none)."""
-    routes = [{k: v for k, v in r.items() if k != "routed"} for r in doc.get("routes") or []]
-    if not routes:
-        return None
-    spec: dict[str, Any] = {"routes": routes}
-    for key in ("envs", "catch_all"):
-        if doc.get(key) is not None:
-            spec[key] = doc[key]
-    try:
-        return compile_router(load_route_set(json.dumps(spec)))
-    except RuleError:
-        return None
+from producers.schemas import subject_for
+from refinery.router import Router, RoutingError
 
 
 def flow_headers(flow: Mapping[str, Any], attributes: Mapping[str, str]) -> dict[str, bytes]:
@@ -74,21 +59,31 @@ def routes_for_flow(router: Router | None, flow: Mapping[str, Any]) -> tuple[lis
     return routes, sorted(set(errors))
 
 
-def describe_schema(schema_id: int, schemas: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+def describe_schema(
+    schema_id: int, schemas: Mapping[int, Mapping[str, Any]], flow: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The registry's view of a schema id. The registry stores one id per distinct schema text, so an
+    id may sit under several subjects: report this flow's own subject (the SDK's naming rule)."""
     found = schemas.get(schema_id)
     if found is None:
         return {"id": schema_id, "registered": False}
-    return {"id": schema_id, "registered": True, **found}
+    subjects = found.get("subjects") or []
+    own = subject_for(flow["title"], flow["category"])
+    chosen = next((s for s in subjects if s.get("subject") == own), subjects[0] if subjects else {})
+    return {"id": schema_id, "registered": True, "format": found.get("format"),
+            "subject": chosen.get("subject"), "subject_version": chosen.get("version"),
+            "shared_with": len(subjects) - 1 if chosen else 0}  # fmt: skip
 
 
 def build_catalog(
     flows: list[dict[str, Any]],
-    route_doc: Mapping[str, Any] | None,
+    router: Router | None,
+    route_rates: Mapping[str, Mapping[str, float]],
     schemas: Mapping[int, Mapping[str, Any]],
     sources: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The catalog document served on `GET /catalog`."""
-    router = router_from_doc(route_doc or {})
+    """The catalog document served on `GET /catalog`. `route_rates`: route -> {total, per_second},
+    summed over the workers."""
     entries = []
     for flow in flows:
         routes, errors = routes_for_flow(router, flow)
@@ -96,22 +91,21 @@ def build_catalog(
             {
                 **{k: v for k, v in flow.items() if k not in ("attribute_variants", "schema_ids")},
                 "last_seen": _rfc3339(flow["last_seen_ms"]),
-                "schemas": [describe_schema(i, schemas) for i in flow.get("schema_ids") or []],
+                "schemas": [describe_schema(i, schemas, flow) for i in flow.get("schema_ids") or []],
                 "routes": routes,
                 "routing_errors": errors,
             }
         )
-    route_rates = {r["name"]: r.get("routed", {}) for r in (route_doc or {}).get("routes") or []}
+    route_set = router.route_set if router is not None else None
+    routes = [
+        {**route.to_doc(), "per_second": route_rates.get(route.name, {}).get("per_second", 0.0),
+         "total": route_rates.get(route.name, {}).get("total", 0.0)}
+        for route in (route_set.routes if route_set is not None else ())
+    ]  # fmt: skip
     return {
         "generated_at": _rfc3339(int(time.time() * 1000)),
         "sources": dict(sources),
-        "route_set": {
-            "version": (route_doc or {}).get("version"),
-            "routes": [
-                {"name": name, "per_second": rate.get("per_second", 0.0), "total": rate.get("total", 0.0)}
-                for name, rate in route_rates.items()
-            ],
-        },
+        "route_set": {"version": route_set.version if route_set is not None else None, "routes": routes},
         "flows": entries,
         "lineage": lineage(entries, route_rates),
     }

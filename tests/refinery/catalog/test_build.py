@@ -8,6 +8,7 @@ from common import headers as h
 from common.config import REPO_ROOT
 from refinery.catalog.build import build_catalog
 from refinery.catalog.flows import FlowTable
+from refinery.router import Router, compile_router
 from refinery.rules import load_route_file
 
 WORKLOAD_ROUTES = REPO_ROOT / "refinery" / "routes" / "workload.yaml"
@@ -22,14 +23,11 @@ def record(
     return {k: v.encode() for k, v in out.items()}
 
 
-def route_doc() -> dict[str, Any]:
-    """The route set as a worker serves it on GET /routes."""
-    route_set = load_route_file(WORKLOAD_ROUTES)
-    doc = route_set.to_doc()
-    doc["version"] = route_set.version
-    for route in doc["routes"]:
-        route["routed"] = {"total": 10.0, "per_second": 1.5}
-    return doc
+def workload_router() -> Router:
+    return compile_router(load_route_file(WORKLOAD_ROUTES))
+
+
+RATES = {"pc-kills": {"total": 10.0, "per_second": 1.5}}
 
 
 def observed() -> FlowTable:
@@ -50,20 +48,24 @@ def by_key(catalog: dict[str, Any]) -> dict[tuple[str, ...], dict[str, Any]]:
 
 
 def test_flows_carry_their_schema_rate_and_last_seen() -> None:
-    schemas = {7: {"format": "AVRO", "subject": "1234.player_killed-value", "subject_version": 2}}
-    catalog = build_catalog(observed().snapshot(), route_doc(), schemas, {"workers": []})
+    # The registry keeps one id per schema text: id 7 is shared by two titles' subjects.
+    subjects = [{"subject": "2345.player_killed-value", "version": 2},
+                {"subject": "1234.player_killed-value", "version": 2}]  # fmt: skip
+    schemas = {7: {"format": "AVRO", "subjects": subjects}}
+    catalog = build_catalog(observed().snapshot(), workload_router(), RATES, schemas, {"workers": []})
     flows = by_key(catalog)
     assert len(flows) == 3  # the record without metadata is not a flow
     kills = flows[("prod", "1234", "player_killed", "2")]
     assert kills["records"] == 2
-    assert kills["schemas"] == [{"id": 7, "registered": True, **schemas[7]}]
+    assert kills["schemas"] == [{"id": 7, "registered": True, "format": "AVRO", "shared_with": 1,
+                                 "subject": "1234.player_killed-value", "subject_version": 2}]  # fmt: skip
     assert kills["last_seen"] == "2023-11-14T22:13:20.500Z"
     assert kills["attributes"] == {"platform": ["pc", "ps"]}
     assert flows[("prod", "5678", "session_heartbeat", "1")]["schemas"] == [{"id": 9, "registered": False}]
 
 
 def test_routes_come_from_the_workers_router_with_attribute_conditions() -> None:
-    flows = by_key(build_catalog(observed().snapshot(), route_doc(), {}, {}))
+    flows = by_key(build_catalog(observed().snapshot(), workload_router(), RATES, {}, {}))
     kills = {r["route"]: r for r in flows[("prod", "1234", "player_killed", "2")]["routes"]}
     assert kills["prod-1234-by-category"]["topic"] == "prod.telemetry.1234.player_killed-v2"
     assert kills["kills-v2"]["topic"] == "prod.telemetry.all.player_killed-v2"
@@ -76,8 +78,17 @@ def test_routes_come_from_the_workers_router_with_attribute_conditions() -> None
     assert flows[("prod", "5678", "session_heartbeat", "1")]["routes"] == []
 
 
+def test_route_set_lists_every_route_with_worker_rates() -> None:
+    catalog = build_catalog([], workload_router(), RATES, {}, {})
+    routes = {r["name"]: r for r in catalog["route_set"]["routes"]}
+    assert len(routes) == 8
+    assert catalog["route_set"]["version"] == load_route_file(WORKLOAD_ROUTES).version
+    assert routes["pc-kills"]["per_second"] == 1.5 and routes["kills-v2"]["per_second"] == 0.0
+    assert routes["prod-purchases"]["to"] == {"topic": "prod.backend.all.purchase-v1"}
+
+
 def test_lineage_links_producers_ingest_routes_and_derived_topics() -> None:
-    catalog = build_catalog(observed().snapshot(), route_doc(), {}, {})
+    catalog = build_catalog(observed().snapshot(), workload_router(), RATES, {}, {})
     nodes = {n["id"]: n for n in catalog["lineage"]["nodes"]}
     edges = {(e["from"], e["to"]) for e in catalog["lineage"]["edges"]}
     assert nodes["route:pc-kills"]["per_second"] == 1.5
@@ -89,7 +100,7 @@ def test_lineage_links_producers_ingest_routes_and_derived_topics() -> None:
 
 
 def test_without_a_route_set_flows_are_still_listed() -> None:
-    catalog = build_catalog(observed().snapshot(), None, {}, {"workers": [{"ok": False}]})
+    catalog = build_catalog(observed().snapshot(), None, {}, {}, {"workers": [{"ok": False}]})
     assert len(catalog["flows"]) == 3
     assert all(f["routes"] == [] for f in catalog["flows"])
     assert catalog["route_set"] == {"version": None, "routes": []}
