@@ -12,7 +12,7 @@ import dataclasses
 import itertools
 import random
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
@@ -24,6 +24,7 @@ from producers.schemas import SchemaCatalog
 from producers.workload import ENVS, WorkloadGenerator, WorkloadMessage, register_workload
 
 SOURCES = ("telemetry", "backend")
+T = TypeVar("T")
 
 
 def mock_catalog(name: str = "bench") -> SchemaCatalog:
@@ -71,8 +72,9 @@ def prepare_records(
     return out
 
 
-def cycle(records: list[OutgoingRecord], count: int) -> Iterator[OutgoingRecord]:
-    return itertools.islice(itertools.cycle(records), count)
+def cycle(items: list[T], count: int) -> Iterator[T]:
+    """The first `count` items of `items` repeated."""
+    return itertools.islice(itertools.cycle(items), count)
 
 
 def generate(count: int, size: int | str | None = 1024, seed: int = 0) -> list[WorkloadMessage]:
