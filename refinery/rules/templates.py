@@ -31,6 +31,10 @@ def parse_template(text: str, fail: Callable[[str], RuleError]) -> TopicTemplate
     """Parse and check `text`; `fail(message)` builds the RuleError (it knows the route and field)."""
     if not text:
         raise fail("template is empty")
+    if not text.isascii():
+        raise fail(
+            f"template {text!r} has non-ASCII characters; topic names allow letters, digits, '.', '_', '-'"
+        )
     pieces: list[str | FieldRef] = []
     pos = 0
     for m in _PLACEHOLDER.finditer(text):

@@ -167,6 +167,8 @@ INVALID = [
     (one_route("{}", "{template: '{env}.{source}.a.b-v01'}"), "r", ["version after '-v'"]),
     (one_route("{}", "{template: '{env}.{source}.ingest.all-v1'}"), "r", ["ingest topic", "loop"]),
     (one_route("{}", "{template: '{env}.s p.a.b-v1'}"), "r", ["source part has characters"]),
+    (one_route("{}", "{template: '{env}.s\U0001f600.a.b-v1'}"), "r", ["non-ASCII"]),
+    (one_route("{}", "{template: '{env}.s\ue000.a.b-v1'}"), "r", ["non-ASCII"]),
     (one_route("{}", "{template: '{env}..a.b-v1'}"), "r", ["source part is empty"]),
     (one_route("{env: prod}", "{template: 'x{env}.s.a.b-v1'}"), "r", ["env part must be exactly {env}"]),
     (one_route("{env: prod}", "{template: '{source}.s.a.b-v1'}"), "r", ["env part must be exactly {env}"]),
