@@ -75,10 +75,9 @@ class ArrivalReader:
                 if m.error() is not None:
                     continue
                 self.arrivals += 1
-                headers: list[tuple[str, bytes]] = m.headers() or []
-                for key, value in headers:
+                for key, value in m.headers() or []:  # type: ignore[union-attr]
                     if key == MESSAGE_ID:
-                        began = sent_at.get(value.decode())
+                        began = sent_at.get(value.decode() if isinstance(value, bytes) else "")
                         if began is not None:
                             out.append((now - began) * 1000)
                         break
