@@ -22,8 +22,10 @@ COPY schema_registry ./schema_registry
 COPY refinery ./refinery
 RUN pip install --no-deps . && rm -rf build *.egg-info
 
-# Non-root at run time; every service is configured through REFINERY_* variables (common/config.py).
-RUN useradd --create-home --uid 10001 refinery
+# Non-root at run time, in a writable working folder (Faust keeps local state in its cwd). Every service
+# is configured through REFINERY_* variables (common/config.py).
+RUN useradd --create-home --uid 10001 refinery && install -d -o refinery -g refinery /var/lib/refinery
 USER refinery
+WORKDIR /var/lib/refinery
 ENV REFINERY_LOG_FORMAT=json
 CMD ["refinery-registry"]
