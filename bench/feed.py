@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 from bench.context import BenchContext
-from common.headers import MESSAGE_ID
+from common.headers import MESSAGE_ID, headers_dict
 from producers.producer import OutgoingRecord
 
 
@@ -75,12 +75,9 @@ class ArrivalReader:
                 if m.error() is not None:
                     continue
                 self.arrivals += 1
-                for key, value in m.headers() or []:  # type: ignore[union-attr]
-                    if key == MESSAGE_ID:
-                        began = sent_at.get(value.decode() if isinstance(value, bytes) else "")
-                        if began is not None:
-                            out.append((now - began) * 1000)
-                        break
+                began = sent_at.get(headers_dict(m.headers()).get(MESSAGE_ID, b"").decode())
+                if began is not None:
+                    out.append((now - began) * 1000)
 
     def wait_quiet(self, expected: int, timeout: float, idle: float = 3.0) -> None:
         """Return when `expected` latencies were recorded, or nothing new came for `idle` seconds."""
