@@ -1,0 +1,26 @@
+"""Figures the reliability tests measured (messages sent, lost, duplicated, inputs fuzzed...), merged into
+`.run/reliability/figures.json` (git-ignored) so docs/reliability.md can quote an actual run."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from common.config import REPO_ROOT
+
+FIGURES_FILE = REPO_ROOT / ".run" / "reliability" / "figures.json"
+
+
+def record_figures(test: str, **figures: Any) -> None:
+    """Store this test's figures (replacing its previous ones) and print them for `pytest -s`."""
+    path = Path(FIGURES_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data[test] = {**figures, "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    path.write_text(json.dumps(data, indent=2, sort_keys=True))
+    print(f"figures {test}: {json.dumps(figures, sort_keys=True)}")
