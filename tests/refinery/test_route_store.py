@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
@@ -19,7 +20,7 @@ WORKLOAD_ROUTES = Path(__file__).resolve().parents[2] / "refinery" / "routes" / 
 SMALL = "routes:\n  - {name: dev-all, match: {env: dev}, to: {topic: dev.all.all.all-v1}}\n"
 
 
-def config(bootstrap: str) -> dict[str, str]:
+def config(bootstrap: str) -> dict[str, Any]:
     return {"bootstrap.servers": bootstrap}
 
 
