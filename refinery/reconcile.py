@@ -37,7 +37,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from common import headers as h
 from common.config import KafkaSettings, RegistrySettings, WorkerSettings
 from common.errors import RefineryError, TopicNameError
-from common.headers import Headers
+from common.headers import RawHeaders
 from common.topics import is_ingest_topic
 from refinery import dlq
 from refinery.guards import RecordGuard, Rejection, topic_env
@@ -105,7 +105,7 @@ class Reconciler:
     def expected_topics(self) -> set[str]:
         return {topic for _, topic in self._expected}
 
-    def expect(self, coordinate: Coordinate, value: bytes | None, headers: Headers | None) -> None:
+    def expect(self, coordinate: Coordinate, value: bytes | None, headers: RawHeaders) -> None:
         """One record acknowledged on an ingest topic at `coordinate`."""
         self.report.sent += 1
         topic = coordinate[0]
@@ -141,14 +141,14 @@ class Reconciler:
                 self._dedup.add(key)
             self._expected[key] += 1
 
-    def observe_derived(self, topic: str, headers: Headers | None) -> None:
-        raw = dict(headers or ()).get(h.MESSAGE_ID)
+    def observe_derived(self, topic: str, headers: RawHeaders) -> None:
+        raw = _pairs(headers).get(h.MESSAGE_ID)
         message_id = raw.encode() if isinstance(raw, str) else (raw or b"")
         self._found[(message_id, topic)] += 1
 
-    def observe_dead_letter(self, headers: Headers | None) -> None:
+    def observe_dead_letter(self, headers: RawHeaders) -> None:
         """One DLQ record; those from ingest topics no sent record came from are not ours and skipped."""
-        errors = {k: v for k, v in headers or () if k.startswith(dlq.ERROR_HEADER_PREFIX)}
+        errors = {k: v for k, v in _pairs(headers).items() if k.startswith(dlq.ERROR_HEADER_PREFIX)}
 
         def text(name: str) -> str:
             value = errors.get(name) or b""
@@ -199,6 +199,11 @@ class Reconciler:
         r.dlq_reasons = dict(sorted(self._reasons.items()))
         r.examples = examples
         return r
+
+
+def _pairs(headers: RawHeaders) -> dict[str, bytes | str | None]:
+    """Headers as a dict (the last of duplicated names wins: only our own, unique headers are read)."""
+    return dict(headers.items() if isinstance(headers, Mapping) else (headers or ()))
 
 
 # --- reading topics back ------------------------------------------------------------------------------
