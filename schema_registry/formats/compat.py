@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from common.errors import RefineryError
 from schema_registry.formats.avro_compat import avro_incompatibilities
+from schema_registry.formats.jsonschema_compat import json_incompatibilities
 from schema_registry.formats.protobuf_compat import protobuf_incompatibilities
 from schema_registry.formats.types import (
     CompatibilityLevel,
@@ -28,6 +28,7 @@ ReaderChecker = Callable[[Any, Any, tuple[str, str]], list[str]]
 CHECKERS: dict[SchemaType, ReaderChecker] = {
     SchemaType.AVRO: avro_incompatibilities,
     SchemaType.PROTOBUF: protobuf_incompatibilities,
+    SchemaType.JSON: json_incompatibilities,
 }
 
 
@@ -59,9 +60,7 @@ def check_compatibility(
                 f"TYPE_MISMATCH: the new schema is {new.schema_type} but {against} is {old.schema_type}"
             )
             continue
-        check = CHECKERS.get(new.schema_type)
-        if check is None:
-            raise RefineryError(f"compatibility checks for {new.schema_type} are not available yet")
+        check = CHECKERS[new.schema_type]
         if level.checks_backward:
             for message in check(new, old, ("new", "old")):
                 problems.append(f"{message} [BACKWARD: new schema reading data of {against}]")

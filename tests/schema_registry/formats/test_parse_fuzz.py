@@ -7,7 +7,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schema_registry.formats import InvalidSchemaError, ParsedSchema, parse_schema
+from schema_registry.formats import InvalidSchemaError, ParsedSchema, check_compatibility, parse_schema
 
 AVRO_WORDS = ["record", "enum", "fixed", "array", "map", "int", "string", "null", "R", "a.B", "E"]
 JSON_WORDS = ["object", "string", "integer", "array", "$ref", "#", "#/definitions/a", "other.json"]
@@ -73,3 +73,21 @@ PROTO_TOKENS = ['syntax = "proto3";', "message", "M", "{", "}", "int32", "x", "=
 )
 def test_arbitrary_text_never_crashes_protobuf(text: str) -> None:
     parses_or_rejects("PROTOBUF", text)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schema_type=st.sampled_from(["AVRO", "JSON"]), first=json_values, second=json_values)
+def test_compatibility_never_crashes_and_a_schema_reads_itself(
+    schema_type: str, first: object, second: object
+) -> None:
+    parsed = []
+    for value in (first, second):
+        try:
+            parsed.append(parse_schema(schema_type, json.dumps(value)))
+        except InvalidSchemaError:
+            continue
+    for schema in parsed:
+        assert check_compatibility("FULL", schema, [schema]) == []
+    if len(parsed) == 2:
+        messages = check_compatibility("FULL_TRANSITIVE", parsed[1], [parsed[0], parsed[1]])
+        assert all(isinstance(m, str) and m for m in messages)
