@@ -28,8 +28,8 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
-        if self.value is None or not self.baseline:
-            return None
+        if self.value is None or self.baseline is None or self.value <= 0 or self.baseline <= 0:
+            return None  # a ratio of growths or of signed numbers means nothing
         return self.value / self.baseline
 
     def to_dict(self) -> dict[str, Any]:
