@@ -61,7 +61,7 @@ class RegistryProcess:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"registry exited with {self.proc.returncode} (log: {self.log_path})")
             try:
-                if httpx.get(f"{self.url}/subjects", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}/subjects", timeout=2).status_code in (200, 401):  # 401: auth on
                     return
             except httpx.HTTPError:
                 pass

@@ -274,3 +274,30 @@ def test_metrics_and_docs(api: httpx.Client, subject: str) -> None:
     assert "registry_compatibility_failures_total" in text
     assert api.get("/docs").status_code == 200
     assert "/subjects/{subject}/versions" in api.get("/openapi.json").json()["paths"]
+
+
+def test_protobuf_and_json_schema_with_references(api: httpx.Client, subject: str) -> None:
+    common = 'syntax = "proto3";\npackage game;\nmessage Player { string id = 1; }\n'
+    assert (
+        api.post(
+            f"/subjects/{subject}-common/versions", json={"schema": common, "schemaType": "PROTOBUF"}
+        ).status_code
+        == 200
+    )
+    event = (
+        'syntax = "proto3";\npackage game;\nimport "common.proto";\nimport "google/protobuf/timestamp.proto";\n'
+        "message Kill { Player killer = 1; google.protobuf.Timestamp at = 2; }\n"
+    )
+    refs = [{"name": "common.proto", "subject": f"{subject}-common", "version": 1}]
+    created = register(api, subject, event, schemaType="PROTOBUF", references=refs)
+    assert created.status_code == 200, created.text
+    stored = api.get(f"/schemas/ids/{created.json()['id']}").json()
+    assert stored["schemaType"] == "PROTOBUF" and stored["references"] == refs
+    assert error_code(register(api, subject + "-noref", event, schemaType="PROTOBUF")) == 42201
+
+    json_schema = json.dumps({"type": "object", "properties": {"n": {"type": "integer"}}})
+    made = register(api, subject + "-json", json_schema, schemaType="JSON")
+    assert (
+        made.status_code == 200
+        and api.get(f"/schemas/ids/{made.json()['id']}").json()["schemaType"] == "JSON"
+    )
