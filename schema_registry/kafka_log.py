@@ -33,7 +33,8 @@ def ensure_topics(client_config: dict[str, Any], topics: Sequence[str], *, timeo
     for topic in topics:
         if topic in existing and len(existing[topic].partitions) != 1:
             raise StoreError(
-                f"topic {topic!r} has {len(existing[topic].partitions)} partitions; the registry needs exactly one"
+                f"topic {topic!r} has {len(existing[topic].partitions)} partitions; "
+                "the registry needs exactly one"
             )
     missing = [t for t in topics if t not in existing]
     if not missing:

@@ -285,7 +285,8 @@ def test_protobuf_and_json_schema_with_references(api: httpx.Client, subject: st
         == 200
     )
     event = (
-        'syntax = "proto3";\npackage game;\nimport "common.proto";\nimport "google/protobuf/timestamp.proto";\n'
+        'syntax = "proto3";\npackage game;\nimport "common.proto";\n'
+        'import "google/protobuf/timestamp.proto";\n'
         "message Kill { Player killer = 1; google.protobuf.Timestamp at = 2; }\n"
     )
     refs = [{"name": "common.proto", "subject": f"{subject}-common", "version": 1}]

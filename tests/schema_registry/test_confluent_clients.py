@@ -26,8 +26,9 @@ pytestmark = pytest.mark.integration
 
 AVRO_SCHEMA = """{"type": "record", "name": "MatchStarted", "namespace": "refinery.test",
  "fields": [{"name": "match_id", "type": "string"}, {"name": "players", "type": "int"}]}"""
-JSON_SCHEMA = """{"$schema": "http://json-schema.org/draft-07/schema#", "title": "Heartbeat", "type": "object",
- "properties": {"session": {"type": "string"}, "seq": {"type": "integer"}}, "required": ["session"]}"""
+JSON_SCHEMA = """{"$schema": "http://json-schema.org/draft-07/schema#", "title": "Heartbeat",
+ "type": "object", "properties": {"session": {"type": "string"}, "seq": {"type": "integer"}},
+ "required": ["session"]}"""
 
 
 def _game_event_class() -> Any:
