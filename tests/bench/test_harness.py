@@ -1,0 +1,71 @@
+"""The benchmark harness works: `--quick` on the cheap benchmarks writes the result files with the
+expected keys. Speed is never asserted here (the benchmarks themselves report it)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.report import BenchResult, Row, markdown
+from bench.stats import percentiles
+from common.config import REPO_ROOT
+
+ENVIRONMENT_KEYS = {"python", "confluent_kafka", "librdkafka", "faust", "kafka", "cpu_count", "bootstrap"}
+
+
+def test_percentiles_use_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentiles(values) == {"p50": 50.0, "p99": 99.0, "p99.9": 100.0, "max": 100.0, "count": 100}
+    assert percentiles([]) == {}
+
+
+def test_ratio_is_value_over_baseline_and_undefined_for_signed_figures() -> None:
+    assert Row("x", 90.0, "msg/s", baseline=100.0).ratio == pytest.approx(0.9)
+    assert Row("x", None, "msg/s", baseline=100.0).ratio is None
+    assert Row("growth", 1.0, "MB", baseline=-2.0).ratio is None
+
+
+def test_markdown_lists_every_row_with_ratio_first() -> None:
+    result = BenchResult(
+        "producer", "t", rows=[Row("send 1024 B", 90.0, "msg/s", 100.0, goal=">= 0.9x", goal_met=True)]
+    )
+    run = {
+        "mode": "quick",
+        "started_at": "now",
+        "command": "python -m bench",
+        "environment": {k: "?" for k in ENVIRONMENT_KEYS},
+    }
+    text = markdown(run, [result])
+    assert "| producer | send 1024 B | 0.90x | 90.0 msg/s | 100 msg/s | >= 0.9x | yes |" in text
+
+
+@pytest.mark.integration
+def test_quick_run_writes_json_and_markdown(kafka_bootstrap: str, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "bench", "--quick", "--only", "producer", "--only", "scale"]
+    cmd += ["--bootstrap", kafka_bootstrap, "--out-dir", str(tmp_path), "--stem", "check"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=150)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "producer: start" in proc.stderr  # the progress display
+
+    doc = json.loads((tmp_path / "check.json").read_text())
+    assert doc["mode"] == "quick"
+    assert ENVIRONMENT_KEYS <= set(doc["environment"])
+    assert doc["environment"]["cpu_count"] >= 1
+    assert set(doc["benchmarks"]) == {"producer", "scale"}
+    for name, bench in doc["benchmarks"].items():
+        assert bench["status"] == "ok", (name, bench["error"])
+        assert bench["params"] and bench["baseline"]["description"]
+        assert bench["rows"], name
+        for row in bench["rows"]:
+            assert {"case", "value", "unit", "baseline", "ratio", "goal", "goal_met"} <= set(row)
+            assert row["value"] > 0 and row["baseline"] > 0
+    cases = [row["case"] for row in doc["benchmarks"]["producer"]["rows"]]
+    assert cases == ["send 200 B", "send 1024 B", "send 20480 B"]
+
+    table = (tmp_path / "check.md").read_text()
+    assert "| benchmark | case | ratio | value | baseline | goal | met |" in table
+    assert "| producer | send 1024 B |" in table and "| scale | 1,000 routes" in table
