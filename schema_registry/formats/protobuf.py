@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from google.protobuf import descriptor_pb2, descriptor_pool, text_format
 from google.protobuf.descriptor import FileDescriptor
 
+from schema_registry.formats.protobuf_printer import UnsupportedProtoError, print_proto
 from schema_registry.formats.types import InvalidSchemaError, ParsedSchema, SchemaType
 
 MAIN_FILE = "schema.proto"
@@ -54,7 +55,16 @@ class ProtobufSchema(ParsedSchema):
         return self._canonical
 
     def normalized(self) -> str:
-        return self.raw
+        """The schema re-printed from its descriptor, or `raw` if that print would not be the same schema."""
+        try:
+            printed = print_proto(self.file_proto)
+        except UnsupportedProtoError:
+            return self.raw
+        try:
+            reparsed = parse_protobuf(printed, self.references)
+        except InvalidSchemaError:
+            return self.raw
+        return printed if reparsed == self else self.raw
 
 
 def parse_protobuf(schema_str: str, references: Mapping[str, str] | None = None) -> ProtobufSchema:

@@ -304,3 +304,47 @@ def test_json_references_resolve_by_name() -> None:
     parsed = parse_schema("JSON", json.dumps({"properties": {"player": {"$ref": "player.json"}}}), refs)
     assert isinstance(parsed, JsonSchema)
     assert parsed.resolver.lookup("player.json").contents["properties"]["id"] == {"type": "string"}
+
+
+PROTO2_FEATURES = r"""
+syntax = "proto2";
+package a.b;
+option java_package = "x.y";
+message M {
+  optional int32 a = 1 [default = 5, deprecated = true];
+  required string s = 2 [default = "q\"x"];
+  repeated int32 p = 3 [packed = true];
+  map<string, M> children = 6;
+  extensions 100 to max;
+  reserved 7, 9 to 11;
+  reserved "zz";
+  oneof o { bytes b = 4 [default = "\001"]; }
+  enum E { option allow_alias = true; X = 0; Y = 0; reserved 5 to 6; }
+  optional E e = 5 [default = Y];
+  message Inner { map<int32, string> m = 1; }
+}
+service S { rpc Go(M) returns (stream M); }
+"""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(PROTO, id="proto3"),
+        pytest.param(PROTO2_FEATURES, id="proto2-options-defaults-reserved-service"),
+        pytest.param(
+            'syntax = "proto3";\nmessage P { optional int32 a = 1; repeated string b = 2; }', id="optional"
+        ),
+    ],
+)
+def test_protobuf_normalized_is_a_reprint_of_the_same_schema(text: str) -> None:
+    parsed = parse_schema("PROTOBUF", text)
+    normalized = parsed.normalized()
+    assert normalized != text and "//" not in normalized
+    assert parse_schema("PROTOBUF", normalized) == parsed
+
+
+def test_protobuf_normalized_keeps_raw_text_for_unprinted_features() -> None:
+    text = 'syntax = "proto2";\nmessage P { extensions 10 to 20; }\nextend P { optional int32 x = 10; }\n'
+    parsed = parse_schema("PROTOBUF", text)
+    assert parsed.normalized() == text
