@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf import descriptor_pb2, text_encoding
+from google.protobuf.descriptor_pb2 import FieldDescriptorProto as F
 from google.protobuf.message import Message
 
-F = descriptor_pb2.FieldDescriptorProto
 MAX_FIELD_NUMBER = 536_870_911
 SCALAR_NAMES = {
     value: name.removeprefix("TYPE_").lower()
