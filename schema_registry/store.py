@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 from schema_registry.records import KeyType, RecordKey, SchemaValue, decode_json
 
@@ -48,7 +49,7 @@ class SchemaStore:
                 upto = int(value.get("version") or 0)
                 for version, item in list(self._subjects.get(key.subject, {}).items()):
                     if version <= upto and not item.deleted:
-                        self._put(_with_deleted(item))
+                        self._put(replace(item, deleted=True))
 
     def _apply_schema(self, key: RecordKey, value: dict | None) -> None:
         if value is None:  # tombstone: a hard delete
@@ -126,9 +127,3 @@ class SchemaStore:
     def mode(self, subject: str | None) -> str | None:
         with self.lock:
             return self._modes.get(subject)
-
-
-def _with_deleted(item: SchemaValue) -> SchemaValue:
-    from dataclasses import replace
-
-    return replace(item, deleted=True)

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from common.errors import RefineryError
 from schema_registry.api.responses import RegistryJSONResponse, error_body
 from schema_registry.errors import ErrorCode, RegistryError
 
@@ -49,6 +50,14 @@ async def http_error(_request: Request, exc: Exception) -> Response:
     )
 
 
+async def refinery_error(_request: Request, exc: Exception) -> Response:
+    """Our own errors without a Confluent code: bad input is the client's to fix, the rest is ours."""
+    code, status = (
+        (ErrorCode.INVALID_REQUEST, 422) if isinstance(exc, ValueError) else (ErrorCode.STORE_ERROR, 500)
+    )
+    return RegistryJSONResponse(error_body(int(code), str(exc)), status_code=status)
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error", extra={"path": request.url.path})
     return RegistryJSONResponse(
@@ -58,6 +67,7 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RegistryError, registry_error)
+    app.add_exception_handler(RefineryError, refinery_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected_error)
