@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import threading
 from collections.abc import Sequence
 from typing import Any
 
+from google.protobuf.descriptor_pb2 import FileDescriptorProto
+from google.protobuf.message import DecodeError
+
 from schema_registry.errors import ErrorCode, invalid
 from schema_registry.formats import InvalidSchemaError, ParsedSchema, parse_schema
+from schema_registry.formats.protobuf_printer import UnsupportedProtoError, print_proto
 from schema_registry.records import Reference, SchemaValue
 from schema_registry.store import SchemaStore
 
@@ -50,6 +56,24 @@ def parse_schema_type(raw: object) -> str:
             ErrorCode.INVALID_SCHEMA, f"Invalid schemaType {raw!r}: use one of {', '.join(SCHEMA_TYPES)}"
         )
     return name
+
+
+def protobuf_from_descriptor(schema: str) -> str | None:
+    """confluent-kafka's clients send Protobuf schemas as a base64 FileDescriptorProto (Confluent's server
+    accepts that form and stores .proto text); the .proto text of such a schema, else None."""
+    text = schema.strip()
+    if not text or any(c.isspace() for c in text) or "{" in text:
+        return None
+    try:
+        descriptor = FileDescriptorProto.FromString(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError, DecodeError):
+        return None
+    if not descriptor.name:
+        return None
+    try:
+        return print_proto(descriptor)
+    except UnsupportedProtoError:
+        return None
 
 
 class SchemaParser:

@@ -25,7 +25,7 @@ from schema_registry.formats import ParsedSchema, check_compatibility
 from schema_registry.kafka_log import KafkaLog
 from schema_registry.policies import Policies
 from schema_registry.records import KeyType, RecordKey, Reference, SchemaValue, encode_json
-from schema_registry.references import SchemaParser, type_name
+from schema_registry.references import SchemaParser, protobuf_from_descriptor, type_name
 from schema_registry.store import SchemaStore
 
 MAX_VERSION = 2**31 - 1
@@ -120,6 +120,10 @@ class RegistryService:
     # --- lookup and compatibility -------------------------------------------------------------------
 
     def prepare(self, request: SchemaRequest, *, normalize: bool) -> tuple[SchemaRequest, ParsedSchema]:
+        if request.schema_type == "PROTOBUF":
+            as_text = protobuf_from_descriptor(request.schema)
+            if as_text is not None:
+                request = replace(request, schema=as_text)
         parsed = self.parser.parse(request.schema_type, request.schema, request.references)
         if normalize:
             request = replace(request, schema=parsed.normalized())

@@ -88,12 +88,6 @@ def test_json_schema_round_trip(client: SchemaRegistryClient, kafka_bootstrap: s
     assert client.get_latest_version(f"{unique_name}-value").schema.schema_type == "JSON"
 
 
-@pytest.mark.xfail(
-    reason="confluent-kafka registers protobuf schemas as base64 FileDescriptorProto; "
-    "schema_registry.formats "
-    "does not parse that form yet (remove this marker when it does)",
-    strict=False,
-)
 @pytest.mark.parametrize("skip_known_types", [True, False])
 def test_protobuf_round_trip_with_well_known_types(
     client: SchemaRegistryClient, kafka_bootstrap: str, unique_name: str, skip_known_types: bool
