@@ -66,6 +66,7 @@ class ReconcileReport:
     dlq_duplicated: int = 0
     dlq_unexpected: int = 0
     dlq_reasons: dict[str, int] = field(default_factory=dict)
+    duplicated_by_topic: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)  # a few message ids per problem
 
     @property
@@ -184,6 +185,7 @@ class Reconciler:
                 note("lost", key[0])
             elif got > want:
                 r.duplicated += got - want
+                r.duplicated_by_topic[key[1]] = r.duplicated_by_topic.get(key[1], 0) + got - want
                 note("duplicated", key[0])
         for key, got in self._found.items():
             if key not in self._expected:
