@@ -176,6 +176,7 @@ class WorkerSettings(BaseSettings):
     compression: str = Field(default="none", pattern="^(none|lz4|zstd|snappy|gzip)$")
     queue_max_messages: int = Field(default=500_000, ge=1)
     metadata_refresh_ms: int = Field(default=2000, ge=100)
+    session_timeout_ms: int = Field(default=10_000, ge=1000)  # how soon a dead worker's partitions move
     stats_interval_s: float = Field(default=5.0, gt=0)
 
     @property

@@ -51,6 +51,8 @@ def create_app(settings: WorkerSettings | None = None, kafka: KafkaSettings | No
         web_port=settings.web_port,
         datadir=str(settings.data_dir / "{conf.id}"),
         logging_config=logging_dict_config(),
+        broker_session_timeout=settings.session_timeout_ms / 1000,
+        broker_heartbeat_interval=settings.session_timeout_ms / 3000,
         topic_partitions=1,
         topic_replication_factor=settings.internal_replication,
     )

@@ -175,6 +175,8 @@ class DataPlane:
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
                 "topic.metadata.refresh.interval.ms": s.metadata_refresh_ms,
+                "session.timeout.ms": s.session_timeout_ms,
+                "heartbeat.interval.ms": max(s.session_timeout_ms // 3, 100),
                 "statistics.interval.ms": int(s.stats_interval_s * 1000),
                 "stats_cb": self.metrics.apply_librdkafka_stats,
             }
