@@ -63,11 +63,13 @@ def worker_topics(group: str) -> list[str]:
     return [f"_{group}-routes", f"_{group}-dlq", f"_{group}-dedup", f"{group}-control-__assignor-__leader"]
 
 
-def start_passthrough(ctx: BenchContext, label: str, ingest: IngestRange, sink: str) -> tuple[Child, str]:
-    """The raw consume->produce baseline as a process (same tuned settings as in `bench.kafka_io`)."""
+def start_passthrough(
+    ctx: BenchContext, label: str, ingest: IngestRange, sink: str, profile: str = "throughput"
+) -> tuple[Child, str]:
+    """The raw consume->produce baseline as a process (settings: `bench.kafka_io.PROFILES[profile]`)."""
     group = ctx.name(label)
     ctx.commit_offsets(group, ingest.start)
-    args = ["-m", "bench.passthrough_main", ctx.bootstrap, group, sink, json.dumps(ingest.topics)]
+    args = ["-m", "bench.passthrough_main", ctx.bootstrap, group, sink, json.dumps(ingest.topics), profile]
     return procs.start(label, args), group
 
 

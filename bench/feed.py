@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import threading
+import json
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from confluent_kafka import OFFSET_END, Consumer, TopicPartition
-
+from bench import procs
 from bench.context import BenchContext
-from common.headers import MESSAGE_ID, headers_dict
 from producers.producer import OutgoingRecord
 
 
@@ -41,56 +41,41 @@ def paced(
 
 
 class ArrivalReader:
-    """Reads `topics` from their current end in a thread and records, for every record whose message
-    id is in `sent_at`, how long after sending it became readable (ms)."""
+    """Reads `topics` from their current end in its own process (`bench.arrivals_main`, so it shares no
+    GIL with the sender); after `stop()`, `latencies_ms(sent_at)` gives, for every record whose message
+    id was stamped at send time, how long after sending it became readable."""
 
-    def __init__(self, ctx: BenchContext, topics: list[str], sent_at: dict[str, float]) -> None:
-        self.latencies_ms: list[float] = []
-        self.arrivals = 0
-        self._sent_at = sent_at
-        self._stop = threading.Event()
-        self._consumer = Consumer(
-            {
-                **ctx.client_config,
-                "group.id": ctx.name("latency-reader"),
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "fetch.wait.max.ms": 5,
-                "fetch.queue.backoff.ms": 0,
-            }
-        )
+    def __init__(self, ctx: BenchContext, topics: list[str]) -> None:
+        self._ctx = ctx
+        self.topics = topics
+        self._out = Path(tempfile.mkstemp(prefix="bench-arrivals-", suffix=".txt")[1])
         ends = ctx.end_offsets(topics)
-        self._consumer.assign([TopicPartition(t, p, ends.get((t, p), OFFSET_END)) for t, p in ends])
-        self._thread = threading.Thread(target=self._run, name="bench-reader", daemon=True)
+        assignment = [[t, p, o] for (t, p), o in ends.items()]
+        self._child = procs.start(
+            "arrivals", ["-m", "bench.arrivals_main", ctx.bootstrap, str(self._out), json.dumps(assignment)]
+        )
+        self.arrivals: list[tuple[str, float]] = []
 
-    def start(self) -> ArrivalReader:
-        self._thread.start()
-        return self
+    def output_total(self) -> int:
+        return sum(self._ctx.end_offsets(self.topics).values())
 
-    def _run(self) -> None:
-        consume, sent_at, out = self._consumer.consume, self._sent_at, self.latencies_ms
-        while not self._stop.is_set():
-            for m in consume(1000, 0.05):
-                now = time.time()
-                if m.error() is not None:
-                    continue
-                self.arrivals += 1
-                began = sent_at.get(headers_dict(m.headers()).get(MESSAGE_ID, b"").decode())
-                if began is not None:
-                    out.append((now - began) * 1000)
-
-    def wait_quiet(self, expected: int, timeout: float, idle: float = 3.0) -> None:
-        """Return when `expected` latencies were recorded, or nothing new came for `idle` seconds."""
+    def wait_quiet(self, timeout: float, idle: float = 2.0) -> None:
+        """Return once nothing new landed in the topics for `idle` seconds (or `timeout` passes)."""
         deadline = time.monotonic() + timeout
-        last, last_change = len(self.latencies_ms), time.monotonic()
-        while time.monotonic() < deadline and len(self.latencies_ms) < expected:
-            time.sleep(0.2)
-            if len(self.latencies_ms) != last:
-                last, last_change = len(self.latencies_ms), time.monotonic()
-            elif time.monotonic() - last_change > idle:
-                return
+        last, last_change = self.output_total(), time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - last_change < idle:
+            time.sleep(0.3)
+            total = self.output_total()
+            if total != last:
+                last, last_change = total, time.monotonic()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._consumer.close()
+        self._child.stop()
+        try:
+            lines = self._out.read_text().splitlines()
+        finally:
+            self._out.unlink(missing_ok=True)
+        self.arrivals = [(mid, float(t)) for mid, t in (line.split(" ") for line in lines)]
+
+    def latencies_ms(self, sent_at: dict[str, float]) -> list[float]:
+        return [(t - sent_at[mid]) * 1000 for mid, t in self.arrivals if mid in sent_at]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from confluent_kafka import Producer, TopicPartition
@@ -15,9 +15,10 @@ from bench.workload import cycle, generate, prepare_records, sdk_producer, workl
 from producers.producer import OutgoingRecord
 
 # The tuned raw pass-through (measured on the 2-core dev machine, broker on the same host). What moved
-# the needle: big consume() batches, one poll() per batch instead of per record, a long linger with
-# large batches, and no compression (lz4 costs CPU the broker-sharing host does not have).
-PASSTHROUGH_CONSUMER: dict[str, Any] = {
+# the needle: a deep local prefetch queue with no fetch back-off, big consume() batches, one poll() per
+# batch instead of per record, and a long linger with large batches. Headers cost most of the Python
+# time per record (`produce_batch` would save calls but cannot carry headers).
+_CONSUMER: dict[str, Any] = {
     "fetch.min.bytes": 1,
     "fetch.wait.max.ms": 50,
     "fetch.max.bytes": 52_428_800,
@@ -25,7 +26,7 @@ PASSTHROUGH_CONSUMER: dict[str, Any] = {
     "queued.min.messages": 1_000_000,
     "fetch.queue.backoff.ms": 0,
 }
-PASSTHROUGH_PRODUCER: dict[str, Any] = {
+_PRODUCER: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
     "linger.ms": 100,
@@ -35,7 +36,30 @@ PASSTHROUGH_PRODUCER: dict[str, Any] = {
     "queue.buffering.max.messages": 1_000_000,
     "queue.buffering.max.kbytes": 1_048_576,
 }
-PASSTHROUGH_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class PassThroughProfile:
+    """Settings of the raw pass-through: `consume(batch, timeout_s)` per loop, then produce each record."""
+
+    batch: int
+    timeout_s: float
+    consumer: dict[str, Any]
+    producer: dict[str, Any]
+
+    def to_doc(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PROFILES = {
+    # Throughput: large batches, long linger.
+    "throughput": PassThroughProfile(10_000, 0.2, _CONSUMER, _PRODUCER),
+    # Latency: consume() returns after at most 5 ms and batches linger 5 ms (a consume() call waits for
+    # its full timeout unless the batch fills, so the timeout is a latency floor).
+    "latency": PassThroughProfile(
+        1_000, 0.005, {**_CONSUMER, "fetch.wait.max.ms": 5}, {**_PRODUCER, "linger.ms": 5}
+    ),
+}
 
 
 def produce_all(producer: Producer, records: Iterable[OutgoingRecord], *, poll_every: int = 1000) -> int:
@@ -88,7 +112,7 @@ def prefill(
         records = prepare_records(sdk, generate(min(pool, count), size))
     finally:
         sdk.close()
-    producer = Producer({**ctx.client_config, **PASSTHROUGH_PRODUCER})
+    producer = Producer({**ctx.client_config, **_PRODUCER})
     began = time.monotonic()
     produce_all(producer, cycle(records, count))
     flush(producer)

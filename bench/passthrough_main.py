@@ -1,7 +1,7 @@
 """The routing baseline as a process: a tuned raw confluent-kafka consume(batch) -> produce pass-through
 with no decisions, from the ingest topics to one sink topic, until SIGTERM.
 
-    python -m bench.passthrough_main BOOTSTRAP GROUP SINK '["topic", ...]'
+    python -m bench.passthrough_main BOOTSTRAP GROUP SINK '["topic", ...]' throughput|latency
 
 It starts from the group's committed offsets (pre-committed by the harness) and commits asynchronously
 after every batch, which is how the harness watches its progress.
@@ -15,11 +15,12 @@ import sys
 
 from confluent_kafka import Consumer, Producer
 
-from bench.kafka_io import PASSTHROUGH_BATCH, PASSTHROUGH_CONSUMER, PASSTHROUGH_PRODUCER
+from bench.kafka_io import PROFILES
 
 
 def main(argv: list[str]) -> int:
     bootstrap, group, sink, topics = argv[0], argv[1], argv[2], json.loads(argv[3])
+    profile = PROFILES[argv[4]]
     stop = False
 
     def on_term(*_: object) -> None:
@@ -30,18 +31,18 @@ def main(argv: list[str]) -> int:
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
-            **PASSTHROUGH_CONSUMER,
+            **profile.consumer,
             "group.id": group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
         }
     )
-    producer = Producer({"bootstrap.servers": bootstrap, **PASSTHROUGH_PRODUCER})
+    producer = Producer({"bootstrap.servers": bootstrap, **profile.producer})
     consumer.subscribe(topics)
     produce, poll, consume, commit = producer.produce, producer.poll, consumer.consume, consumer.commit
     try:
         while not stop:
-            msgs = consume(PASSTHROUGH_BATCH, 0.2)
+            msgs = consume(profile.batch, profile.timeout_s)
             if not msgs:
                 continue
             for m in msgs:

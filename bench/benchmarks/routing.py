@@ -9,13 +9,7 @@ from collections.abc import Callable
 
 from bench import contenders, procs
 from bench.context import BenchContext
-from bench.kafka_io import (
-    PASSTHROUGH_BATCH,
-    PASSTHROUGH_CONSUMER,
-    PASSTHROUGH_PRODUCER,
-    IngestRange,
-    prefill,
-)
+from bench.kafka_io import PROFILES, IngestRange, prefill
 from bench.procs import Child, SinkProgress
 from bench.report import BenchResult, Row
 
@@ -37,9 +31,7 @@ def run(ctx: BenchContext) -> BenchResult:
     result.baseline = {
         "description": "raw confluent-kafka consume(batch)->produce pass-through process, no decisions",
         "msgs_per_s": round(base.rate),
-        "batch": PASSTHROUGH_BATCH,
-        "consumer": PASSTHROUGH_CONSUMER,
-        "producer": PASSTHROUGH_PRODUCER,
+        "settings": PROFILES["throughput"].to_doc(),
     }
     result.add(Row(case="raw pass-through (baseline)", value=base.rate, unit="msg/s", baseline=base.rate))
     for case, eos in (("refinery", False), ("refinery exactly-once", True)):
