@@ -68,11 +68,6 @@ class RoutedBatch:
         return {o.topic for o in self.outputs}
 
 
-def route_name(destination: Any) -> str:
-    route = destination.route
-    return str(getattr(route, "name", route))
-
-
 def route_batch(
     records: Sequence[RecordLike],
     router: RouterLike,
@@ -121,7 +116,7 @@ def route_batch(
         seen_ids = batch_ids.get(tp)
         duplicate: bool | None = None  # decided lazily: only routes with dedup on need it
         for dest in destinations:
-            name = route_name(dest)
+            name = dest.route
             try:
                 dest_env = topic_env(dest.topic)
             except TopicNameError as exc:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 
 from common import headers as h
 from common.errors import HeaderError, RefineryError, TopicNameError
-from common.headers import REQUIRED_HEADERS, RawHeaders, headers_dict
+from common.headers import REQUIRED_HEADERS, Headers, headers_dict
 from common.topics import parse_topic, validate_component
 from refinery.dlq import DlqReason
 from refinery.schema_check import SchemaIdChecker
@@ -64,7 +65,7 @@ class RecordGuard:
         self._schema_checker = schema_checker
         self._valid: set[tuple[str, bytes]] = set()
 
-    def check(self, topic: str, value: bytes | None, raw_headers: RawHeaders) -> dict[str, bytes]:
+    def check(self, topic: str, value: bytes | None, raw_headers: Headers | None) -> dict[str, bytes]:
         """The record's headers as a dict, or raise Rejection."""
         if value is not None and len(value) > self._max_value_bytes:
             raise Rejection(
@@ -73,10 +74,12 @@ class RecordGuard:
             )
         if not raw_headers:
             raise Rejection(DlqReason.MISSING_HEADER, "record has no headers; routing needs the ce_* headers")
-        try:
-            headers = headers_dict(raw_headers)
-        except HeaderError as exc:
-            raise Rejection(DlqReason.DUPLICATE_HEADER, str(exc)) from None
+        headers: dict[str, Any] = dict(raw_headers)  # fast path: consumed headers are (str, bytes|None)
+        if len(headers) != len(raw_headers):
+            try:
+                headers_dict(raw_headers)  # names the duplicated header
+            except HeaderError as exc:
+                raise Rejection(DlqReason.DUPLICATE_HEADER, str(exc)) from None
         self._check_required(headers)
         if headers[h.ENV] != topic_env(topic):
             raise Rejection(
@@ -95,8 +98,8 @@ class RecordGuard:
         valid = self._valid
         for name in REQUIRED_HEADERS:
             value = headers.get(name)
-            if value is None:
-                raise Rejection(DlqReason.MISSING_HEADER, f"required header {name!r} is missing")
+            if not value:
+                raise Rejection(DlqReason.MISSING_HEADER, f"required header {name!r} is missing or empty")
             if name == h.MESSAGE_ID:
                 if not 0 < len(value) <= MAX_MESSAGE_ID_BYTES:
                     raise Rejection(
