@@ -37,7 +37,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from common import headers as h
 from common.config import KafkaSettings, RegistrySettings, WorkerSettings
 from common.errors import RefineryError, TopicNameError
-from common.headers import RawHeaders
+from common.headers import Headers, RawHeaders
 from common.topics import is_ingest_topic
 from refinery import dlq
 from refinery.guards import RecordGuard, Rejection, topic_env
@@ -106,7 +106,7 @@ class Reconciler:
     def expected_topics(self) -> set[str]:
         return {topic for _, topic in self._expected}
 
-    def expect(self, coordinate: Coordinate, value: bytes | None, headers: RawHeaders) -> None:
+    def expect(self, coordinate: Coordinate, value: bytes | None, headers: Headers | None) -> None:
         """One record acknowledged on an ingest topic at `coordinate`."""
         self.report.sent += 1
         topic = coordinate[0]
