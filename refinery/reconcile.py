@@ -279,8 +279,8 @@ def reconcile_cluster(
 ) -> ReconcileReport:
     """Read the ingest topics (what was sent), then the derived topics and the DLQ, and reconcile."""
     for msg in read_topics(client_config, ingest_topics):
-        reconciler.expect((msg.topic() or "", msg.partition() or 0, msg.offset() or 0), msg.value(),
-                          msg.headers())  # fmt: skip
+        coordinate = (msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
+        reconciler.expect(coordinate, msg.value(), msg.headers())  # type: ignore[arg-type]  # always a list
     existing = set(list_topics(client_config, ""))
     derived = set(reconciler.expected_topics)
     if derived_pattern is not None:
