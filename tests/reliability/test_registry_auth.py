@@ -1,0 +1,150 @@
+"""Registry auth on a real registry process: every route of the app (enumerated from the app itself, so a
+new mutating endpoint without a check fails here) needs credentials, mutations need `write`, config and
+mode changes need `admin`; passwords and tokens never reach the log."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.routing import BaseRoute
+
+from common.config import RegistrySettings
+from schema_registry.app import create_app
+from tests.reliability.figures import record_figures
+from tests.schema_registry.processes import RegistryProcess
+
+pytestmark = pytest.mark.integration
+
+SECRETS = {"reader": "r3ad-Pw-9f2c", "writer": "wr1te-Pw-77aa", "admin": "adm1n-Pw-c0de"}
+TOKEN = "tok-5e1f-admin-0b9d"
+MUTATING = {"POST", "PUT", "DELETE", "PATCH"}
+# POSTs that only read (Confluent's API shape): lookup of a schema under a subject, compatibility checks.
+READ_ONLY_POSTS = {
+    "/subjects/{subject}",
+    "/compatibility/subjects/{subject}/versions",
+    "/compatibility/subjects/{subject}/versions/{version}",
+}
+ADMIN_PREFIXES = ("/config", "/mode")
+OPEN = {"/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+
+
+def app_routes(routes: list[BaseRoute]) -> Iterator[tuple[str, str]]:
+    """(method, path) of every route, walking included routers too (hidden routes included)."""
+    for route in routes:
+        path, methods = getattr(route, "path", None), getattr(route, "methods", None)
+        if path is not None and methods:
+            for method in methods - {"HEAD"}:
+                yield method, path
+        inner = getattr(route, "original_router", None) or getattr(route, "app", None)
+        if inner is not None and hasattr(inner, "routes"):
+            yield from app_routes(inner.routes)
+
+
+def basic(user: str) -> dict[str, str]:
+    raw = f"{user}:{SECRETS[user]}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+class SecuredRegistry(RegistryProcess):
+    """A registry with auth on: `/subjects` answering 401 means it is up."""
+
+    def wait_ready(self, *, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, (
+                f"registry exited; log: {self.log_path}"
+            )
+            try:
+                if httpx.get(f"{self.url}/subjects", timeout=2).status_code == 401:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"registry with auth not up on {self.url}; log: {self.log_path}")
+
+
+@pytest.fixture(scope="module")
+def secured(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    log_path = tmp_path_factory.mktemp("auth") / "registry.log"
+    users = [f"reader:{SECRETS['reader']}:read", f"writer:{SECRETS['writer']}:write",
+             f"admin:{SECRETS['admin']}:admin"]  # fmt: skip
+    env = {
+        "REFINERY_REGISTRY_AUTH_USERS": json.dumps(users),
+        "REFINERY_REGISTRY_AUTH_TOKENS": json.dumps([f"{TOKEN}:admin"]),
+        "REFINERY_LOG_LEVEL": "DEBUG",
+    }
+    topic = f"_schemas_auth_{uuid.uuid4().hex[:10]}"
+    registry = SecuredRegistry(kafka_bootstrap, topic, log_path=log_path, env=env).start()
+    yield registry
+    registry.stop()
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: {"subject": "auth-subject"}.get(m[1], "1"), path)
+
+
+def test_every_route_needs_the_right_role(secured: RegistryProcess) -> None:
+    app = create_app(RegistrySettings())  # not started: we only read its routes
+    routes = sorted(set(app_routes(list(app.routes))))
+    mutating = [(m, p) for m, p in routes if m in MUTATING and not (m == "POST" and p in READ_ONLY_POSTS)]
+    assert len(mutating) >= 8, routes  # the enumeration really found the API
+    body = {"schema": json.dumps({"type": "string"}), "compatibility": "NONE", "mode": "READWRITE"}
+
+    def call(method: str, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        content = json.dumps(body) if method in ("POST", "PUT") else None
+        return httpx.request(
+            method, secured.url + concrete(path), content=content, headers=headers, timeout=30
+        )
+
+    checked = 0
+    for method, path in routes:
+        if path in OPEN or path == "/":
+            continue
+        anonymous = call(method, path)
+        assert anonymous.status_code == 401, (method, path)
+        assert anonymous.json()["error_code"] == 40101 and "credentials" in anonymous.json()["message"]
+        wrong = call(method, path, {"Authorization": "Basic " + base64.b64encode(b"admin:nope").decode()})
+        assert wrong.status_code == 401, (method, path)
+        needs = "read"
+        if (method, path) in mutating:
+            needs = "admin" if path.startswith(ADMIN_PREFIXES) else "write"
+        for user in ("reader", "writer", "admin"):
+            response = call(method, path, basic(user))
+            allowed = ["reader", "writer", "admin"].index(user) >= ["read", "write", "admin"].index(needs)
+            if allowed:
+                assert response.status_code not in (401, 403), (method, path, user, response.text)
+            else:
+                assert response.status_code == 403, (method, path, user)
+                assert response.json() == {
+                    "error_code": 40301,
+                    "message": f"Forbidden: this needs the {needs} role",
+                }
+        bearer = call(method, path, {"Authorization": f"Bearer {TOKEN}"})
+        assert bearer.status_code not in (401, 403), (method, path)
+        checked += 1
+    record_figures("registry_auth", routes_checked=checked, mutating_routes=len(mutating))
+
+
+def test_secrets_never_reach_the_log(secured: RegistryProcess) -> None:
+    # exercise success and failure paths with every secret on the wire (DEBUG logging is on)
+    httpx.post(
+        f"{secured.url}/subjects/leak-check/versions", json={"schema": '"string"'}, headers=basic("writer")
+    )
+    httpx.get(f"{secured.url}/subjects", headers={"Authorization": f"Bearer {TOKEN}"})
+    httpx.get(f"{secured.url}/subjects", headers={"Authorization": f"Bearer {TOKEN}x"})
+    for user in SECRETS:
+        httpx.put(f"{secured.url}/config", json={"compatibility": "BACKWARD"}, headers=basic(user))
+    assert secured.log_path is not None
+    log = Path(secured.log_path).read_text(errors="replace")
+    assert "leak-check" in log or len(log) > 200, "the log should have something in it"
+    encoded = [base64.b64encode(f"{u}:{p}".encode()).decode() for u, p in SECRETS.items()]
+    for secret in [*SECRETS.values(), TOKEN, *encoded]:
+        assert secret not in log
