@@ -106,3 +106,27 @@ def test_sigkill_mid_stream_exactly_once_has_no_duplicates(
 ) -> None:
     counts = _kill_mid_stream(kafka_bootstrap, unique_name, tmp_path, exactly_once=True, total=50_000)
     assert [i for i, n in counts.items() if n > 1] == []
+
+
+def test_dedup_store_survives_a_killed_worker(kafka_bootstrap: str, unique_name: str, tmp_path: Path) -> None:
+    name = unique_name
+    env = worker_env(kafka_bootstrap, name, tmp_path, instance_id="w1")
+    routes = (
+        'routes:\n  - name: once\n    match: {env: prod}\n    to: {template: "{env}.{source}.all.once-v1"}\n'
+    )
+    publish_route_set({"bootstrap.servers": kafka_bootstrap}, env["REFINERY_WORKER_ROUTES_TOPIC"],
+                      load_route_set(routes + "    dedup: true\n"))  # fmt: skip
+    ingest = f"prod.{name}.ingest.all-v1"
+    value, headers = record("prod", name, "1", "x")
+    send(kafka_bootstrap, ingest, [(b"k", value, headers)])
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        consume_all(kafka_bootstrap, [f"_{name}-dedup"], expected=1, timeout=30)  # the id is recorded
+        worker.kill()
+        send(kafka_bootstrap, ingest, [(b"k", value, headers)])  # the producer resends the same record
+        worker = WorkerProcess(env, tmp_path / "worker-restarted.log").start()
+        wait_for(lambda: worker.stats()["totals"]["deduplicated"] == 1, what="resent record deduplicated")
+    finally:
+        worker.stop()
+    out = consume_all(kafka_bootstrap, [f"prod.{name}.all.once-v1"], timeout=10, idle=2)
+    assert len(out) == 1 and out[0].value() == value
