@@ -149,7 +149,8 @@ def test_sdk_with_wrong_credentials_fails_within_bounds(
 @pytest.mark.xfail(
     strict=True,
     reason="producers/producer.py check_connection() reports librdkafka's generic 'Broker transport "
-    "failure': the SDK sets no error_cb, so the real cause (SASL authentication failed) only reaches librdkafka's "
+    "failure': the SDK sets no error_cb, so the real cause (SASL authentication failed) only "
+    "reaches librdkafka's "
     "stderr log, never the caller's exception",
 )
 def test_sdk_with_wrong_credentials_says_authentication_failed(
