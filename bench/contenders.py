@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from bench import procs
 from bench.context import BenchContext
-from bench.kafka_io import IngestRange
+from bench.kafka_io import IngestRange, PassThroughProfile
 from bench.procs import Child, SinkProgress
 from common.config import REPO_ROOT
 from refinery.route_store import publish_route_set
@@ -64,12 +64,18 @@ def worker_topics(group: str) -> list[str]:
 
 
 def start_passthrough(
-    ctx: BenchContext, label: str, ingest: IngestRange, sink: str, profile: str = "throughput"
+    ctx: BenchContext,
+    label: str,
+    ingest: IngestRange,
+    sink: str,
+    profile: str | PassThroughProfile = "throughput",
 ) -> tuple[Child, str]:
-    """The raw consume->produce baseline as a process (settings: `bench.kafka_io.PROFILES[profile]`)."""
+    """The raw consume->produce baseline as a process (settings: a name in `bench.kafka_io.PROFILES`
+    or an explicit profile)."""
     group = ctx.name(label)
     ctx.commit_offsets(group, ingest.start)
-    args = ["-m", "bench.passthrough_main", ctx.bootstrap, group, sink, json.dumps(ingest.topics), profile]
+    spec = profile if isinstance(profile, str) else json.dumps(profile.to_doc())
+    args = ["-m", "bench.passthrough_main", ctx.bootstrap, group, sink, json.dumps(ingest.topics), spec]
     return procs.start(label, args), group
 
 

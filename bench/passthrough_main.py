@@ -1,7 +1,9 @@
 """The routing baseline as a process: a tuned raw confluent-kafka consume(batch) -> produce pass-through
 with no decisions, from the ingest topics to one sink topic, until SIGTERM.
 
-    python -m bench.passthrough_main BOOTSTRAP GROUP SINK '["topic", ...]' throughput|latency
+    python -m bench.passthrough_main BOOTSTRAP GROUP SINK '["topic", ...]' PROFILE
+
+PROFILE is a name in `bench.kafka_io.PROFILES` (throughput, latency) or a JSON `PassThroughProfile`.
 
 It starts from the group's committed offsets (pre-committed by the harness) and commits asynchronously
 after every batch, which is how the harness watches its progress.
@@ -15,12 +17,12 @@ import sys
 
 from confluent_kafka import Consumer, Producer
 
-from bench.kafka_io import PROFILES
+from bench.kafka_io import PROFILES, PassThroughProfile
 
 
 def main(argv: list[str]) -> int:
     bootstrap, group, sink, topics = argv[0], argv[1], argv[2], json.loads(argv[3])
-    profile = PROFILES[argv[4]]
+    profile = PROFILES[argv[4]] if argv[4] in PROFILES else PassThroughProfile(**json.loads(argv[4]))
     stop = False
 
     def on_term(*_: object) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from bench import contenders, procs
 from bench.context import BenchContext
-from bench.kafka_io import PROFILES, IngestRange, prefill
+from bench.kafka_io import PROFILES, IngestRange, PassThroughProfile, prefill
 from bench.procs import Child, SinkProgress
 from bench.report import BenchResult, Row
 
@@ -71,11 +71,17 @@ def _measure(
         ctx.delete_topics([*cleanup, *contenders.worker_topics(group)])
 
 
-def passthrough_rate(ctx: BenchContext, ingest: IngestRange, timeout: float) -> SinkProgress:
+def passthrough_rate(
+    ctx: BenchContext, ingest: IngestRange, timeout: float, profile: str | PassThroughProfile = "throughput"
+) -> SinkProgress:
     sink = ctx.name("passthrough-sink")
     ctx.create_topics([sink], 12)
     return _measure(
-        ctx, lambda: contenders.start_passthrough(ctx, "passthrough", ingest, sink), ingest, timeout, [sink]
+        ctx,
+        lambda: contenders.start_passthrough(ctx, "passthrough", ingest, sink, profile),
+        ingest,
+        timeout,
+        [sink],
     )
 
 
