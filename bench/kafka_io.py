@@ -17,8 +17,8 @@ from producers.producer import OutgoingRecord
 # The tuned raw pass-through (measured on the 2-core dev machine, broker on the same host). What moved
 # the needle: a deep local prefetch queue with no fetch back-off (consume-only 73k -> 170k msg/s), one
 # poll() per batch instead of per record, and a long linger with large producer batches; batches of
-# 500-10,000 records were within the noise of each other (bench/results/passthrough_tuning.json). Headers cost most of the Python
-# time per record (`produce_batch` would save calls but cannot carry headers).
+# 500-10,000 records were within the noise of each other (bench/results/passthrough_tuning.json).
+# Headers cost most of the Python time per record (`produce_batch` saves calls but cannot carry headers).
 _CONSUMER: dict[str, Any] = {
     "fetch.min.bytes": 1,
     "fetch.wait.max.ms": 50,
