@@ -163,7 +163,7 @@ class WorkerSettings(BaseSettings):
     dedup_max_ids_per_partition: int = Field(default=500_000, ge=1)
     dedup_topic: str | None = None  # default: _{group_id}-dedup
     exactly_once: bool = False
-    transaction_timeout_ms: int = Field(default=30_000, ge=1000)  # bounds how long a dead worker's batch blocks
+    transaction_timeout_ms: int = Field(default=30_000, ge=1000)  # bounds how long a dead worker blocks
     derived_partitions: int = Field(default=12, ge=1)
     derived_replication: int = Field(default=1, ge=1)
     internal_replication: int = Field(default=1, ge=1)  # DLQ, dedup and Faust's own topics
