@@ -84,6 +84,7 @@ class DataPlane:
             self._client_config,
             partitions=settings.derived_partitions,
             replication_factor=settings.derived_replication,
+            allowed_envs=settings.derived_allowed_envs,
         )
         self._ensured: set[str] = set()
         self._stop = threading.Event()

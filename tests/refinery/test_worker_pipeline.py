@@ -63,7 +63,7 @@ def worker(
     kafka_bootstrap: str, name: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
     tmp = tmp_path_factory.mktemp("worker")
-    env = worker_env(kafka_bootstrap, name, tmp, max_value_bytes=5000)
+    env = worker_env(kafka_bootstrap, name, tmp, max_value_bytes=5000, derived_allowed_envs='["prod","dev"]')
     conf = {"bootstrap.servers": kafka_bootstrap}
     publish_route_set(conf, env["REFINERY_WORKER_ROUTES_TOPIC"], load_route_set(ROUTES))
     proc = WorkerProcess(env, tmp / "worker.log").start()
@@ -134,6 +134,10 @@ def test_dead_letters_carry_reason_headers(worker: WorkerProcess, kafka_bootstra
         b"template": (b"v", no_team, dlq.DlqReason.ROUTE_ERROR),  # {attribute.team} missing
     }  # fmt: skip
     send(kafka_bootstrap, topic, [(key, value, headers) for key, (value, headers, _) in cases.items()])
+    qa_topic = f"qa.{name}.ingest.all-v1"  # env qa may not have derived topics: derived_allowed_envs
+    qa_value, qa_headers = record("qa", name, "1234", "match_started")
+    send(kafka_bootstrap, qa_topic, [(b"qa", qa_value, qa_headers)])
+    cases[b"qa"] = (qa_value, qa_headers, R.TOPIC_REJECTED)
     dead = consume_all(kafka_bootstrap, [f"_{name}-dlq"], expected=len(cases), timeout=30)
     by_key = {m.key(): m for m in dead}
     assert set(by_key) == set(cases)
@@ -142,7 +146,8 @@ def test_dead_letters_carry_reason_headers(worker: WorkerProcess, kafka_bootstra
         got = msg.headers() or []
         errors = {k: v for k, v in got if k.startswith(dlq.ERROR_HEADER_PREFIX)}
         assert errors[dlq.REASON] == reason.value.encode(), key
-        assert errors[dlq.TOPIC] == topic.encode() and int(errors[dlq.PARTITION]) >= 0
+        assert errors[dlq.TOPIC] == (qa_topic if key == b"qa" else topic).encode()
+        assert int(errors[dlq.PARTITION]) >= 0
         assert int(errors[dlq.OFFSET]) >= 0 and int(errors[dlq.TIMESTAMP]) > 0 and errors[dlq.MESSAGE]
         assert msg.value() == value and got[: len(headers or [])] == list(headers or [])
     stats = wait_for(lambda: (s := worker.stats())["dlq"] and sum(v["total"] for v in s["dlq"].values()) >= 7
