@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from bench.context import BenchContext
 from bench.kafka_io import IngestRange, PassThroughProfile
 from bench.procs import Child, SinkProgress
 from common.config import REPO_ROOT
-from refinery.route_store import publish_route_set
+from refinery.route_store import RouteStoreError, publish_route_set
 from refinery.rules import load_route_file
 from refinery.rules.model import RouteSet
 
@@ -40,7 +41,12 @@ def start_worker(
     offsets for a fresh group and start `refinery worker`; return (process, group id)."""
     group = ctx.name(label)
     routes_topic = f"_{group}-routes"
-    publish_route_set(ctx.client_config, routes_topic, routes or load_route_file(WORKLOAD_ROUTES))
+    route_set = routes or load_route_file(WORKLOAD_ROUTES)
+    try:
+        publish_route_set(ctx.client_config, routes_topic, route_set)
+    except RouteStoreError as exc:  # a loaded shared broker sometimes needs longer for a fresh topic
+        ctx.log(f"{label}: publishing routes failed once ({exc}); retrying")
+        publish_route_set(ctx.client_config, routes_topic, route_set, timeout_s=90)
     ctx.commit_offsets(group, ingest.start)
     env = {
         "REFINERY_KAFKA_BOOTSTRAP_SERVERS": ctx.bootstrap,
@@ -92,6 +98,7 @@ def watch_committed(
     child: Child | None = None,
     target: int | None = None,
     interval: float = 0.1,
+    on_first: Callable[[], object] | None = None,
 ) -> SinkProgress:
     """Wait until `group` committed `target` (default: all) of the pre-filled records; time from the
     first commit seen to the last, so start-up and group joins are excluded for every contender."""
@@ -107,6 +114,8 @@ def watch_committed(
             now = time.monotonic()
             if done > 0 and not first_at:
                 first_at, first_done = now, done
+                if on_first is not None:
+                    on_first()
             if done >= target:
                 return SinkProgress(done - first_done, now - first_at)
             if child is not None and not child.alive():

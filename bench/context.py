@@ -60,6 +60,7 @@ class BenchContext:
 
     bootstrap: str
     quick: bool = False
+    profile: bool = False  # sample contenders with py-spy / cProfile into bench/results/profiles/
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     started: float = field(default_factory=time.monotonic)
     _offsets_reader: Consumer | None = field(default=None, repr=False)

@@ -41,6 +41,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only", action="append", choices=list(BENCHMARKS), help="run just this benchmark (repeatable)"
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile the products (bench/results/profiles/)"
+    )
     parser.add_argument("--bootstrap", help="broker address (default REFINERY_KAFKA_BOOTSTRAP_SERVERS)")
     parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "bench" / "results")
     parser.add_argument("--stem", help="result file name without extension (default latest / quick)")
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     settings = KafkaSettings(bootstrap_servers=args.bootstrap) if args.bootstrap else KafkaSettings()
     bootstrap, started_broker = ensure_broker(settings)
-    ctx = BenchContext(bootstrap=bootstrap, quick=args.quick)
+    ctx = BenchContext(bootstrap=bootstrap, quick=args.quick, profile=args.profile)
     names = args.only or list(BENCHMARKS)
     run: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import confluent_kafka
 
-from bench import contenders
+from bench import contenders, profiling
 from bench.context import BenchContext
 from bench.feed import ArrivalReader, paced
 from bench.kafka_io import PROFILES, IngestRange
@@ -91,7 +91,10 @@ def measure(
         if reader.output_total() <= before:
             raise RuntimeError(f"{child.name}: nothing arrived during warm-up\n{child.log_tail()}")
         time.sleep(1.0)
+        name = f"latency-{child.name}"
+        spied = profiling.spy(child.pid, len(records) / rate, name) if ctx.profile else None
         achieved = paced(records, send, rate, on_send=stamp, poll=poll)
+        profiling.finish(spied, name)
         reader.wait_quiet(timeout=ctx.pick(60, 300))
     finally:
         reader.stop()
@@ -131,8 +134,8 @@ def run(ctx: BenchContext) -> BenchResult:
         for label, worker_settings in (("tuned", LATENCY_TUNED), ("defaults", {})):
             workers[label] = measure(
                 ctx,
-                lambda ingest, s=worker_settings: contenders.start_worker(  # type: ignore[misc]
-                    ctx, "latency-refinery", ingest, settings=s
+                lambda ingest, s=worker_settings, n=label: contenders.start_worker(  # type: ignore[misc]
+                    ctx, f"refinery-{n}", ingest, settings=s
                 ),
                 topics,
                 sdk.submit,

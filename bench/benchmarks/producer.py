@@ -3,10 +3,12 @@ bytes (envelope + headers) with the same settings, for 200 B, 1 KB and 20 KB pay
 
 from __future__ import annotations
 
+import functools
 import time
 
 import confluent_kafka
 
+from bench import profiling
 from bench.context import BenchContext
 from bench.kafka_io import flush, produce_all
 from bench.report import BenchResult, Row
@@ -71,6 +73,9 @@ def run(ctx: BenchContext) -> BenchResult:
             records = prepare_records(sdk, messages, fixed_topic=True)  # also creates the topic
             base = raw_send(conf, records, counts[size])
             value = sdk_send(sdk, messages, counts[size])
+            if ctx.profile:
+                again = functools.partial(sdk_send, sdk, messages, counts[size])
+                profiling.cprofiled(f"producer-sdk-{size}", again)
             result.add(
                 Row(
                     case=f"send {size} B",

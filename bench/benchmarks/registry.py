@@ -5,7 +5,7 @@ Goal: id lookups >= 5k req/s with p99 < 10 ms."""
 
 from __future__ import annotations
 
-from bench import procs
+from bench import procs, profiling
 from bench.context import BenchContext
 from bench.http_load import LoadResult, Request, run_load, wait_http
 from bench.report import BenchResult, Row
@@ -79,7 +79,10 @@ def run(ctx: BenchContext) -> BenchResult:
         result.params.update(schema_ids=len(ids), subjects=len(subjects))
         for case, requests in request_sets(ids, subjects).items():
             base = run_load(base_url, requests, concurrency=concurrency, duration_s=duration)
+            name = "registry-" + case.replace(" ", "-")
+            spied = profiling.spy(registry.pid, duration, name) if ctx.profile else None
             value = run_load(reg_url, requests, concurrency=concurrency, duration_s=duration)
+            profiling.finish(spied, name)
             add_rows(result, case, base, value)
     finally:
         registry.stop()

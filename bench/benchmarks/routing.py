@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from bench import contenders, procs
+from bench import contenders, procs, profiling
 from bench.context import BenchContext
 from bench.kafka_io import PROFILES, IngestRange, PassThroughProfile, prefill
 from bench.procs import Child, SinkProgress
@@ -62,11 +62,21 @@ def _measure(
     cleanup: list,
 ) -> SinkProgress:
     child, group = start()
+    spied: list = []
+
+    def profile() -> None:
+        if ctx.profile and child.name.startswith("refinery"):
+            spied.append(profiling.spy(child.pid, ctx.pick(3, 10), f"routing-{child.name}"))
+
     try:
-        progress = contenders.watch_committed(ctx, group, ingest, timeout=timeout, child=child)
+        progress = contenders.watch_committed(
+            ctx, group, ingest, timeout=timeout, child=child, on_first=profile
+        )
         ctx.log(f"routing: {child.name} {progress.rate:,.0f} msg/s")
         return progress
     finally:
+        for proc in spied:
+            profiling.finish(proc, f"routing-{child.name}")
         child.stop()
         ctx.delete_topics([*cleanup, *contenders.worker_topics(group)])
 
