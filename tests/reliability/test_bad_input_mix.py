@@ -8,9 +8,11 @@ import functools
 import json
 import os
 import random
+import subprocess
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,7 +27,7 @@ from refinery.route_store import publish_route_set
 from refinery.router import compile_router
 from refinery.rules import load_route_set
 from refinery.schema_check import SchemaIdChecker
-from tests.refinery.worker_harness import WorkerProcess, record, worker_env
+from tests.refinery.worker_harness import REFINERY, WorkerProcess, record, worker_env
 from tests.reliability.figures import record_figures
 from tests.reliability.pipeline import reconcile_worker_output, wait_caught_up
 from tests.support import consume_all, wait_for
@@ -196,6 +198,19 @@ def test_bad_input_mix_lands_in_the_dlq_and_counts_add_up(
         unmatched=report.unmatched, lost=report.lost, duplicated=report.duplicated,
         misrouted=report.misrouted,
     )  # fmt: skip
+
+
+def test_reconcile_cli_agrees(worker: WorkerProcess, registry_url: str, name: str, tmp_path: Path) -> None:
+    """`refinery-reconcile` from the command line, configured like the worker, over the same topics."""
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES)
+    env = {**worker.env, "REFINERY_REGISTRY_URL": registry_url}
+    argv = [str(REFINERY.parent / "refinery-reconcile"), "--routes", str(routes), "--json",
+            "--derived-pattern", rf"^[a-z]+\.{name}\."]  # fmt: skip
+    cli = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
+    assert cli.returncode == 0, cli.stdout + cli.stderr[-2000:]
+    report = json.loads(cli.stdout)
+    assert report["clean"] and report["sent"] >= GOOD and report["dlq_found"] == report["dlq_expected"] > 0
 
 
 @pytest.mark.xfail(
