@@ -8,25 +8,19 @@ reads the given partitions from the given offsets and, on SIGTERM, writes one li
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import time
 import uuid
 
 from confluent_kafka import Consumer, TopicPartition
 
+from bench.procs import stop_on_sigterm
 from common.headers import MESSAGE_ID
 
 
 def main(argv: list[str]) -> int:
     bootstrap, out_path, assignment = argv[0], argv[1], json.loads(argv[2])
-    stop = False
-
-    def on_term(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, on_term)
+    stop = stop_on_sigterm()
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -40,7 +34,7 @@ def main(argv: list[str]) -> int:
     consumer.assign([TopicPartition(t, p, o) for t, p, o in assignment])
     arrivals: list[tuple[bytes, float]] = []
     try:
-        while not stop:
+        while not stop.is_set():
             for m in consumer.consume(1000, 0.05):
                 now = time.time()
                 if m.error() is None:

@@ -12,24 +12,18 @@ after every batch, which is how the harness watches its progress.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 
 from confluent_kafka import Consumer, Producer
 
 from bench.kafka_io import PROFILES, PassThroughProfile
+from bench.procs import stop_on_sigterm
 
 
 def main(argv: list[str]) -> int:
     bootstrap, group, sink, topics = argv[0], argv[1], argv[2], json.loads(argv[3])
     profile = PROFILES[argv[4]] if argv[4] in PROFILES else PassThroughProfile(**json.loads(argv[4]))
-    stop = False
-
-    def on_term(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, on_term)
+    stop = stop_on_sigterm()
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -43,7 +37,7 @@ def main(argv: list[str]) -> int:
     consumer.subscribe(topics)
     produce, poll, consume, commit = producer.produce, producer.poll, consumer.consume, consumer.commit
     try:
-        while not stop:
+        while not stop.is_set():
             msgs = consume(profile.batch, profile.timeout_s)
             if not msgs:
                 continue

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -113,6 +114,13 @@ def watch_output(
             raise RuntimeError(f"{child.name} exited early:\n{child.log_tail()}")
         time.sleep(interval)
     raise RuntimeError(f"only {done} of {target} records arrived in {timeout:.0f}s")
+
+
+def stop_on_sigterm() -> threading.Event:
+    """An event set when this process gets SIGTERM (how the harness stops the processes it starts)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
 
 
 def free_port() -> int:

@@ -19,7 +19,7 @@ from bench.kafka_io import PROFILES, IngestRange
 from bench.procs import Child
 from bench.report import BenchResult, Row
 from bench.stats import percentiles
-from bench.workload import cycle, generate, sdk_producer, workload_ingest_topics
+from bench.workload import cycle, generate, prepare_records, sdk_producer, workload_ingest_topics
 from common.config import KafkaSettings, ProducerSettings
 from common.headers import headers_dict
 from producers.kafka_config import producer_config
@@ -37,19 +37,7 @@ LATENCY_TUNED = {"batch_timeout_s": 0.005, "linger_ms": 5}
 def prepare_unique(sdk: Producer, count: int) -> list[OutgoingRecord]:
     """`count` records with distinct message ids (the workload's messages cycled through `prepare`)."""
     messages = generate(min(count, 20_000), 1024, seed=3)
-    return [
-        sdk.prepare(
-            m.title,
-            m.category,
-            m.version,
-            m.payload,
-            key=m.key,
-            attributes=m.attributes,
-            env=m.env,
-            source=m.source,
-        )
-        for m in cycle(messages, count)
-    ]
+    return prepare_records(sdk, list(cycle(messages, count)))
 
 
 def derived_topics(records: list[OutgoingRecord]) -> list[str]:
