@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,7 @@ def start_worker(
         ctx.log(f"{label}: publishing routes failed once ({exc}); retrying")
         publish_route_set(ctx.client_config, routes_topic, route_set, timeout_s=90)
     ctx.commit_offsets(group, ingest.start)
+    data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{label}-"))
     env = {
         "REFINERY_KAFKA_BOOTSTRAP_SERVERS": ctx.bootstrap,
         "REFINERY_WORKER_GROUP_ID": group,
@@ -56,12 +58,14 @@ def start_worker(
         "REFINERY_WORKER_INGEST_PATTERN": BENCH_INGEST_PATTERN,
         "REFINERY_WORKER_WEB_PORT": str(procs.free_port()),
         "REFINERY_WORKER_EXACTLY_ONCE": "true" if exactly_once else "false",
-        "REFINERY_WORKER_DATA_DIR": str(REPO_ROOT / ".run" / "bench" / group),
+        "REFINERY_WORKER_DATA_DIR": str(data_dir),
         "REFINERY_LOG_LEVEL": "WARNING",
         **{f"REFINERY_WORKER_{k.upper()}": str(v) for k, v in (settings or {}).items()},
     }
     script = Path(sys.executable).parent / "refinery"
-    return procs.start(label, ["-u", str(script), "worker", "--loglevel", "warn"], env), group
+    child = procs.start(label, ["-u", str(script), "worker", "--loglevel", "warn"], env)
+    child.scratch.append(data_dir)
+    return child, group
 
 
 def worker_topics(group: str) -> list[str]:

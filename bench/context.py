@@ -14,7 +14,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common.config import KafkaSettings, LocalKafkaSettings
+from common.config import REPO_ROOT, KafkaSettings, LocalKafkaSettings
 from common.local_kafka import LocalKafka
 
 
@@ -52,6 +52,17 @@ def ensure_broker(settings: KafkaSettings) -> tuple[str, LocalKafka | None]:
     broker = LocalKafka.from_settings(settings)
     outcome = broker.start()
     return broker.bootstrap, (broker if outcome == "started" else None)
+
+
+def private_broker() -> tuple[str, LocalKafka]:
+    """A fresh broker of our own on free ports, data under .run/bench-kafka (wipe it when done)."""
+    from bench.procs import free_port
+
+    settings = LocalKafkaSettings(home=REPO_ROOT / ".run" / "bench-kafka", controller_port=free_port())
+    broker = LocalKafka(port=free_port(), home=settings.home, settings=settings)
+    broker.wipe()
+    broker.start()
+    return broker.bootstrap, broker
 
 
 @dataclass

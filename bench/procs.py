@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,7 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.context import BenchContext
@@ -25,6 +26,7 @@ class Child:
     name: str
     proc: subprocess.Popen
     log_path: Path
+    scratch: list[Path] = field(default_factory=list)  # removed by stop()
 
     @property
     def pid(self) -> int:
@@ -47,6 +49,9 @@ class Child:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+        for path in self.scratch:
+            shutil.rmtree(path, ignore_errors=True)
+        self.log_path.unlink(missing_ok=True)  # failures quote its tail before stopping
 
 
 def start(name: str, args: list[str], env: Mapping[str, str] | None = None) -> Child:

@@ -19,9 +19,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench.context import BenchContext, ensure_broker, environment_info
+from bench.context import BenchContext, ensure_broker, environment_info, private_broker
 from bench.report import BenchResult, row_line, write_results
 from common.config import REPO_ROOT, KafkaSettings
+from common.local_kafka import LocalKafka
 
 # name -> (module under bench.benchmarks, one-line description)
 BENCHMARKS: dict[str, str] = {
@@ -45,6 +46,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--profile", action="store_true", help="also profile the products (bench/results/profiles/)"
     )
     parser.add_argument("--bootstrap", help="broker address (default REFINERY_KAFKA_BOOTSTRAP_SERVERS)")
+    parser.add_argument(
+        "--own-broker",
+        action="store_true",
+        help="start a private broker on free ports (data in .run/bench-kafka, wiped at the end) so full "
+        "runs neither load nor feed the shared one",
+    )
     parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "bench" / "results")
     parser.add_argument("--stem", help="result file name without extension (default latest / quick)")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
@@ -75,8 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, text in BENCHMARKS.items():
             print(f"{name:10} {text}")
         return 0
-    settings = KafkaSettings(bootstrap_servers=args.bootstrap) if args.bootstrap else KafkaSettings()
-    bootstrap, started_broker = ensure_broker(settings)
+    started_broker: LocalKafka | None
+    if args.own_broker:
+        bootstrap, started_broker = private_broker()
+    else:
+        settings = KafkaSettings(bootstrap_servers=args.bootstrap) if args.bootstrap else KafkaSettings()
+        bootstrap, started_broker = ensure_broker(settings)
     ctx = BenchContext(bootstrap=bootstrap, quick=args.quick, profile=args.profile)
     names = args.only or list(BENCHMARKS)
     run: dict[str, Any] = {
@@ -95,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         ctx.close()
         if started_broker is not None:
-            started_broker.stop()
+            started_broker.wipe() if args.own_broker else started_broker.stop()
     stem = args.stem or ("quick" if args.quick else "latest")
     json_path, md_path = write_results(args.out_dir, stem, run, results)
     ctx.log(f"wrote {json_path} and {md_path}")
