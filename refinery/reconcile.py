@@ -89,8 +89,10 @@ class Reconciler:
         max_value_bytes: int = WorkerSettings.model_fields["max_value_bytes"].default,
         schema_checker: SchemaIdChecker | None = None,
         dlq_unmatched: bool = False,
+        allowed_envs: Iterable[str] | None = None,
     ) -> None:
         self.router = router
+        self._allowed_envs = {e.encode() for e in allowed_envs} if allowed_envs else None
         self._guard = RecordGuard(max_value_bytes=max_value_bytes, schema_checker=schema_checker)
         self._dlq_unmatched = dlq_unmatched
         self._expected: Counter[tuple[bytes, str]] = Counter()  # (message id, topic) -> copies
@@ -131,10 +133,13 @@ class Reconciler:
         env, message_id = hdrs[h.ENV], hdrs[h.MESSAGE_ID]
         for dest in destinations:
             try:
-                crosses_env = topic_env(dest.topic) != env
+                dest_env = topic_env(dest.topic)
             except TopicNameError:
-                crosses_env = True
-            if crosses_env:  # the worker dead-letters this copy (topic_rejected / env_mismatch)
+                dest_env = b""
+            allowed = self._allowed_envs is None or dest_env in self._allowed_envs
+            if (
+                dest_env != env or not allowed
+            ):  # the worker dead-letters this copy (topic_rejected / env_mismatch)
                 self._dead_expected[coordinate] += 1
                 continue
             key = (message_id, dest.topic)
@@ -330,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         reconciler = Reconciler(
             _router(args, kafka, worker), max_value_bytes=worker.max_value_bytes,
             schema_checker=checker, dlq_unmatched=worker.dlq_unmatched,
+            allowed_envs=worker.derived_allowed_envs,
         )  # fmt: skip
         conf = kafka.client_config()
         ingest = [

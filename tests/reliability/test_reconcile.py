@@ -112,3 +112,12 @@ def test_dead_letters_reconcile_by_ingest_coordinates() -> None:
     report = r.finish()
     assert (report.dlq_lost, report.dlq_duplicated, report.dlq_unexpected) == (5, 1, 1)
     assert report.lost == 1 and not report.clean
+
+
+def test_destinations_outside_the_allowed_envs_are_expected_in_the_dlq() -> None:
+    r = Reconciler(compile_router(load_route_set(ROUTES)), allowed_envs=["prod"])
+    value, headers = record("dev", "s", "1", "player_killed")
+    r.expect(("dev.s.ingest.all-v1", 0, 0), value, headers)
+    r.observe_dead_letter(dead_letter(("dev.s.ingest.all-v1", 0, 0), "topic_rejected"))
+    report = r.finish()
+    assert report.clean and report.expected_deliveries == 0 and report.dlq_expected == 1
