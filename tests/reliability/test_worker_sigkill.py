@@ -114,7 +114,8 @@ def test_sigkill_at_random_points_exactly_once(
 def test_sigkill_at_random_points_at_least_once(
     kafka_bootstrap: str, unique_name: str, tmp_path: Path
 ) -> None:
-    """Duplicates are allowed (and counted) on the plain route; the dedup route must have none."""
+    """Nothing lost; duplicates are counted per topic (figures), not forbidden: with at-least-once even the
+    dedup route can repeat the batch in flight, whose ids reach the dedup changelog only after its outputs
+    are acknowledged (docs/reliability.md, known gaps)."""
     figures = _run(kafka_bootstrap, unique_name, tmp_path, exactly_once=False)
-    dedup_topics = [t for t in figures["duplicated_by_topic"] if ".all.everything-" not in t]  # type: ignore[attr-defined]
-    assert dedup_topics == [], figures
+    assert figures["lost"] == 0
