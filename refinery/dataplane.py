@@ -5,8 +5,10 @@ loop ~65k/s. Faust hosts the control plane around this loop (`refinery.services`
 
 Guarantees
 - At-least-once (default): offsets are committed synchronously only after every output and dead letter
-  of the batch is acknowledged (`flush` + delivery errors checked). A failed batch is rewound (seek to
-  its first offsets) and retried; a crash repeats at most the uncommitted batch.
+  of the batch is acknowledged (`flush` + delivery errors checked). To keep the pipe full, a batch's
+  flush and commit happen after the next `consume()` (its deliveries overlap the fetch) and before the
+  next batch is routed (so dedup sees its ids). A failed batch is rewound (seek to its first offsets)
+  and retried; a crash repeats at most the last batch or two, never loses one.
 - Exactly-once (`exactly_once`): each batch is one Kafka transaction holding its outputs, dead letters,
   dedup-changelog records and consumed offsets (`send_offsets_to_transaction`); on error it is aborted
   and the consumer rewound. Readers of derived topics use `isolation.level=read_committed`.
@@ -19,7 +21,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -90,6 +92,7 @@ class DataPlane:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._delivery_errors: list[KafkaError] = []
+        self._pending: tuple[RoutedBatch, float] | None = None  # produced, not yet acknowledged/committed
         self.error: BaseException | None = None
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
@@ -117,6 +120,7 @@ class DataPlane:
             self.consumer = self._new_consumer()
             while not self._stop.is_set():
                 self._step()
+            self._finish_pending()
         except BaseException as exc:
             self.error = exc
             log.exception("data plane stopped on an error")
@@ -200,6 +204,7 @@ class DataPlane:
         log.info("partitions assigned", extra={"partitions": len(owned), "dedup_ids_restored": loaded})
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._finish_pending()  # commit what we wrote while the partitions are still ours
         if self.producer is not None:
             self.producer.flush(30)  # pending dedup-changelog records belong to the partitions leaving
         log.info("partitions revoked", extra={"partitions": len(partitions)})
@@ -208,6 +213,9 @@ class DataPlane:
     def _step(self) -> None:
         assert self.consumer is not None and self.producer is not None
         records: list[Any] = self.consumer.consume(self.settings.batch_size, self.settings.batch_timeout_s)
+        # at-least-once: the previous batch's records were delivering while we consumed; finish it first
+        if not self._finish_pending(records):
+            return
         if not records:
             self.producer.poll(0)
             return
@@ -224,6 +232,35 @@ class DataPlane:
         except (BatchFailedError, KafkaException) as exc:
             self._recover(batch, exc)
             return
+        if self.settings.exactly_once:
+            self._completed(batch, started)
+        else:
+            self._pending = (batch, started)
+
+    def _finish_pending(self, unrouted: Sequence[Any] = ()) -> bool:
+        """Wait for the pending batch's deliveries, then record its dedup ids and commit its offsets.
+        On failure rewind to it (and drop `unrouted`, consumed after it); return False."""
+        if self._pending is None:
+            return True
+        batch, started = self._pending
+        self._pending = None
+        assert self.consumer is not None
+        try:
+            self._flush()
+            self._produce_changelog(batch)  # after the outputs are acknowledged; flushed with the next batch
+            offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except (BatchFailedError, KafkaException) as exc:
+            for record in unrouted:  # consumed after the failed batch: re-read them too
+                tp = (record.topic(), record.partition())
+                if record.error() is None and tp not in batch.first_offsets:
+                    batch.first_offsets[tp] = record.offset()
+            self._recover(batch, exc)
+            return False
+        self._completed(batch, started)
+        return True
+
+    def _completed(self, batch: RoutedBatch, started: float) -> None:
         for tp, ids in batch.dedup_ids.items():
             self.dedup.add(tp, ids)
         now = time.time()
@@ -235,6 +272,8 @@ class DataPlane:
             self._schema_checker.unreachable = 0
 
     def _write(self, batch: RoutedBatch) -> None:
+        """Produce the batch. Exactly-once: as one transaction with its offsets. At-least-once: the
+        flush and commit come in `_finish_pending`, after the next consume (so deliveries overlap it)."""
         producer = self.producer
         assert producer is not None and self.consumer is not None
         rejected = self._ensure_topics(batch)
@@ -253,15 +292,11 @@ class DataPlane:
             routed[out.route] += 1
         for dead in batch.dead:
             self._dead_letter(batch, dead.record, dead.reason, dead.message, dead.route)
-        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
         if eos:
+            offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
             self._produce_changelog(batch)
             producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata())
             producer.commit_transaction()
-            return
-        self._flush()
-        self._produce_changelog(batch)  # after the outputs are acknowledged; flushed with the next batch
-        self.consumer.commit(offsets=offsets, asynchronous=False)
 
     def _produce(self, topic: str, value: Any, key: Any, headers: Any) -> None:
         producer = self.producer
