@@ -166,7 +166,7 @@ class WorkerSettings(BaseSettings):
     transaction_timeout_ms: int = Field(default=30_000, ge=1000)  # bounds how long a dead worker blocks
     derived_partitions: int = Field(default=12, ge=1)
     derived_replication: int = Field(default=1, ge=1)
-    derived_allowed_envs: list[str] | None = None  # JSON list; a route to another env's topic is dead-lettered
+    derived_allowed_envs: list[str] | None = None  # JSON list; other envs get no derived topics (DLQ instead)
     internal_replication: int = Field(default=1, ge=1)  # DLQ, dedup and Faust's own topics
     registry_check: bool = False  # DLQ records whose schema id the registry does not know
     registry_negative_ttl_s: float = 30.0  # how long an unknown schema id stays unknown before re-asking
