@@ -13,12 +13,15 @@ consumer group named `{group_id}-control`, kept apart from the data plane's grou
 
 from __future__ import annotations
 
+import ssl
 import sys
 from typing import Any
 
 import faust
+from faust.types.auth import CredentialsT
 
 from common.config import KafkaSettings, WorkerSettings
+from common.errors import ConfigError
 from common.logs import logging_dict_config
 from refinery.metrics import WorkerMetrics
 
@@ -35,6 +38,29 @@ class RefineryApp(faust.App):
     routing: Any = None  # the running `refinery.services.RoutingService`, once started
 
 
+def faust_credentials(kafka: KafkaSettings) -> CredentialsT | None:
+    """Faust's `broker_credentials` for the same security settings the confluent clients get from
+    `KafkaSettings.client_config()`, so the control plane and the data plane connect alike."""
+    protocol = kafka.security_protocol.upper()
+    context = ssl.create_default_context(cafile=kafka.ssl_ca_location) if "SSL" in protocol else None
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password is not None else None
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=password,
+            mechanism=kafka.sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    raise ConfigError(
+        f"REFINERY_KAFKA_SECURITY_PROTOCOL {kafka.security_protocol!r} is not one of "
+        "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
+    )
+
+
 def create_app(settings: WorkerSettings | None = None, kafka: KafkaSettings | None = None) -> RefineryApp:
     settings = settings or WorkerSettings()
     kafka = kafka or KafkaSettings()
@@ -42,6 +68,7 @@ def create_app(settings: WorkerSettings | None = None, kafka: KafkaSettings | No
     app = RefineryApp(
         f"{settings.group_id}-control",
         broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
+        broker_credentials=faust_credentials(kafka),
         autodiscover=SERVICE_MODULES,
         origin="refinery",
         store="memory://",

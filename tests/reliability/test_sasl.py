@@ -100,12 +100,6 @@ def test_sdk_and_registry_over_sasl(
     record_figures("sasl_sdk_registry", sent=SENT, acknowledged=len(delivered), read_back=len(read))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="refinery/app.py create_app() builds the Faust app with broker=kafka://... only: no "
-    "broker_credentials from KafkaSettings, so Faust's aiokafka clients speak PLAINTEXT to the SASL "
-    "listener and the worker exits 'Unable to bootstrap'",
-)
 def test_worker_over_sasl(
     sasl_broker: tuple[LocalKafka, int], unique_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,7 +112,8 @@ def test_worker_over_sasl(
     TopicEnsurer(conf, partitions=3).ensure(ingest)
     producer = ConfluentProducer({**conf, "enable.idempotence": True})
     for n in range(SENT):
-        producer.produce(ingest, *record("prod", unique_name, "1234", "ping"), key=str(n))
+        value, headers = record("prod", unique_name, "1234", "ping")
+        producer.produce(ingest, value, str(n), headers=headers)
     assert producer.flush(30) == 0
     worker = WorkerProcess(worker_environment, tmp_path / "worker.log")
     try:
@@ -179,11 +174,6 @@ def test_registry_with_wrong_credentials_exits_saying_why(
     record_figures("sasl_registry_wrong_credentials", refused_after_s=round(time.monotonic() - started, 1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the worker does exit, but because Faust cannot bootstrap at all (no SASL credentials passed to "
-    "Faust, see test_worker_over_sasl), so its log never names the authentication failure",
-)
 def test_worker_with_wrong_credentials_exits_saying_why(
     sasl_broker: tuple[LocalKafka, int], unique_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
