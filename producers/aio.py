@@ -16,7 +16,6 @@ import asyncio
 import time
 from typing import Any
 
-from producers.errors import QueueFullError
 from producers.producer import Delivered, Producer
 from producers.schemas import ResolvedSchema
 
@@ -36,15 +35,13 @@ class AsyncProducer:
     ) -> asyncio.Future[Delivered]:
         """Validate and queue one record; the returned future resolves on delivery."""
         record = self.producer.prepare(title, category, version, payload, **options)
-        deadline = time.monotonic() + self.producer.settings.block_timeout_s
-        while True:
-            try:
-                future = self.producer.submit(record, block_timeout_s=0)
-                return asyncio.wrap_future(future)
-            except QueueFullError:
-                if time.monotonic() >= deadline:
-                    raise
-                await asyncio.sleep(_RETRY_SLEEP_S)
+        block = self.producer.settings.block_timeout_s
+        deadline = time.monotonic() + block
+        while (future := self.producer.try_submit(record)) is None:
+            if time.monotonic() >= deadline:
+                raise self.producer.queue_full_error(block)
+            await asyncio.sleep(_RETRY_SLEEP_S)
+        return asyncio.wrap_future(future)
 
     async def send(self, title: str, category: str, version: int, payload: Any, **options: Any) -> Delivered:
         """Validate, queue and wait for the broker's acknowledgement (DeliveryError on failure)."""

@@ -54,16 +54,19 @@ class FlushTimeoutError(RefineryError):
 
 
 class DeliveryError(RefineryError, KafkaException):
-    """The broker did not acknowledge a record. `error` is librdkafka's KafkaError."""
+    """The broker did not acknowledge a record. `error` is librdkafka's KafkaError; `cause` the last
+    client-level problem librdkafka reported (e.g. authentication refused), when there was one."""
 
-    def __init__(self, error: KafkaError, *, message_id: str, topic: str) -> None:
+    def __init__(self, error: KafkaError, *, message_id: str, topic: str, cause: str | None = None) -> None:
         super().__init__(error)
         self.error = error
         self.message_id = message_id
         self.topic = topic
+        self.cause = cause
 
     def __str__(self) -> str:
-        return f"record {self.message_id} to {self.topic!r} was not delivered: {self.error.str()}"
+        text = f"record {self.message_id} to {self.topic!r} was not delivered: {self.error.str()}"
+        return f"{text} (last broker error: {self.cause})" if self.cause else text
 
 
 class SchemaRejectedError(InvalidInputError):

@@ -23,6 +23,11 @@ callbacks (keep those short). Every failed delivery reaches the future (Delivery
 any, and the log; none is dropped silently. Back-pressure: when the local queue is full, `send` serves
 delivery reports and retries for up to `block_timeout_s`, then raises QueueFullError (a BufferError).
 `close()` flushes and raises FlushTimeoutError if records are still undelivered.
+
+Client errors: librdkafka's `error_cb` records the last broker-side problem (authentication refused,
+all brokers down, a fatal idempotence error); `check_connection()`, QueueFullError and DeliveryError
+name it, so wrong credentials read "authentication failed for user 'x' at host:port: ..." rather than
+a bare transport failure. Counts go to `producers.metrics` (Prometheus) and `stats`.
 """
 
 from __future__ import annotations
@@ -54,11 +59,14 @@ from producers.errors import (
     BrokerUnavailableError,
     DeliveryError,
     FlushTimeoutError,
+    PayloadValidationError,
     ProducerClosedError,
     QueueFullError,
+    RegistryUnavailableError,
     SchemaNotRegisteredError,
 )
 from producers.kafka_config import kafka_config_error, normalize_overrides, producer_config
+from producers.metrics import ProducerMetrics, default_metrics
 from producers.schemas import ResolvedSchema, SchemaCatalog
 
 log = logging.getLogger(__name__)
@@ -86,13 +94,35 @@ class OutgoingRecord:
     headers: Headers
     message_id: str
     timestamp_ms: int
+    labels: tuple[str, str, str] = ("", "", "")  # (env, source, category), for the sent counter
 
 
 @dataclass
 class ProducerStats:
+    """This producer's own counts (updated under `ProducerMetrics.lock`)."""
+
     queued: int = 0
     delivered: int = 0
     failed: int = 0
+
+
+# librdkafka error_cb codes worth telling the caller about; authentication outranks the transport
+# errors that follow it (the broker closes the connection after refusing the credentials).
+_AUTH_ERRORS = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED})
+_BROKER_ERRORS = frozenset(
+    {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._SSL, KafkaError._RESOLVE}
+)
+# send() refusals by exception type, first match wins (the reason label of send_refused_total).
+_REFUSALS: tuple[tuple[type[BaseException], str], ...] = (
+    (SchemaNotRegisteredError, "unregistered_schema"),
+    (PayloadValidationError, "invalid_payload"),
+    (InvalidInputError, "invalid_input"),
+    (QueueFullError, "queue_full"),
+    (ProducerClosedError, "closed"),
+    (BrokerUnavailableError, "broker_unavailable"),
+    (RegistryUnavailableError, "registry_unavailable"),
+    (KafkaException, "kafka_error"),
+)
 
 
 def default_producer_id() -> str:
@@ -110,11 +140,21 @@ class Producer:
         registry: RegistrySettings | None = None,
         catalog: SchemaCatalog | None = None,
         kafka_overrides: Mapping[str, Any] | None = None,
+        metrics: ProducerMetrics | None = None,
     ) -> None:
         self.settings = settings or ProducerSettings()
         kafka = kafka or KafkaSettings()
         self.producer_id = self.settings.producer_id or default_producer_id()
+        self.metrics = metrics or default_metrics()
+        self._lock = self.metrics.lock
+        self.stats = ProducerStats()
+        self._auth_problem: str | None = None  # set by error_cb, cleared by the next success
+        self._broker_problem: str | None = None
+        who = f"user {kafka.sasl_username!r} " if kafka.sasl_username else ""
+        self._auth_context = f"authentication failed for {who}at {kafka.bootstrap_servers}"
+        self._secret = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
         conf = producer_config(kafka, self.settings, kafka_overrides)
+        conf["error_cb"] = self._on_client_error
         try:
             self._producer = confluent_kafka.Producer(conf)
         except (KafkaException, ValueError, TypeError) as exc:
@@ -135,7 +175,7 @@ class Producer:
             allowed_sources=self.settings.allowed_sources,
             timeout_s=self.settings.registry_timeout_s * 3,
         )
-        self.stats = ProducerStats()
+        self.metrics.watch_queue(self)
         self._closed = False
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="refinery-producer-poll", daemon=True)
@@ -191,6 +231,24 @@ class Producer:
         schema: Schema | None = None,
     ) -> OutgoingRecord:
         """Steps 1-4 of `send`: everything that can fail because of the input, before queueing."""
+        try:
+            return self._prepare(title, category, version, payload, key, attributes, env, source, schema)
+        except Exception as exc:
+            self._count_refused(exc)
+            raise
+
+    def _prepare(
+        self,
+        title: str,
+        category: str,
+        version: int,
+        payload: Any,
+        key: str | bytes | None,
+        attributes: Mapping[str, str] | None,
+        env: str | None,
+        source: str | None,
+        schema: Schema | None,
+    ) -> OutgoingRecord:
         self._check_open()
         resolved = self._resolve(title, category, version, schema)
         payload_format, payload_bytes = encode_payload(payload, resolved)
@@ -221,6 +279,7 @@ class Producer:
             headers=metadata_to_headers(md),
             message_id=md.message_id,
             timestamp_ms=md.produced_at_ms,
+            labels=(env, source, category),
         )
 
     def submit(
@@ -231,43 +290,66 @@ class Producer:
         block_timeout_s: float | None = None,
     ) -> Future[Delivered]:
         """Queue a prepared record; on a full queue wait up to `block_timeout_s` (default from settings)."""
-        self._check_open()
-        future: Future[Delivered] = Future()
-        future.set_running_or_notify_cancel()  # a queued record cannot be called back
-        callback = functools.partial(self._on_delivery, future, record.message_id, on_delivery)
         block = self.settings.block_timeout_s if block_timeout_s is None else block_timeout_s
         deadline: float | None = None
-        while True:
-            try:
-                self._producer.produce(
-                    record.topic,
-                    record.value,
-                    record.key,
-                    headers=record.headers,
-                    timestamp=record.timestamp_ms,
-                    on_delivery=callback,
-                )
-                break
-            except BufferError:
-                now = time.monotonic()
-                deadline = deadline if deadline is not None else now + block
-                if now >= deadline:
-                    raise QueueFullError(
-                        f"send queue full for {block:.1f}s ({len(self._producer)} records waiting); "
-                        "the broker is slow or unreachable"
-                    ) from None
-                self._producer.poll(0.05)
-            except KafkaException as exc:
-                raise DeliveryError(exc.args[0], message_id=record.message_id, topic=record.topic) from None
-        self.stats.queued += 1
+        while (future := self.try_submit(record, on_delivery=on_delivery)) is None:
+            now = time.monotonic()
+            deadline = deadline if deadline is not None else now + block
+            if now >= deadline:
+                raise self.queue_full_error(block)
+            self._producer.poll(0.05)
         return future
+
+    def try_submit(
+        self, record: OutgoingRecord, *, on_delivery: DeliveryCallback | None = None
+    ) -> Future[Delivered] | None:
+        """Queue a prepared record if the local queue has room now; None (nothing counted) if it is full."""
+        try:
+            self._check_open()
+            future: Future[Delivered] = Future()
+            future.set_running_or_notify_cancel()  # a queued record cannot be called back
+            callback = functools.partial(self._on_delivery, future, record, on_delivery)
+            self._producer.produce(
+                record.topic,
+                record.value,
+                record.key,
+                headers=record.headers,
+                timestamp=record.timestamp_ms,
+                on_delivery=callback,
+            )
+        except BufferError:
+            return None
+        except KafkaException as exc:
+            self._count_refused(exc)
+            raise DeliveryError(exc.args[0], message_id=record.message_id, topic=record.topic) from None
+        except ProducerClosedError as exc:
+            self._count_refused(exc)
+            raise
+        with self._lock:
+            self.stats.queued += 1
+        return future
+
+    def queue_full_error(self, waited_s: float) -> QueueFullError:
+        """The error for a send that found the queue full for `waited_s` (counted as a refusal)."""
+        self._count_refused(QueueFullError())
+        cause = self.broker_problem()
+        return QueueFullError(
+            f"send queue full for {waited_s:.1f}s ({len(self._producer)} records waiting); "
+            + (f"last broker error: {cause}" if cause else "the broker is slow or unreachable")
+        )
+
+    def broker_problem(self) -> str | None:
+        """The last authentication or broker error librdkafka reported since the last success, if any."""
+        return self._auth_problem or self._broker_problem
 
     def check_connection(self, timeout: float = 5.0) -> None:
         """BrokerUnavailableError unless the cluster answers a metadata request within `timeout`."""
         try:
             self._producer.list_topics(timeout=timeout)
         except KafkaException as exc:
-            raise BrokerUnavailableError(f"Kafka did not answer within {timeout:.0f}s: {exc}") from None
+            cause = self.broker_problem() or str(exc)
+            raise BrokerUnavailableError(f"Kafka did not answer within {timeout:.0f}s: {cause}") from None
+        self._auth_problem = self._broker_problem = None
 
     def poll(self, timeout: float = 0) -> int:
         """Serve delivery reports now (the background thread does this anyway)."""
@@ -292,6 +374,7 @@ class Producer:
         finally:
             self._stop.set()
             self._poller.join()
+            self.metrics.unwatch_queue(self)
             if self._owns_catalog:
                 self.catalog.close()
             if self.stats.failed:
@@ -348,7 +431,7 @@ class Producer:
     def _on_delivery(
         self,
         future: Future[Delivered],
-        message_id: str,
+        record: OutgoingRecord,
         user_callback: DeliveryCallback | None,
         err: KafkaError | None,
         msg: Message,
@@ -356,20 +439,54 @@ class Producer:
         error: DeliveryError | None = None
         delivered: Delivered | None = None
         if err is not None:
-            error = DeliveryError(err, message_id=message_id, topic=msg.topic() or "")
-            self.stats.failed += 1
-            if self.stats.failed == 1 or self.stats.failed % 1000 == 0:
-                log.error("delivery failed", extra={"error": str(error), "failed_so_far": self.stats.failed})
+            error = DeliveryError(
+                err, message_id=record.message_id, topic=record.topic, cause=self.broker_problem()
+            )
+            with self._lock:
+                self.stats.failed += 1
+                self.metrics.delivery_errors[err.name().lstrip("_").lower()] += 1
+                failed = self.stats.failed
+            if failed == 1 or failed % 1000 == 0:
+                log.error("delivery failed", extra={"error": str(error), "failed_so_far": failed})
             future.set_exception(error)
         else:
-            delivered = Delivered(message_id, msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
-            self.stats.delivered += 1
+            delivered = Delivered(record.message_id, record.topic, msg.partition() or 0, msg.offset() or 0)
+            with self._lock:
+                self.stats.delivered += 1
+                self.metrics.sent[record.labels] += 1
+            if self._auth_problem or self._broker_problem:
+                self._auth_problem = self._broker_problem = None
             future.set_result(delivered)
         if user_callback is not None:
             try:
                 user_callback(error, delivered)
             except Exception:  # a caller's bug must not stop delivery reports for everyone
-                log.exception("on_delivery callback raised", extra={"message_id": message_id})
+                log.exception("on_delivery callback raised", extra={"message_id": record.message_id})
+
+    def _on_client_error(self, err: KafkaError) -> None:
+        """librdkafka's error_cb (served by poll): remember what went wrong, log each new problem once."""
+        code = err.code()
+        if code in _AUTH_ERRORS:
+            problem = f"{self._auth_context}: {err.str()}"
+        elif code in _BROKER_ERRORS or err.fatal():
+            problem = err.str()
+        else:
+            log.debug("kafka client error", extra={"error": err.str()})
+            return
+        if self._secret:
+            problem = problem.replace(self._secret, "***")
+        previous = self._auth_problem if code in _AUTH_ERRORS else self._broker_problem
+        if problem != previous:
+            level = logging.ERROR if code in _AUTH_ERRORS or err.fatal() else logging.WARNING
+            log.log(level, "kafka client error", extra={"error": problem, "fatal": err.fatal()})
+        if code in _AUTH_ERRORS:
+            self._auth_problem = problem
+        else:
+            self._broker_problem = problem
+
+    def _count_refused(self, exc: BaseException) -> None:
+        reason = next((name for kind, name in _REFUSALS if isinstance(exc, kind)), "other")
+        self.metrics.count_refused(reason)
 
 
 def _check_attributes(attributes: Mapping[str, str] | None) -> dict[str, str]:

@@ -141,19 +141,15 @@ def test_sdk_with_wrong_credentials_fails_within_bounds(
     assert time.monotonic() - started < 15
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="producers/producer.py check_connection() reports librdkafka's generic 'Broker transport "
-    "failure': the SDK sets no error_cb, so the real cause (SASL authentication failed) only "
-    "reaches librdkafka's "
-    "stderr log, never the caller's exception",
-)
 def test_sdk_with_wrong_credentials_says_authentication_failed(
     sasl_broker: tuple[LocalKafka, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, kafka = wrong_credentials(sasl_broker[1], monkeypatch)
-    with pytest.raises(BrokerUnavailableError, match=r"(?i)authenticat"):
-        Producer(ProducerSettings(env="prod"), kafka=kafka).check_connection(timeout=5)
+    with Producer(ProducerSettings(env="prod"), kafka=kafka) as producer:
+        with pytest.raises(BrokerUnavailableError, match=r"(?i)authenticat") as raised:
+            producer.check_connection(timeout=5)
+    assert f"user 'alice' at 127.0.0.1:{sasl_broker[1]}" in str(raised.value)
+    assert "wrong-password" not in str(raised.value)
 
 
 def test_registry_with_wrong_credentials_exits_saying_why(
