@@ -94,7 +94,8 @@ class RegistrySettings(BaseSettings):
     username: str | None = None
     password: SecretStr | None = None
     # --- the service (`refinery-registry`, owned by `schema_registry/`) ---
-    coordination_topic: str | None = None  # leader election + id high-water mark; default "{topic}_coordination"
+    # leader election + id high-water mark; default "{topic}_coordination"
+    coordination_topic: str | None = None
     advertised_url: str | None = None  # how other replicas reach this one; default http://{host}:{port}
     leader_eligible: bool = True  # false: never write, forward every write to the leader
     leader_session_timeout_ms: int = Field(default=6000, ge=1000)  # how fast a dead leader is replaced
