@@ -160,6 +160,7 @@ class WorkerSettings(BaseSettings):
     dlq_topic: str = "_refinery_dlq"
     dlq_unmatched: bool = False  # unmatched records are counted; also copy them to the DLQ when true
     max_value_bytes: int = Field(default=1_000_000, ge=1)
+    verify_envelope: bool = True  # DLQ values that are not an Envelope or that the headers contradict
     dedup_window_s: float = Field(default=600.0, gt=0)
     dedup_max_ids_per_partition: int = Field(default=500_000, ge=1)
     dedup_topic: str | None = None  # default: _{group_id}-dedup

@@ -100,6 +100,20 @@ def encode_envelope(envelope: Envelope) -> bytes:
     return envelope.SerializeToString(deterministic=True)
 
 
+def envelope_message_id(data: bytes | None) -> str:
+    """The message id of an encoded envelope, checking the protobuf framing only (no field validation):
+    the cheap check the worker runs on every record. EnvelopeError if the bytes are not an envelope."""
+    if not data:
+        raise EnvelopeError("record value is empty; expected a Refinery envelope")
+    try:
+        envelope = Envelope.FromString(data)
+    except DecodeError as exc:
+        raise EnvelopeError(f"record value is not a Refinery envelope: {exc}") from None
+    if not envelope.HasField("metadata"):
+        raise EnvelopeError("envelope has no metadata")
+    return envelope.metadata.message_id
+
+
 def decode_envelope(data: bytes | None) -> Envelope:
     """Parse and validate an envelope; every failure is an EnvelopeError with the reason."""
     if not data:

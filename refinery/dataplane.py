@@ -75,7 +75,11 @@ class DataPlane:
             registry = registry or RegistrySettings()
             checker = SchemaIdChecker.from_url(registry.url, negative_ttl_s=settings.registry_negative_ttl_s)
         self._schema_checker = checker
-        self.guard = RecordGuard(max_value_bytes=settings.max_value_bytes, schema_checker=checker)
+        self.guard = RecordGuard(
+            max_value_bytes=settings.max_value_bytes,
+            schema_checker=checker,
+            verify_envelope=settings.verify_envelope,
+        )
         self.dedup = DedupStore(
             window_s=settings.dedup_window_s, max_ids_per_partition=settings.dedup_max_ids_per_partition
         )

@@ -34,6 +34,8 @@ class DlqReason(StrEnum):
     ROUTE_ERROR = "route_error"  # a route's topic template could not produce a valid topic
     TOPIC_REJECTED = "topic_rejected"  # the derived topic name is illegal or not allowed
     UNMATCHED = "unmatched"  # no route matched (only sent to the DLQ when dlq_unmatched is on)
+    MALFORMED_ENVELOPE = "malformed_envelope"  # the value is not a protobuf Envelope (e.g. truncated)
+    HEADER_MISMATCH = "header_mismatch"  # ce_id is not the envelope's message id
 
 
 def dlq_headers(

@@ -90,10 +90,13 @@ class Reconciler:
         schema_checker: SchemaIdChecker | None = None,
         dlq_unmatched: bool = False,
         allowed_envs: Iterable[str] | None = None,
+        verify_envelope: bool = WorkerSettings.model_fields["verify_envelope"].default,
     ) -> None:
         self.router = router
         self._allowed_envs = {e.encode() for e in allowed_envs} if allowed_envs else None
-        self._guard = RecordGuard(max_value_bytes=max_value_bytes, schema_checker=schema_checker)
+        self._guard = RecordGuard(
+            max_value_bytes=max_value_bytes, schema_checker=schema_checker, verify_envelope=verify_envelope
+        )
         self._dlq_unmatched = dlq_unmatched
         self._expected: Counter[tuple[bytes, str]] = Counter()  # (message id, topic) -> copies
         self._dedup: set[tuple[bytes, str]] = set()
@@ -335,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         reconciler = Reconciler(
             _router(args, kafka, worker), max_value_bytes=worker.max_value_bytes,
             schema_checker=checker, dlq_unmatched=worker.dlq_unmatched,
-            allowed_envs=worker.derived_allowed_envs,
+            allowed_envs=worker.derived_allowed_envs, verify_envelope=worker.verify_envelope,
         )  # fmt: skip
         conf = kafka.client_config()
         ingest = [

@@ -121,7 +121,7 @@ def test_dead_letters_carry_reason_headers(worker: WorkerProcess, kafka_bootstra
     dev_value, dev_headers = record("dev", name, "1234", "session_heartbeat")
     _, missing_env = record("prod", name, "1234", "x")
     _, malformed = record("prod", name, "1234", "x")
-    _, no_team = record("prod", name, "1234", "team_event")
+    no_team_value, no_team = record("prod", name, "1234", "team_event")
     R = dlq.DlqReason
     cases = {
         b"no-headers": (b"\x00random bytes", None, dlq.DlqReason.MISSING_HEADER),
@@ -131,7 +131,10 @@ def test_dead_letters_carry_reason_headers(worker: WorkerProcess, kafka_bootstra
                        dlq.DlqReason.MALFORMED_HEADER),
         b"env": (dev_value, dev_headers, dlq.DlqReason.ENV_MISMATCH),  # dev data on a prod ingest topic
         b"too-large": (b"x" * 6000, good_headers, dlq.DlqReason.VALUE_TOO_LARGE),
-        b"template": (b"v", no_team, dlq.DlqReason.ROUTE_ERROR),  # {attribute.team} missing
+        b"template": (no_team_value, no_team, dlq.DlqReason.ROUTE_ERROR),  # {attribute.team} missing
+        b"truncated": (good_value[:20], good_headers, R.MALFORMED_ENVELOPE),  # valid headers, cut value
+        b"mismatch": (good_value, [(k, b"x" if k == "ce_id" else v) for k, v in good_headers],
+                      R.HEADER_MISMATCH),  # the ce_id header is not the envelope's message id
     }  # fmt: skip
     send(kafka_bootstrap, topic, [(key, value, headers) for key, (value, headers, _) in cases.items()])
     qa_topic = f"qa.{name}.ingest.all-v1"  # env qa may not have derived topics: derived_allowed_envs

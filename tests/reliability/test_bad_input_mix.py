@@ -213,11 +213,6 @@ def test_reconcile_cli_agrees(worker: WorkerProcess, registry_url: str, name: st
     assert report["clean"] and report["sent"] >= GOOD and report["dlq_found"] == report["dlq_expected"] > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the worker routes on headers only and never decodes the value, so a truncated envelope that "
-    "carries valid ce_* headers is routed instead of dead-lettered (workload.md: all bad input to the DLQ)",
-)
 def test_truncated_envelope_with_valid_headers_goes_to_the_dlq(
     worker: WorkerProcess, kafka_bootstrap: str, name: str, schema_id: int
 ) -> None:

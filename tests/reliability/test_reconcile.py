@@ -84,14 +84,15 @@ def test_dedup_routes_expect_one_copy_of_a_resent_id() -> None:
 def test_dead_letters_reconcile_by_ingest_coordinates() -> None:
     r = reconciler()
     good_value, good = record("prod", "s", "1", "x")
-    _, no_team = record("prod", "s", "1", "team")  # template needs attribute.team: route error + by-title
+    # the template needs attribute.team: a route error, and the by-title copy
+    no_team_value, no_team = record("prod", "s", "1", "team")
     cases = {
         (INGEST, 0, 0): (b"\x00random", None),  # no headers
         (INGEST, 0, 1): (b"x" * 101, good),  # over max_value_bytes
         (INGEST, 1, 0): (b"v", [*good, ("ce_env", b"prod")]),  # duplicated header
         (INGEST, 1, 1): (good_value, [(k, v) for k, v in good if k != "ce_env"]),
         (INGEST, 2, 0): (*record("dev", "s", "1", "x"),),  # dev data on a prod ingest topic
-        (INGEST, 2, 1): (b"v", no_team),
+        (INGEST, 2, 1): (no_team_value, no_team),
     }
     for coordinate, (value, headers) in cases.items():
         r.expect(coordinate, value, headers)
