@@ -70,6 +70,15 @@ class BenchResult:
         }
 
 
+def result_from_dict(doc: dict[str, Any]) -> BenchResult:
+    """A result read back from a results JSON file (to merge a partial run into it)."""
+    rows = [Row(**{k: v for k, v in row.items() if k != "ratio"}) for row in doc.get("rows", [])]
+    fields = {
+        k: doc[k] for k in ("name", "title", "params", "baseline", "extra", "status", "error") if k in doc
+    }
+    return BenchResult(**fields, rows=rows, duration_s=doc.get("duration_s", 0.0))
+
+
 def _fmt(value: float | None, unit: str = "") -> str:
     if value is None:
         return "—"
@@ -107,6 +116,14 @@ def markdown(run: dict[str, Any], results: list[BenchResult]) -> str:
         f"confluent-kafka {env['confluent_kafka']} (librdkafka {env['librdkafka']}), "
         f"faust {env['faust']}, Kafka {env['kafka']}, broker {env['bootstrap']}.",
         "Ratios compare with the baseline measured in the same run (see `latest.json` for parameters).",
+        *(
+            [
+                f"Merged: benchmarks not re-run keep the figures of the run started {run['updated_from']} "
+                "(each benchmark's `run` in the JSON says which run measured it)."
+            ]
+            if run.get("updated_from")
+            else []
+        ),
         "",
         "| benchmark | case | ratio | value | baseline | goal | met |",
         "| --- | --- | ---: | ---: | ---: | --- | --- |",
@@ -128,14 +145,26 @@ def markdown(run: dict[str, Any], results: list[BenchResult]) -> str:
 
 
 def write_results(
-    out_dir: Path, stem: str, run: dict[str, Any], results: list[BenchResult]
+    out_dir: Path, stem: str, run: dict[str, Any], results: list[BenchResult], *, update: bool = False
 ) -> tuple[Path, Path]:
-    """Write `{stem}.json` and `{stem}.md` into `out_dir`; return both paths."""
+    """Write `{stem}.json` and `{stem}.md` into `out_dir`; return both paths. With `update`, benchmarks
+    of an earlier run in the same files are kept unless this run measured them again (each keeps the
+    run facts it was measured with under `run`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    doc = {**run, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    doc["benchmarks"] = {r.name: r.to_dict() for r in results}
     json_path = out_dir / f"{stem}.json"
+    doc = {**run, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    facts = {k: v for k, v in doc.items() if k != "benchmarks"}
+    merged = {r.name: {**r.to_dict(), "run": facts} for r in results}
+    if update and json_path.exists():
+        earlier = json.loads(json_path.read_text())
+        kept = {k: v for k, v in earlier.get("benchmarks", {}).items() if k not in merged}
+        for bench in kept.values():
+            bench.setdefault("run", {k: v for k, v in earlier.items() if k != "benchmarks"})
+        merged = {**kept, **merged}
+        doc["updated_from"] = earlier.get("started_at")
+        results = [result_from_dict(b) for b in merged.values()]
+    doc["benchmarks"] = merged
     md_path = out_dir / f"{stem}.md"
     json_path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
-    md_path.write_text(markdown(run, results))
+    md_path.write_text(markdown(doc, results))
     return json_path, md_path

@@ -54,6 +54,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "bench" / "results")
     parser.add_argument("--stem", help="result file name without extension (default latest / quick)")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="merge into the existing result files: keep the benchmarks this run does not measure",
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     return parser.parse_args(argv)
 
@@ -108,6 +113,6 @@ def main(argv: list[str] | None = None) -> int:
         if started_broker is not None:
             started_broker.wipe() if args.own_broker else started_broker.stop()
     stem = args.stem or ("quick" if args.quick else "latest")
-    json_path, md_path = write_results(args.out_dir, stem, run, results)
+    json_path, md_path = write_results(args.out_dir, stem, run, results, update=args.update)
     ctx.log(f"wrote {json_path} and {md_path}")
     return 1 if any(r.status == "error" for r in results) else 0

@@ -2,13 +2,16 @@
 steady run (5 minutes in full mode), vs the raw pass-through process fed identically.
 
 Feed per contender: a burst (backlog, processed at full speed: the peak) then a steady rate for the run.
-Flat means the RSS of the second half of the steady phase grows by less than 5% (and < 20 MB)."""
+Flat means the median RSS of the last quarter of the steady phase exceeds that of the second quarter by
+less than 5% (and < 20 MB)."""
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import confluent_kafka
 
@@ -70,6 +73,14 @@ def slope_mb_per_min(samples: list[tuple[float, int]]) -> float:
     return cov / var * 60 / MB
 
 
+def quarter_medians_mb(samples: list[tuple[float, int]]) -> list[float]:
+    """Median RSS (MB) of each quarter of the samples."""
+    if len(samples) < 4:
+        return [samples[-1][1] / MB if samples else 0.0] * 4
+    size = len(samples) // 4
+    return [statistics.median(r for _, r in samples[i * size : (i + 1) * size]) / MB for i in range(4)]
+
+
 def profile(
     ctx: BenchContext,
     start: Callable[[IngestRange], tuple[Child, str]],
@@ -77,7 +88,7 @@ def profile(
     burst: int,
     rate: float,
     seconds: float,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     topics = workload_ingest_topics()
     ends = ctx.end_offsets(topics)
     ingest = IngestRange(topics, ends, ends, burst)
@@ -94,18 +105,17 @@ def profile(
                   poll=lambda: producer.poll(0))  # fmt: skip
             flush(producer)
             time.sleep(1.0)
-        samples = [s for s in sampler.samples if s[0] >= steady_from]
-        half = samples[len(samples) // 2 :]
-        growth = (half[-1][1] - half[0][1]) / MB if len(half) > 1 else 0.0
-        last = samples[-1][1] / MB if samples else 0.0
+        steady_samples = [s for s in sampler.samples if s[0] >= steady_from]
+        quarters = quarter_medians_mb(steady_samples)
+        growth = quarters[3] - quarters[1]  # medians: robust to the allocator's saw-tooth
         return {
             "peak_mb": sampler.peak / MB,
-            "steady_start_mb": samples[0][1] / MB if samples else 0.0,
-            "steady_end_mb": last,
+            "steady_quarter_medians_mb": [round(q, 1) for q in quarters],
             "second_half_growth_mb": growth,
-            "second_half_slope_mb_per_min": slope_mb_per_min(half),
-            "flat": float(growth < min(last * FLAT_FRACTION, FLAT_MB)),
+            "steady_slope_mb_per_min": slope_mb_per_min(steady_samples),
+            "flat": float(growth < min(quarters[3] * FLAT_FRACTION, FLAT_MB)),
             "samples": len(sampler.samples),
+            "rss_mb_every_10s": [round(r / MB) for t, r in sampler.samples[:: max(1, int(10 / 0.5))]],
         }
     finally:
         child.stop()
@@ -157,7 +167,7 @@ def run(ctx: BenchContext) -> BenchResult:
     result.add(Row("peak RSS", value["peak_mb"], "MB", base["peak_mb"], higher_is_better=False))
     result.add(
         Row(
-            "RSS growth, second half of steady phase",
+            "RSS growth, 2nd to 4th quarter of steady phase (medians)",
             value["second_half_growth_mb"],
             "MB",
             base["second_half_growth_mb"],
@@ -169,5 +179,5 @@ def run(ctx: BenchContext) -> BenchResult:
     return result
 
 
-def _rounded(doc: dict[str, float]) -> dict[str, float]:
-    return {k: round(v, 2) for k, v in doc.items()}
+def _rounded(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in doc.items()}
