@@ -143,6 +143,10 @@ class ProducerSettings(BaseSettings):
     key_fields: list[str] = Field(default_factory=lambda: ["match_id", "player_id"])
     registry_timeout_s: float = Field(default=5.0, gt=0)
     auto_register: bool = False  # local development only: register a missing schema on first send
+    # Where `refinery-demo` serves the SDK's Prometheus metrics (/metrics); None: not served. An
+    # application using the SDK exports them from prometheus-client's default registry itself.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
 
 class WorkerSettings(BaseSettings):
@@ -216,6 +220,7 @@ class StackSettings(BaseSettings):
     workers: int = Field(default=2, ge=1)
     routes_file: Path = REPO_ROOT / "refinery" / "routes" / "workload.yaml"
     demo_rate: float = Field(default=20.0, gt=0)  # records per second from the demo producer
+    demo_metrics_port: int = Field(default=8091, ge=1, le=65535)  # the demo producer's /metrics
     start_timeout_s: float = Field(default=60.0, gt=0)
 
 

@@ -20,14 +20,36 @@ from collections import Counter
 from collections.abc import Iterator, Sized
 from typing import Any
 
+from confluent_kafka import KafkaException
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from common.errors import InvalidInputError
+from producers.errors import (
+    BrokerUnavailableError,
+    PayloadValidationError,
+    ProducerClosedError,
+    QueueFullError,
+    RegistryUnavailableError,
+    SchemaNotRegisteredError,
+)
 
 SENT = "refinery_producer_records_sent"
 DELIVERY_ERRORS = "refinery_producer_delivery_errors"
 SEND_REFUSED = "refinery_producer_send_refused"
 QUEUE_LENGTH = "refinery_producer_queue_length"
+# send() refusals by exception type, first match wins (the reason label of send_refused_total).
+REFUSALS: tuple[tuple[type[BaseException], str], ...] = (
+    (SchemaNotRegisteredError, "unregistered_schema"),
+    (PayloadValidationError, "invalid_payload"),
+    (InvalidInputError, "invalid_input"),
+    (QueueFullError, "queue_full"),
+    (ProducerClosedError, "closed"),
+    (BrokerUnavailableError, "broker_unavailable"),
+    (RegistryUnavailableError, "registry_unavailable"),
+    (KafkaException, "kafka_error"),
+)
 
 
 class ProducerMetrics(Collector):
@@ -49,7 +71,9 @@ class ProducerMetrics(Collector):
     def unwatch_queue(self, producer: Sized) -> None:
         self._queues.discard(producer)
 
-    def count_refused(self, reason: str) -> None:
+    def count_refused(self, exc: BaseException) -> None:
+        """Count a send() refused with `exc` (reason from REFUSALS, else "other")."""
+        reason = next((name for kind, name in REFUSALS if isinstance(exc, kind)), "other")
         with self.lock:
             self.refused[reason] += 1
 

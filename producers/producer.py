@@ -54,15 +54,14 @@ from common.errors import InvalidInputError
 from common.headers import Headers, metadata_to_headers
 from common.kafka_admin import TopicEnsurer
 from common.topics import ingest_topic
+from producers.client_errors import ClientErrors
 from producers.codecs import encode_payload
 from producers.errors import (
     BrokerUnavailableError,
     DeliveryError,
     FlushTimeoutError,
-    PayloadValidationError,
     ProducerClosedError,
     QueueFullError,
-    RegistryUnavailableError,
     SchemaNotRegisteredError,
 )
 from producers.kafka_config import kafka_config_error, normalize_overrides, producer_config
@@ -106,25 +105,6 @@ class ProducerStats:
     failed: int = 0
 
 
-# librdkafka error_cb codes worth telling the caller about; authentication outranks the transport
-# errors that follow it (the broker closes the connection after refusing the credentials).
-_AUTH_ERRORS = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED})
-_BROKER_ERRORS = frozenset(
-    {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._SSL, KafkaError._RESOLVE}
-)
-# send() refusals by exception type, first match wins (the reason label of send_refused_total).
-_REFUSALS: tuple[tuple[type[BaseException], str], ...] = (
-    (SchemaNotRegisteredError, "unregistered_schema"),
-    (PayloadValidationError, "invalid_payload"),
-    (InvalidInputError, "invalid_input"),
-    (QueueFullError, "queue_full"),
-    (ProducerClosedError, "closed"),
-    (BrokerUnavailableError, "broker_unavailable"),
-    (RegistryUnavailableError, "registry_unavailable"),
-    (KafkaException, "kafka_error"),
-)
-
-
 def default_producer_id() -> str:
     return f"{socket.gethostname()}/{os.getpid()}"
 
@@ -148,13 +128,9 @@ class Producer:
         self.metrics = metrics or default_metrics()
         self._lock = self.metrics.lock
         self.stats = ProducerStats()
-        self._auth_problem: str | None = None  # set by error_cb, cleared by the next success
-        self._broker_problem: str | None = None
-        who = f"user {kafka.sasl_username!r} " if kafka.sasl_username else ""
-        self._auth_context = f"authentication failed for {who}at {kafka.bootstrap_servers}"
-        self._secret = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+        self._client_errors = ClientErrors(kafka)
         conf = producer_config(kafka, self.settings, kafka_overrides)
-        conf["error_cb"] = self._on_client_error
+        conf["error_cb"] = self._client_errors.on_error
         try:
             self._producer = confluent_kafka.Producer(conf)
         except (KafkaException, ValueError, TypeError) as exc:
@@ -231,56 +207,42 @@ class Producer:
         schema: Schema | None = None,
     ) -> OutgoingRecord:
         """Steps 1-4 of `send`: everything that can fail because of the input, before queueing."""
-        try:
-            return self._prepare(title, category, version, payload, key, attributes, env, source, schema)
+        try:  # inline, not a helper call: this runs once per record
+            self._check_open()
+            resolved = self._resolve(title, category, version, schema)
+            payload_format, payload_bytes = encode_payload(payload, resolved)
+            env = env or self.settings.env
+            source = source or self.settings.source
+            envelope = make_envelope(
+                env=env,
+                source=source,
+                title=title,
+                category=category,
+                version=version,
+                schema_id=resolved.schema_id,
+                payload_format=payload_format,
+                payload=payload_bytes,
+                producer=self.producer_id,
+                attributes=_check_attributes(attributes),
+            )
+            topic = ingest_topic(env, source)
+            try:
+                self._topics.ensure(topic)
+            except TimeoutError:
+                raise BrokerUnavailableError(f"Kafka did not confirm topic {topic!r} in time") from None
+            md = envelope.metadata
+            return OutgoingRecord(
+                topic=topic,
+                key=self._key(key, payload),
+                value=encode_envelope(envelope),
+                headers=metadata_to_headers(md),
+                message_id=md.message_id,
+                timestamp_ms=md.produced_at_ms,
+                labels=(env, source, category),
+            )
         except Exception as exc:
-            self._count_refused(exc)
+            self.metrics.count_refused(exc)
             raise
-
-    def _prepare(
-        self,
-        title: str,
-        category: str,
-        version: int,
-        payload: Any,
-        key: str | bytes | None,
-        attributes: Mapping[str, str] | None,
-        env: str | None,
-        source: str | None,
-        schema: Schema | None,
-    ) -> OutgoingRecord:
-        self._check_open()
-        resolved = self._resolve(title, category, version, schema)
-        payload_format, payload_bytes = encode_payload(payload, resolved)
-        env = env or self.settings.env
-        source = source or self.settings.source
-        envelope = make_envelope(
-            env=env,
-            source=source,
-            title=title,
-            category=category,
-            version=version,
-            schema_id=resolved.schema_id,
-            payload_format=payload_format,
-            payload=payload_bytes,
-            producer=self.producer_id,
-            attributes=_check_attributes(attributes),
-        )
-        topic = ingest_topic(env, source)
-        try:
-            self._topics.ensure(topic)
-        except TimeoutError:
-            raise BrokerUnavailableError(f"Kafka did not confirm topic {topic!r} in time") from None
-        md = envelope.metadata
-        return OutgoingRecord(
-            topic=topic,
-            key=self._key(key, payload),
-            value=encode_envelope(envelope),
-            headers=metadata_to_headers(md),
-            message_id=md.message_id,
-            timestamp_ms=md.produced_at_ms,
-            labels=(env, source, category),
-        )
 
     def submit(
         self,
@@ -308,7 +270,10 @@ class Producer:
             self._check_open()
             future: Future[Delivered] = Future()
             future.set_running_or_notify_cancel()  # a queued record cannot be called back
-            callback = functools.partial(self._on_delivery, future, record, on_delivery)
+            # Bind only small fields: holding the whole record until its report costs GC time per record.
+            callback = functools.partial(
+                self._on_delivery, future, record.message_id, record.labels, on_delivery
+            )
             self._producer.produce(
                 record.topic,
                 record.value,
@@ -320,10 +285,10 @@ class Producer:
         except BufferError:
             return None
         except KafkaException as exc:
-            self._count_refused(exc)
+            self.metrics.count_refused(exc)
             raise DeliveryError(exc.args[0], message_id=record.message_id, topic=record.topic) from None
         except ProducerClosedError as exc:
-            self._count_refused(exc)
+            self.metrics.count_refused(exc)
             raise
         with self._lock:
             self.stats.queued += 1
@@ -331,7 +296,7 @@ class Producer:
 
     def queue_full_error(self, waited_s: float) -> QueueFullError:
         """The error for a send that found the queue full for `waited_s` (counted as a refusal)."""
-        self._count_refused(QueueFullError())
+        self.metrics.count_refused(QueueFullError())
         cause = self.broker_problem()
         return QueueFullError(
             f"send queue full for {waited_s:.1f}s ({len(self._producer)} records waiting); "
@@ -340,7 +305,7 @@ class Producer:
 
     def broker_problem(self) -> str | None:
         """The last authentication or broker error librdkafka reported since the last success, if any."""
-        return self._auth_problem or self._broker_problem
+        return self._client_errors.problem
 
     def check_connection(self, timeout: float = 5.0) -> None:
         """BrokerUnavailableError unless the cluster answers a metadata request within `timeout`."""
@@ -349,7 +314,7 @@ class Producer:
         except KafkaException as exc:
             cause = self.broker_problem() or str(exc)
             raise BrokerUnavailableError(f"Kafka did not answer within {timeout:.0f}s: {cause}") from None
-        self._auth_problem = self._broker_problem = None
+        self._client_errors.clear()
 
     def poll(self, timeout: float = 0) -> int:
         """Serve delivery reports now (the background thread does this anyway)."""
@@ -431,7 +396,8 @@ class Producer:
     def _on_delivery(
         self,
         future: Future[Delivered],
-        record: OutgoingRecord,
+        message_id: str,
+        labels: tuple[str, str, str],
         user_callback: DeliveryCallback | None,
         err: KafkaError | None,
         msg: Message,
@@ -439,9 +405,8 @@ class Producer:
         error: DeliveryError | None = None
         delivered: Delivered | None = None
         if err is not None:
-            error = DeliveryError(
-                err, message_id=record.message_id, topic=record.topic, cause=self.broker_problem()
-            )
+            topic = msg.topic() or ""
+            error = DeliveryError(err, message_id=message_id, topic=topic, cause=self.broker_problem())
             with self._lock:
                 self.stats.failed += 1
                 self.metrics.delivery_errors[err.name().lstrip("_").lower()] += 1
@@ -450,43 +415,17 @@ class Producer:
                 log.error("delivery failed", extra={"error": str(error), "failed_so_far": failed})
             future.set_exception(error)
         else:
-            delivered = Delivered(record.message_id, record.topic, msg.partition() or 0, msg.offset() or 0)
+            delivered = Delivered(message_id, msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
             with self._lock:
                 self.stats.delivered += 1
-                self.metrics.sent[record.labels] += 1
-            if self._auth_problem or self._broker_problem:
-                self._auth_problem = self._broker_problem = None
+                self.metrics.sent[labels] += 1
+            self._client_errors.clear()
             future.set_result(delivered)
         if user_callback is not None:
             try:
                 user_callback(error, delivered)
             except Exception:  # a caller's bug must not stop delivery reports for everyone
-                log.exception("on_delivery callback raised", extra={"message_id": record.message_id})
-
-    def _on_client_error(self, err: KafkaError) -> None:
-        """librdkafka's error_cb (served by poll): remember what went wrong, log each new problem once."""
-        code = err.code()
-        if code in _AUTH_ERRORS:
-            problem = f"{self._auth_context}: {err.str()}"
-        elif code in _BROKER_ERRORS or err.fatal():
-            problem = err.str()
-        else:
-            log.debug("kafka client error", extra={"error": err.str()})
-            return
-        if self._secret:
-            problem = problem.replace(self._secret, "***")
-        previous = self._auth_problem if code in _AUTH_ERRORS else self._broker_problem
-        if problem != previous:
-            level = logging.ERROR if code in _AUTH_ERRORS or err.fatal() else logging.WARNING
-            log.log(level, "kafka client error", extra={"error": problem, "fatal": err.fatal()})
-        if code in _AUTH_ERRORS:
-            self._auth_problem = problem
-        else:
-            self._broker_problem = problem
-
-    def _count_refused(self, exc: BaseException) -> None:
-        reason = next((name for kind, name in _REFUSALS if isinstance(exc, kind)), "other")
-        self.metrics.count_refused(reason)
+                log.exception("on_delivery callback raised", extra={"message_id": message_id})
 
 
 def _check_attributes(attributes: Mapping[str, str] | None) -> dict[str, str]:
