@@ -6,7 +6,8 @@ background process with a pid file and a log under `.run/stack/`.
     refinery-stack down     # stops them all, Kafka too (unless --keep-kafka)
 
 Ports and counts come from `common/config.py` (REFINERY_REGISTRY_PORT, REFINERY_WORKER_WEB_PORT,
-REFINERY_CATALOG_PORT, REFINERY_STACK_WORKERS, ...), so a second stack can run beside the first.
+REFINERY_CATALOG_PORT, REFINERY_STACK_DEMO_METRICS_PORT, REFINERY_STACK_WORKERS, ...), so a second stack
+can run beside the first.
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ class StackPlan:
     def catalog_url(self) -> str:
         return f"http://{self.catalog.host}:{self.catalog.port}"
 
+    @property
+    def demo_metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.stack.demo_metrics_port}/metrics"
+
     def common_env(self) -> dict[str, str]:
         return {
             "REFINERY_KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
@@ -140,7 +145,8 @@ class StackPlan:
             Service(
                 name="demo",
                 argv=[_script("refinery-demo"), "--register", "--rate", f"{self.stack.demo_rate:g}"],
-                env=env,
+                env={**env, "REFINERY_PRODUCER_METRICS_PORT": str(self.stack.demo_metrics_port)},
+                links={"metrics": self.demo_metrics_url},
             ),
         ]
 

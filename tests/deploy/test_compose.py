@@ -112,7 +112,7 @@ def test_every_service_listens_where_prometheus_scrapes(compose: dict[str, Any])
         ports = _listening_ports(compose["services"][host])
         assert int(port) in ports, f"prometheus scrapes {target}, but {host} listens on {sorted(ports)}"
     scraped = {t.partition(":")[0] for t in targets}
-    assert {"registry", "worker-1", "worker-2", "catalog"} <= scraped
+    assert {"registry", "worker-1", "worker-2", "catalog", "demo"} <= scraped
 
 
 def _listening_ports(spec: dict[str, Any]) -> set[int]:

@@ -31,6 +31,7 @@ class LocalStack:
     def __init__(self, tmp: Path) -> None:
         self.kafka_port, self.registry_port = free_port(), free_port()
         self.worker_port, self.catalog_port = free_port(), free_port()
+        self.demo_metrics_port = free_port()
         while port_open("127.0.0.1", self.worker_port + 1) or port_open("127.0.0.1", self.kafka_port + 1):
             self.worker_port, self.kafka_port = free_port(), free_port()  # worker 1 / controller use port+1
         self.bootstrap = f"127.0.0.1:{self.kafka_port}"
@@ -43,6 +44,7 @@ class LocalStack:
             "REFINERY_REGISTRY_PORT": str(self.registry_port),
             "REFINERY_WORKER_WEB_PORT": str(self.worker_port),
             "REFINERY_CATALOG_PORT": str(self.catalog_port),
+            "REFINERY_STACK_DEMO_METRICS_PORT": str(self.demo_metrics_port),
             "REFINERY_STACK_RUN_DIR": str(self.run_dir),
             "REFINERY_STACK_DEMO_RATE": "50",
             "REFINERY_STACK_START_TIMEOUT_S": "60",
@@ -84,6 +86,10 @@ def test_up_is_idempotent_and_every_service_answers(stack: LocalStack) -> None:
         assert httpx.get(stack.url(port, "/stats")).json()["running"] is True
         assert "refinery_records_routed" in httpx.get(stack.url(port, "/metrics")).text
     assert "registry_http_requests" in httpx.get(stack.url(stack.registry_port, "/metrics")).text
+    demo_metrics = wait_for(lambda: "refinery_producer_records_sent_total{" in (
+        text := httpx.get(stack.url(stack.demo_metrics_port, "/metrics")).text) and text,
+        what="the demo producer's sent counter")  # fmt: skip
+    assert 'category="player_killed"' in demo_metrics
 
 
 def test_records_flow_into_derived_topics(stack: LocalStack) -> None:
@@ -163,7 +169,8 @@ def test_down_stops_everything(stack: LocalStack) -> None:
     assert down.returncode == 0, down.stderr
     assert "kafka      stopped" in down.stdout
     assert not list(stack.run_dir.glob("*.pid"))
-    for port in (stack.registry_port, stack.worker_port, stack.worker_port + 1, stack.catalog_port):
+    for port in (stack.registry_port, stack.worker_port, stack.worker_port + 1, stack.catalog_port,
+                 stack.demo_metrics_port):  # fmt: skip
         assert not port_open("127.0.0.1", port)
     assert stack.run("status").returncode == 1
 
