@@ -185,6 +185,9 @@ class WorkerSettings(BaseSettings):
     metadata_refresh_ms: int = Field(default=2000, ge=100)
     session_timeout_ms: int = Field(default=10_000, ge=1000)  # how soon a dead worker's partitions move
     stats_interval_s: float = Field(default=5.0, gt=0)
+    # Test hook (reliability tests only): SIGKILL the worker right after the first flush of a batch with
+    # dedup-route outputs, before its ids and offsets are recorded (the at-least-once crash window).
+    test_crash_after_flush: bool = False
 
     @property
     def dedup_changelog(self) -> str:

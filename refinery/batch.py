@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from common import headers as h
 from common.errors import TopicNameError
 from common.headers import Headers
-from refinery.dedup import DedupStore, PartitionKey
+from refinery.dedup import DedupStore, Intent, PartitionKey
 from refinery.dlq import DlqReason
 from refinery.guards import RecordGuard, Rejection, topic_env
 from refinery.metrics import BatchCounts
@@ -62,6 +62,8 @@ class RoutedBatch:
     first_offsets: dict[PartitionKey, int] = field(default_factory=dict)
     next_offsets: dict[PartitionKey, int] = field(default_factory=dict)
     dedup_ids: dict[PartitionKey, dict[bytes, None]] = field(default_factory=dict)  # ordered set
+    dedup_topics: set[str] = field(default_factory=set)  # derived topics of outputs on dedup routes
+    intent: Intent | None = None  # at-least-once: announced in the dedup changelog before writing
 
     @property
     def topics(self) -> set[str]:
@@ -140,5 +142,6 @@ def route_batch(
                 if duplicate:
                     counts.deduplicated[name] += 1
                     continue
+                batch.dedup_topics.add(dest.topic)
             outputs.append(Output(dest.topic, record, name))
     return batch

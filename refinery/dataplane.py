@@ -8,7 +8,9 @@ Guarantees
   of the batch is acknowledged (`flush` + delivery errors checked). To keep the pipe full, a batch's
   flush and commit happen after the next `consume()` (its deliveries overlap the fetch) and before the
   next batch is routed (so dedup sees its ids). A failed batch is rewound (seek to its first offsets)
-  and retried; a crash repeats at most the last batch or two, never loses one.
+  and retried; a crash repeats at most the last batch or two, never loses one. A batch with outputs on
+  `dedup` routes first writes an intent to the dedup changelog, so a replay after a crash does not
+  repeat those outputs either (`refinery.dedup`).
 - Exactly-once (`exactly_once`): each batch is one Kafka transaction holding its outputs, dead letters,
   dedup-changelog records and consumed offsets (`send_offsets_to_transaction`); on error it is aborted
   and the consumer rewound. Readers of derived topics use `isolation.level=read_committed`.
@@ -18,6 +20,8 @@ Rebalances run inside `consume()`, between batches, so no batch is ever half-don
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
 import uuid
@@ -31,7 +35,7 @@ from common.errors import RefineryError, TopicNameError
 from common.kafka_admin import TopicEnsurer
 from common.topics import validate_kafka_topic
 from refinery.batch import RoutedBatch, RouterLike, route_batch
-from refinery.dedup import DedupChangelog, DedupStore
+from refinery.dedup import DedupChangelog, DedupStore, Intent
 from refinery.dlq import DlqReason, dlq_headers
 from refinery.guards import RecordGuard
 from refinery.metrics import WorkerMetrics
@@ -251,6 +255,9 @@ class DataPlane:
         assert self.consumer is not None
         try:
             self._flush()
+            if batch.intent is not None and self.settings.test_crash_after_flush:
+                log.warning("test hook: SIGKILL after the flush, before the dedup ids and the commit")
+                os.kill(os.getpid(), signal.SIGKILL)
             self._produce_changelog(batch)  # after the outputs are acknowledged; flushed with the next batch
             offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
             self.consumer.commit(offsets=offsets, asynchronous=False)
@@ -285,6 +292,8 @@ class DataPlane:
         self._delivery_errors.clear()
         if eos:
             producer.begin_transaction()
+        elif batch.dedup_topics:
+            self._announce(batch)
         produce = self._produce
         routed = batch.counts.routed
         for out in batch.outputs:
@@ -301,6 +310,14 @@ class DataPlane:
             self._produce_changelog(batch)
             producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata())
             producer.commit_transaction()
+
+    def _announce(self, batch: RoutedBatch) -> None:
+        """Write and flush the intent of a batch with dedup-route outputs, before any of them."""
+        inputs = {tp: (batch.first_offsets[tp], batch.next_offsets[tp]) for tp in batch.dedup_ids}
+        batch.intent = Intent(uuid.uuid4().hex, inputs, sorted(batch.dedup_topics), int(time.time() * 1000))
+        key, value, headers = self.changelog.intent_record(batch.intent)
+        self._produce(self.changelog.topic, value, key, headers)
+        self._flush()
 
     def _produce(self, topic: str, value: Any, key: Any, headers: Any) -> None:
         producer = self.producer
@@ -326,6 +343,9 @@ class DataPlane:
     def _produce_changelog(self, batch: RoutedBatch) -> None:
         for key, value in self.changelog.records(batch.dedup_ids):
             self._produce(self.changelog.topic, value, key, None)
+        if batch.intent is not None:
+            key, value, headers = self.changelog.done_record(batch.intent.batch_id)
+            self._produce(self.changelog.topic, value, key, headers)
 
     def _flush(self) -> None:
         producer = self.producer
@@ -363,6 +383,10 @@ class DataPlane:
                 self.producer.abort_transaction(30)
             except KafkaException:
                 self.producer = self._new_producer()  # fatal (e.g. fenced): start a fresh one
+        elif batch.intent is not None:  # remember the dedup outputs that did land, so the retry skips them
+            assert self.producer is not None
+            self.producer.flush(30)
+            self.changelog.settle(self.dedup, batch.intent, batch.intent.inputs)
         assert self.consumer is not None
         for (topic, partition), offset in batch.first_offsets.items():
             try:

@@ -1,11 +1,15 @@
 """SIGKILL a refinery worker at random moments while 100k records flow, restart it each time, then
 reconcile every derived topic with the ingest topic (`refinery.reconcile`): nothing lost, duplicates
-counted, none with exactly-once. REFINERY_SOAK=1 runs more records and more kills."""
+counted, none with exactly-once and none on a `dedup` route with at-least-once. A second at-least-once
+test makes the worker SIGKILL itself inside the crash window that matters for dedup (outputs flushed,
+ids and offsets not yet recorded: `REFINERY_WORKER_TEST_CRASH_AFTER_FLUSH`), so that window is hit
+every run. REFINERY_SOAK=1 runs more records and more kills."""
 
 from __future__ import annotations
 
 import os
 import random
+import signal
 import threading
 import time
 from pathlib import Path
@@ -111,11 +115,56 @@ def test_sigkill_at_random_points_exactly_once(
     assert figures["duplicated"] == 0
 
 
+def dedup_topics(name: str) -> list[str]:
+    """The derived topics of the `by-title` route (dedup on)."""
+    return [f"prod.{name}.{title}.all-v1" for title in ("1234", "2345")]
+
+
 def test_sigkill_at_random_points_at_least_once(
     kafka_bootstrap: str, unique_name: str, tmp_path: Path
 ) -> None:
-    """Nothing lost; duplicates are counted per topic (figures), not forbidden: with at-least-once even the
-    dedup route can repeat the batch in flight, whose ids reach the dedup changelog only after its outputs
-    are acknowledged (docs/reliability.md, known gaps)."""
+    """Nothing lost; duplicates on the route without dedup are counted (figures), on the dedup route
+    there are none: a batch announces its dedup outputs in the changelog before writing them."""
     figures = _run(kafka_bootstrap, unique_name, tmp_path, exactly_once=False)
     assert figures["lost"] == 0
+    by_topic = figures["duplicated_by_topic"]
+    assert isinstance(by_topic, dict)
+    assert all(by_topic.get(topic, 0) == 0 for topic in dedup_topics(unique_name)), by_topic
+
+
+def test_sigkill_between_flush_and_commit_repeats_nothing_on_the_dedup_route(
+    kafka_bootstrap: str, unique_name: str, tmp_path: Path
+) -> None:
+    """The worker kills itself after its first batch with dedup outputs is acknowledged, before that
+    batch's ids and offsets are recorded; its replacement replays the batch. The route without dedup
+    gets it twice (proof the kill landed in the window), the dedup route once; nothing is lost."""
+    name, total = unique_name, 20_000
+    env = worker_env(kafka_bootstrap, name, tmp_path, instance_id="w1")
+    conf = {"bootstrap.servers": kafka_bootstrap}
+    publish_route_set(conf, env["REFINERY_WORKER_ROUTES_TOPIC"], load_route_set(ROUTES))
+    ingest = f"prod.{name}.ingest.all-v1"
+    titles = ["1234", "2345", "3456"]
+    send(kafka_bootstrap, ingest, [(f"m{i % 97}".encode(), *record("prod", name, titles[i % 3], "x"))
+                                   for i in range(total)])  # fmt: skip
+    crashing = WorkerProcess({**env, "REFINERY_WORKER_TEST_CRASH_AFTER_FLUSH": "true"}, tmp_path / "w-0.log")
+    started = time.monotonic()
+    try:
+        crashing.start()
+    except AssertionError as exc:  # it may die before its web server answers
+        assert "worker exited" in str(exc)
+    assert crashing.proc is not None and crashing.proc.wait(120) == -signal.SIGKILL
+    assert "test hook: SIGKILL" in crashing.log_path.read_text()
+    worker = WorkerProcess(env, tmp_path / "w-1.log").start()
+    try:
+        wait_caught_up(conf, name, [ingest])
+        report = reconcile_worker_output(conf, ROUTES, name=name, dlq_topic=env["REFINERY_WORKER_DLQ_TOPIC"])
+    finally:
+        worker.stop()
+    record_figures(
+        "worker_sigkill_between_flush_and_commit", sent=report.sent, delivered=report.delivered,
+        lost=report.lost, duplicated_by_topic=report.duplicated_by_topic,
+        seconds=round(time.monotonic() - started, 1),
+    )  # fmt: skip
+    assert report.sent == total and report.lost == 0 and report.misrouted == 0, report
+    assert report.duplicated_by_topic.get(f"prod.{name}.all.everything-v1", 0) > 0, report
+    assert all(report.duplicated_by_topic.get(t, 0) == 0 for t in dedup_topics(name)), report
