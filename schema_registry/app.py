@@ -16,7 +16,7 @@ from schema_registry.api import policies, schemas, subjects
 from schema_registry.api.asgi import ClientToleranceMiddleware
 from schema_registry.api.auth import Authenticator
 from schema_registry.api.errors import install_error_handlers
-from schema_registry.api.middleware import LeaderForwarder, install_auth, install_metrics
+from schema_registry.api.middleware import AuthMiddleware, LeaderForwarder, MetricsMiddleware
 from schema_registry.api.responses import RegistryJSONResponse
 from schema_registry.kafka_log import KafkaLog
 from schema_registry.leadership import LeaderElection
@@ -76,9 +76,10 @@ def create_app(settings: RegistrySettings | None = None, kafka: KafkaSettings | 
     app.state.metrics = metrics
     app.state.election = election
     install_error_handlers(app)
-    app.middleware("http")(forwarder)
-    install_auth(app, Authenticator(settings.auth_users, settings.auth_tokens))
-    install_metrics(app, metrics)
+    # plain ASGI middleware, outermost last: tolerance -> metrics -> auth -> forwarding -> routes
+    app.add_middleware(forwarder.middleware)
+    app.add_middleware(AuthMiddleware, authenticator=Authenticator(settings.auth_users, settings.auth_tokens))
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(ClientToleranceMiddleware)
     for router in (subjects.router, schemas.router, policies.router):
         app.include_router(router)

@@ -1,14 +1,15 @@
-"""HTTP middleware: metrics, auth, and forwarding writes from followers to the leader."""
+"""HTTP middleware (plain ASGI, no per-request task groups): metrics, auth, and forwarding writes from
+followers to the leader."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 
 import httpx
-from fastapi import FastAPI, Request
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schema_registry.api.auth import Authenticator
 from schema_registry.api.responses import is_write, refuse
@@ -17,27 +18,66 @@ from schema_registry.kafka_log import KafkaLog
 from schema_registry.leadership import LeaderElection
 from schema_registry.metrics import RegistryMetrics
 
-CallNext = Callable[[Request], Awaitable[Response]]
 FORWARDED_HEADER = "x-refinery-registry-forwarded"
 _FORWARD_HEADERS = ("content-type", "accept", "authorization")
 
 
-def install_metrics(app: FastAPI, metrics: RegistryMetrics) -> None:
-    @app.middleware("http")
-    async def measure(request: Request, call_next: CallNext) -> Response:
+class MetricsMiddleware:
+    """Request count and latency by method, route template and status."""
+
+    def __init__(self, app: ASGIApp, metrics: RegistryMetrics) -> None:
+        self.app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
-        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
-        return response
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self._metrics.observe_request(scope["method"], route, status, time.perf_counter() - started)
 
 
-def install_auth(app: FastAPI, authenticator: Authenticator) -> None:
-    @app.middleware("http")
-    async def authenticate(request: Request, call_next: CallNext) -> Response:
-        refusal = authenticator.check(request.method, request.url.path, request.headers.get("authorization"))
-        return refusal if refusal is not None else await call_next(request)
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+        self.app = app
+        self._authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self._authenticator.enabled:
+            authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+            refusal = self._authenticator.check(
+                scope["method"], scope["path"], authorization.decode("latin-1") if authorization else None
+            )
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _replay(body: bytes) -> Receive:
+    """A receive callable that hands the already read body to the app again."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 class LeaderForwarder:
@@ -55,9 +95,26 @@ class LeaderForwarder:
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def __call__(self, request: Request, call_next: CallNext) -> Response:
-        if self._election.is_leader or not is_write(request.method, request.url.path):
-            return await call_next(request)
+    def middleware(self, app: ASGIApp) -> ASGIApp:
+        async def forwarding(scope: Scope, receive: Receive, send: Send) -> None:
+            if (
+                scope["type"] != "http"
+                or self._election.is_leader
+                or not is_write(scope["method"], scope["path"])
+            ):
+                await app(scope, receive, send)
+                return
+            request = Request(scope, receive)
+            body = await request.body()
+            response = await self._forward(request, body)
+            if response is None:  # we won an election while waiting
+                await app(scope, _replay(body), send)
+            else:
+                await response(scope, receive, send)
+
+        return forwarding
+
+    async def _forward(self, request: Request, body: bytes) -> Response | None:
         if request.headers.get(FORWARDED_HEADER):
             return refuse(
                 ErrorCode.NO_LEADER, "the request was forwarded to an instance that is not the leader"
@@ -67,11 +124,10 @@ class LeaderForwarder:
             path += "?" + request.url.query
         headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARD_HEADERS}
         headers[FORWARDED_HEADER] = self._election.own_url
-        body = await request.body()
         deadline = time.monotonic() + self._wait_for_leader_s
         while True:
-            if self._election.is_leader:  # we won an election while waiting
-                return await call_next(request)
+            if self._election.is_leader:
+                return None
             url = await asyncio.to_thread(self._election.leader_url, max_age_s=1.0)
             if url is not None and url != self._election.own_url:
                 try:
