@@ -14,29 +14,27 @@ from bench.context import BenchContext
 from bench.workload import cycle, generate, prepare_records, sdk_producer, workload_ingest_topics
 from producers.producer import OutgoingRecord
 
-# The tuned raw pass-through (measured on the 2-core dev machine, broker on the same host). What moved
-# the needle: a deep local prefetch queue with no fetch back-off (consume-only 73k -> 170k msg/s), one
-# poll() per batch instead of per record, and a long linger with large producer batches; batches of
-# 500-10,000 records were within the noise of each other (bench/results/passthrough_tuning.json).
-# Headers cost most of the Python time per record (`produce_batch` saves calls but cannot carry headers).
-_CONSUMER: dict[str, Any] = {
-    "fetch.min.bytes": 1,
-    "fetch.wait.max.ms": 50,
+# The raw pass-through, as tuned on the 2-core dev machine with the broker on the same host (alternating
+# variants, `python -m bench.tune_passthrough`, results in bench/results/passthrough_tuning.json). End to
+# end, librdkafka's defaults with consume(1000, 1 s) and one poll() per batch won: a deep prefetch queue
+# with no back-off made consume-only faster in isolation (73k -> 170k msg/s) but cost the producer and
+# the broker CPU that the box does not have (18k vs 43k msg/s end to end); lz4, acks=1, a longer linger
+# and other batch sizes did not beat it. Headers cost most of the Python time per record (~5 of ~8 us;
+# `produce_batch` would save calls but cannot carry headers).
+DEEP_PREFETCH: dict[str, Any] = {
     "fetch.max.bytes": 52_428_800,
     "max.partition.fetch.bytes": 4_194_304,
     "queued.min.messages": 1_000_000,
     "fetch.queue.backoff.ms": 0,
 }
-_PRODUCER: dict[str, Any] = {
-    "enable.idempotence": True,
-    "acks": "all",
+BIG_BATCHES: dict[str, Any] = {
     "linger.ms": 100,
     "batch.size": 1_000_000,
     "batch.num.messages": 10_000,
-    "compression.type": "none",
     "queue.buffering.max.messages": 1_000_000,
     "queue.buffering.max.kbytes": 1_048_576,
 }
+_SAFE = {"enable.idempotence": True, "acks": "all"}
 
 
 @dataclass(frozen=True)
@@ -53,13 +51,11 @@ class PassThroughProfile:
 
 
 PROFILES = {
-    # Throughput: large batches, long linger.
-    "throughput": PassThroughProfile(2_000, 0.2, _CONSUMER, _PRODUCER),
+    # Throughput: librdkafka defaults (idempotent producer), 1,000-record batches.
+    "throughput": PassThroughProfile(1_000, 1.0, {}, dict(_SAFE)),
     # Latency: consume() returns after at most 5 ms and batches linger 5 ms (a consume() call waits for
     # its full timeout unless the batch fills, so the timeout is a latency floor).
-    "latency": PassThroughProfile(
-        1_000, 0.005, {**_CONSUMER, "fetch.wait.max.ms": 5}, {**_PRODUCER, "linger.ms": 5}
-    ),
+    "latency": PassThroughProfile(1_000, 0.005, {"fetch.wait.max.ms": 5}, {**_SAFE, "linger.ms": 5}),
 }
 
 
@@ -113,7 +109,7 @@ def prefill(
         records = prepare_records(sdk, generate(min(pool, count), size))
     finally:
         sdk.close()
-    producer = Producer({**ctx.client_config, **_PRODUCER})
+    producer = Producer({**ctx.client_config, **_SAFE, **BIG_BATCHES})
     began = time.monotonic()
     produce_all(producer, cycle(records, count))
     flush(producer)

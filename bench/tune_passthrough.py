@@ -1,7 +1,7 @@
 """Tune the routing baseline: run raw pass-through variants over the same pre-filled records, alternating
 them round by round so machine noise hits all alike, and write `bench/results/passthrough_tuning.json`.
 
-    .venv/bin/python -m bench.tune_passthrough [--records N] [--rounds R]
+    .venv/bin/python -m bench.tune_passthrough [--records N] [--rounds R] [--own-broker]
 """
 
 from __future__ import annotations
@@ -12,26 +12,25 @@ import statistics
 from dataclasses import replace
 
 from bench.benchmarks.routing import passthrough_rate
-from bench.context import BenchContext, ensure_broker, environment_info
-from bench.kafka_io import PROFILES, PassThroughProfile, prefill
+from bench.context import BenchContext, ensure_broker, environment_info, private_broker
+from bench.kafka_io import BIG_BATCHES, DEEP_PREFETCH, PROFILES, PassThroughProfile, prefill
 from common.config import REPO_ROOT, KafkaSettings
+from common.local_kafka import LocalKafka
 
-TUNED = PROFILES["throughput"]
+CHOSEN = PROFILES["throughput"]
 VARIANTS: dict[str, PassThroughProfile] = {
-    "tuned": TUNED,
-    "librdkafka defaults, consume(1000, 1s), poll per batch": PassThroughProfile(
-        1000, 1.0, {}, {"enable.idempotence": True}
+    "chosen: librdkafka defaults, consume(1000, 1 s)": CHOSEN,
+    "deep prefetch (queued.min.messages 1M, no back-off)": replace(CHOSEN, consumer=DEEP_PREFETCH),
+    "deep prefetch + big batches (linger 100 ms), consume(2000, 0.2 s)": PassThroughProfile(
+        2000, 0.2, DEEP_PREFETCH, {**CHOSEN.producer, **BIG_BATCHES}
     ),
-    "batch 500": replace(TUNED, batch=500),
-    "batch 10000": replace(TUNED, batch=10_000),
-    "linger 20 ms": replace(TUNED, producer={**TUNED.producer, "linger.ms": 20}),
-    "lz4": replace(TUNED, producer={**TUNED.producer, "compression.type": "lz4"}),
-    "acks=1, not idempotent": replace(
-        TUNED, producer={**TUNED.producer, "enable.idempotence": False, "acks": 1}
+    "batch 500": replace(CHOSEN, batch=500),
+    "batch 10000": replace(CHOSEN, batch=10_000),
+    "big batches (linger 100 ms, batch.size 1 MB)": replace(
+        CHOSEN, producer={**CHOSEN.producer, **BIG_BATCHES}
     ),
-    "shallow prefetch (queued.min.messages 100k, back-off 1 s)": replace(
-        TUNED, consumer={**TUNED.consumer, "queued.min.messages": 100_000, "fetch.queue.backoff.ms": 1000}
-    ),
+    "lz4": replace(CHOSEN, producer={**CHOSEN.producer, "compression.type": "lz4"}),
+    "acks=1, not idempotent": replace(CHOSEN, producer={"enable.idempotence": False, "acks": 1}),
 }
 
 
@@ -39,8 +38,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.tune_passthrough")
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--own-broker", action="store_true", help="a private broker, wiped afterwards")
     args = parser.parse_args()
-    bootstrap, started = ensure_broker(KafkaSettings())
+    started: LocalKafka | None
+    if args.own_broker:
+        bootstrap, started = private_broker()
+    else:
+        bootstrap, started = ensure_broker(KafkaSettings())
     ctx = BenchContext(bootstrap=bootstrap)
     rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
     try:
@@ -52,7 +56,7 @@ def main() -> int:
     finally:
         ctx.close()
         if started is not None:
-            started.stop()
+            started.wipe() if args.own_broker else started.stop()
     doc = {
         "environment": environment_info(bootstrap),
         "records": args.records,
