@@ -6,6 +6,7 @@ topic-name component rules (`common.topics`).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 
@@ -78,8 +79,36 @@ def make_envelope(
     produced_at_ms: int | None = None,
 ) -> Envelope:
     """A validated envelope with a fresh message id and timestamp unless given."""
+    message_id = message_id or new_message_id()
+    prototype = _metadata_prototype(
+        env, source, title, category, version, schema_id, payload_format, producer
+    )
+    envelope = Envelope(payload=payload)
+    md = envelope.metadata
+    md.CopyFrom(prototype)  # with upb, cheaper than passing every field to Metadata(...)
+    md.message_id = message_id
+    md.produced_at_ms = now_ms() if produced_at_ms is None else produced_at_ms
+    if attributes:
+        md.attributes.update(attributes)
+    return envelope
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _metadata_prototype(
+    env: str,
+    source: str,
+    title: str,
+    category: str,
+    version: int,
+    schema_id: int,
+    payload_format: str,
+    producer: str,
+) -> Metadata:
+    """The validated per-record-constant part of the metadata. Cached: a producer sends the same few
+    (env, source, title, category, version, schema) combinations over and over; a call that raises is
+    not cached, so invalid input is refused every time. Callers copy it and never change it."""
     md = Metadata(
-        message_id=message_id or new_message_id(),
+        message_id="-",  # validate_metadata wants one; every record sets its own
         env=env,
         source=source,
         title=title,
@@ -87,12 +116,11 @@ def make_envelope(
         version=version,
         schema_id=schema_id,
         payload_format=format_code(payload_format),  # type: ignore[arg-type]
-        produced_at_ms=now_ms() if produced_at_ms is None else produced_at_ms,
         producer=producer,
-        attributes=dict(attributes or {}),
     )
     validate_metadata(md)
-    return Envelope(metadata=md, payload=payload)
+    md.ClearField("message_id")
+    return md
 
 
 def encode_envelope(envelope: Envelope) -> bytes:

@@ -123,9 +123,20 @@ def parse_topic(name: str) -> TopicName:
     return TopicName(env, source, title, category, int(version))
 
 
+_INGEST_TOPICS: dict[tuple[str, str], str] = {}  # valid (env, source) -> name; producers ask per record
+_INGEST_CACHE_LIMIT = 4096
+
+
 def ingest_topic(env: str, source: str) -> str:
     """The broad ingest topic that producers of (env, source) write to."""
-    return format_topic(env, source, INGEST_TITLE, INGEST_CATEGORY, INGEST_VERSION)
+    try:
+        return _INGEST_TOPICS[(env, source)]
+    except (KeyError, TypeError):  # TypeError: an unhashable argument, refused just below
+        pass
+    name = format_topic(env, source, INGEST_TITLE, INGEST_CATEGORY, INGEST_VERSION)
+    if len(_INGEST_TOPICS) < _INGEST_CACHE_LIMIT:
+        _INGEST_TOPICS[(env, source)] = name
+    return name
 
 
 def is_ingest_topic(name: str) -> bool:
