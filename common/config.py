@@ -177,9 +177,19 @@ class WorkerSettings(BaseSettings):
     registry_check: bool = False  # DLQ records whose schema id the registry does not know
     registry_negative_ttl_s: float = 30.0  # how long an unknown schema id stays unknown before re-asking
     batch_size: int = Field(default=2000, ge=1)
-    batch_timeout_s: float = Field(default=0.2, gt=0)
-    linger_ms: int = Field(default=10, ge=0)
+    batch_timeout_s: float = Field(default=0.2, gt=0)  # consume() wait after a full batch (deep queue)
+    batch_idle_timeout_s: float = Field(default=0.005, gt=0)  # ... after a partial one (live feed: latency)
+    max_inflight_batches: int = Field(default=4, ge=1)  # at-least-once: produced, awaiting acks/commit
+    linger_ms: int = Field(default=5, ge=0)
     batch_bytes: int = Field(default=1_000_000, ge=1)
+    batch_num_messages: int = Field(default=10_000, ge=1)
+    # Consumer prefetch (librdkafka's defaults back off 1 s between fetches once the local queue holds
+    # queued.min.messages; these keep it fed). queued_max_kbytes bounds the prefetch memory.
+    fetch_wait_max_ms: int = Field(default=50, ge=0)
+    fetch_queue_backoff_ms: int = Field(default=0, ge=0)
+    queued_min_messages: int = Field(default=100_000, ge=1)
+    queued_max_kbytes: int = Field(default=65_536, ge=1)
+    max_partition_fetch_bytes: int = Field(default=4_194_304, ge=1)
     compression: str = Field(default="none", pattern="^(none|lz4|zstd|snappy|gzip)$")
     queue_max_messages: int = Field(default=500_000, ge=1)
     metadata_refresh_ms: int = Field(default=2000, ge=100)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from common import headers as h
 from common.errors import TopicNameError
 from common.headers import Headers
-from refinery.dedup import DedupStore, Intent, PartitionKey
+from refinery.dedup import Intent, PartitionKey
 from refinery.dlq import DlqReason
 from refinery.guards import RecordGuard, Rejection, topic_env
 from refinery.metrics import BatchCounts
@@ -36,6 +36,12 @@ class RecordLike(Protocol):
 
 class RouterLike(Protocol):
     def route(self, headers: Any) -> Sequence[Any]: ...
+
+
+class SeenLike(Protocol):
+    """What routing asks the dedup store (`DedupStore`, or `refinery.inflight.PendingDedup`)."""
+
+    def seen(self, tp: PartitionKey, message_id: bytes) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -74,7 +80,7 @@ def route_batch(
     records: Sequence[RecordLike],
     router: RouterLike,
     guard: RecordGuard,
-    dedup: DedupStore,
+    dedup: SeenLike,
     *,
     dlq_unmatched: bool = False,
 ) -> RoutedBatch:

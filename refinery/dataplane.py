@@ -38,10 +38,12 @@ from refinery.batch import RoutedBatch, RouterLike, route_batch
 from refinery.dedup import DedupChangelog, DedupStore, Intent
 from refinery.dlq import DlqReason, dlq_headers
 from refinery.guards import RecordGuard
+from refinery.inflight import BatchTracker, Inflight, PendingDedup
 from refinery.metrics import WorkerMetrics
 from refinery.schema_check import SchemaIdChecker
 
 log = logging.getLogger(__name__)
+DeliveryCallback = Callable[[Any, Any], None]
 
 RETRY_BACKOFF_S = 0.5
 FLUSH_STEP_S = 1.0
@@ -99,8 +101,10 @@ class DataPlane:
         self._ensured: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._delivery_errors: list[KafkaError] = []
-        self._pending: tuple[RoutedBatch, float] | None = None  # produced, not yet acknowledged/committed
+        self._delivery_errors: list[KafkaError] = []  # of records outside any batch
+        self._inflight = Inflight()  # at-least-once: produced, not yet acknowledged/committed
+        self._seen = PendingDedup(self.dedup, self._inflight)
+        self._last_full = False
         self.error: BaseException | None = None
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
@@ -128,7 +132,7 @@ class DataPlane:
             self.consumer = self._new_consumer()
             while not self._stop.is_set():
                 self._step()
-            self._finish_pending()
+            self._drain()
         except BaseException as exc:
             self.error = exc
             log.exception("data plane stopped on an error")
@@ -164,9 +168,11 @@ class DataPlane:
             "acks": "all",
             "linger.ms": s.linger_ms,
             "batch.size": s.batch_bytes,
+            "batch.num.messages": s.batch_num_messages,
             "compression.type": s.compression,
             "queue.buffering.max.messages": s.queue_max_messages,
-            "delivery.report.only.error": True,
+            # at-least-once completes a batch by counting its acknowledgements
+            "delivery.report.only.error": s.exactly_once,
             "on_delivery": self._on_delivery,
         }
         if s.exactly_once:
@@ -192,6 +198,12 @@ class DataPlane:
                 "heartbeat.interval.ms": max(s.session_timeout_ms // 3, 100),
                 "statistics.interval.ms": int(s.stats_interval_s * 1000),
                 "stats_cb": self.metrics.apply_librdkafka_stats,
+                "on_commit": self._on_commit,
+                "fetch.wait.max.ms": s.fetch_wait_max_ms,
+                "fetch.queue.backoff.ms": s.fetch_queue_backoff_ms,
+                "queued.min.messages": s.queued_min_messages,
+                "queued.max.messages.kbytes": s.queued_max_kbytes,
+                "max.partition.fetch.bytes": s.max_partition_fetch_bytes,
             }
         )
         pattern = s.ingest_pattern if s.ingest_pattern.startswith("^") else "^" + s.ingest_pattern
@@ -201,8 +213,14 @@ class DataPlane:
         return consumer
 
     def _on_delivery(self, err: KafkaError | None, _msg: Any) -> None:
+        """Records outside any batch (dedup intents and changelog records)."""
         if err is not None:
             self._delivery_errors.append(err)
+
+    @staticmethod
+    def _on_commit(err: KafkaError | None, _partitions: list[TopicPartition]) -> None:
+        if err is not None:  # a later commit covers these offsets; a crash meanwhile repeats, never loses
+            log.warning("asynchronous offset commit failed", extra={"error": str(err)})
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         owned = [(tp.topic, tp.partition) for tp in partitions]
@@ -212,7 +230,7 @@ class DataPlane:
         log.info("partitions assigned", extra={"partitions": len(owned), "dedup_ids_restored": loaded})
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._finish_pending()  # commit what we wrote while the partitions are still ours
+        self._drain()  # commit what we wrote while the partitions are still ours
         if self.producer is not None:
             self.producer.flush(30)  # pending dedup-changelog records belong to the partitions leaving
         log.info("partitions revoked", extra={"partitions": len(partitions)})
@@ -220,56 +238,89 @@ class DataPlane:
     # -- the loop --------------------------------------------------------------------------------
     def _step(self) -> None:
         assert self.consumer is not None and self.producer is not None
-        records: list[Any] = self.consumer.consume(self.settings.batch_size, self.settings.batch_timeout_s)
-        # at-least-once: the previous batch's records were delivering while we consumed; finish it first
-        if not self._finish_pending(records):
+        s = self.settings
+        # a full previous batch means a deep queue: wait for a full one; otherwise forward what is there
+        timeout = s.batch_timeout_s if self._last_full else s.batch_idle_timeout_s
+        records: list[Any] = self.consumer.consume(s.batch_size, timeout)
+        self._last_full = len(records) >= s.batch_size
+        self.producer.poll(0)  # serve delivery reports of the batches in flight
+        if not self._settle(records):
             return
         if not records:
-            self.producer.poll(0)
             return
         router = self._router_source()
         assert router is not None
         started = time.monotonic()
-        batch = route_batch(
-            records, router, self.guard, self.dedup, dlq_unmatched=self.settings.dlq_unmatched
-        )
+        batch = route_batch(records, router, self.guard, self._seen, dlq_unmatched=s.dlq_unmatched)
         if not batch.records:
             return  # only error events (e.g. a topic deleted under the pattern): nothing to commit
-        try:
-            self._write(batch)
-        except (BatchFailedError, KafkaException) as exc:
-            self._recover(batch, exc)
-            return
-        if self.settings.exactly_once:
+        if s.exactly_once:
+            try:
+                self._write(batch, BatchTracker(batch, started))
+            except (BatchFailedError, KafkaException) as exc:
+                self._recover([batch], exc)
+                return
             self._completed(batch, started)
-        else:
-            self._pending = (batch, started)
-
-    def _finish_pending(self, unrouted: Sequence[Any] = ()) -> bool:
-        """Wait for the pending batch's deliveries, then record its dedup ids and commit its offsets.
-        On failure rewind to it (and drop `unrouted`, consumed after it); return False."""
-        if self._pending is None:
-            return True
-        batch, started = self._pending
-        self._pending = None
-        assert self.consumer is not None
+            return
+        while len(self._inflight) >= s.max_inflight_batches:  # bound what a failure has to redo
+            self.producer.poll(0.005)
+            if not self._settle(records):
+                return
+        if batch.dedup_topics and not self._drain(records):
+            return  # the intent protocol wants no earlier batch in flight
+        tracker = BatchTracker(batch, started)
         try:
-            self._flush()
+            self._write(batch, tracker)
+        except (BatchFailedError, KafkaException) as exc:
+            self._recover([*self._inflight.take_all(), batch], exc)
+            return
+        self._inflight.add(tracker)
+        self._settle()
+
+    def _settle(self, unrouted: Sequence[Any] = (), *, sync: bool = False) -> bool:
+        """Complete the leading fully acknowledged batches: record their dedup ids, commit their offsets
+        (one commit, asynchronous unless `sync`). On a delivery error rewind every batch in flight (and
+        `unrouted`, consumed after them) and return False."""
+        failed = self._inflight.failed()
+        if failed is not None or self._delivery_errors:
+            errors = failed.errors if failed is not None else self._delivery_errors
+            exc = BatchFailedError(f"{len(errors)} records not delivered: {errors[0]}")
+            self._recover(self._inflight.take_all(), exc, unrouted)
+            return False
+        done = self._inflight.pop_done()
+        if not done:
+            return True
+        assert self.consumer is not None
+        offsets: dict[tuple[str, int], int] = {}
+        for tracker in done:
+            batch = tracker.batch
             if batch.intent is not None and self.settings.test_crash_after_flush:
                 log.warning("test hook: SIGKILL after the flush, before the dedup ids and the commit")
                 os.kill(os.getpid(), signal.SIGKILL)
-            self._produce_changelog(batch)  # after the outputs are acknowledged; flushed with the next batch
-            offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-        except (BatchFailedError, KafkaException) as exc:
-            for record in unrouted:  # consumed after the failed batch: re-read them too
-                tp = (record.topic(), record.partition())
-                if record.error() is None and tp not in batch.first_offsets:
-                    batch.first_offsets[tp] = record.offset()
-            self._recover(batch, exc)
-            return False
-        self._completed(batch, started)
+            self._produce_changelog(batch)  # after the outputs are acknowledged
+            offsets.update(batch.next_offsets)
+            self._completed(batch, tracker.started)
+        commit = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            if sync:
+                self.consumer.commit(offsets=commit, asynchronous=False)
+            else:
+                self.consumer.commit(offsets=commit, asynchronous=True)
+        except KafkaException as exc:  # the outputs are acknowledged: a replay only repeats them
+            log.warning("offset commit failed", extra={"error": str(exc)})
         return True
+
+    def _drain(self, unrouted: Sequence[Any] = ()) -> bool:
+        """Wait until every batch in flight is acknowledged, then commit synchronously."""
+        producer = self.producer
+        while len(self._inflight):
+            assert producer is not None
+            producer.poll(0.05)
+            if self._inflight.failed() is not None or self._delivery_errors:
+                break
+            if all(t.done for t in self._inflight):
+                break
+        return self._settle(unrouted, sync=True)
 
     def _completed(self, batch: RoutedBatch, started: float) -> None:
         for tp, ids in batch.dedup_ids.items():
@@ -282,29 +333,43 @@ class DataPlane:
             self.metrics.registry_unreachable.inc(self._schema_checker.unreachable)
             self._schema_checker.unreachable = 0
 
-    def _write(self, batch: RoutedBatch) -> None:
-        """Produce the batch. Exactly-once: as one transaction with its offsets. At-least-once: the
-        flush and commit come in `_finish_pending`, after the next consume (so deliveries overlap it)."""
+    def _write(self, batch: RoutedBatch, tracker: BatchTracker) -> None:
+        """Produce the batch, every record reporting to `tracker`. Exactly-once: as one transaction with
+        its offsets. At-least-once: acknowledgements and the commit come in `_settle`."""
         producer = self.producer
         assert producer is not None and self.consumer is not None
         rejected = self._ensure_topics(batch)
         eos = self.settings.exactly_once
-        self._delivery_errors.clear()
         if eos:
+            self._delivery_errors.clear()
             producer.begin_transaction()
         elif batch.dedup_topics:
             self._announce(batch)
-        produce = self._produce
+        produce, retry = producer.produce, self._produce
+        on_delivery = tracker.on_delivery
         routed = batch.counts.routed
+        sent = 0
         for out in batch.outputs:
-            if out.topic in rejected:
-                self._dead_letter(batch, out.record, DlqReason.TOPIC_REJECTED, rejected[out.topic], out.route)
+            topic = out.topic
+            if topic in rejected:
+                self._dead_letter(
+                    batch, out.record, DlqReason.TOPIC_REJECTED, rejected[topic], out.route, on_delivery
+                )
+                sent += 1
                 continue
             record = out.record
-            produce(out.topic, record.value(), record.key(), record.headers())
+            try:
+                produce(
+                    topic, record.value(), record.key(), headers=record.headers(), on_delivery=on_delivery
+                )
+            except BufferError:  # local queue full: let deliveries drain
+                retry(topic, record.value(), record.key(), record.headers(), on_delivery)
+            sent += 1
             routed[out.route] += 1
         for dead in batch.dead:
-            self._dead_letter(batch, dead.record, dead.reason, dead.message, dead.route)
+            self._dead_letter(batch, dead.record, dead.reason, dead.message, dead.route, on_delivery)
+            sent += 1
+        tracker.left += sent
         if eos:
             offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
             self._produce_changelog(batch)
@@ -319,18 +384,29 @@ class DataPlane:
         self._produce(self.changelog.topic, value, key, headers)
         self._flush()
 
-    def _produce(self, topic: str, value: Any, key: Any, headers: Any) -> None:
+    def _produce(
+        self, topic: str, value: Any, key: Any, headers: Any, on_delivery: DeliveryCallback | None = None
+    ) -> None:
         producer = self.producer
         assert producer is not None
         while True:
             try:
-                producer.produce(topic, value, key, headers=headers)
+                if on_delivery is None:
+                    producer.produce(topic, value, key, headers=headers)
+                else:
+                    producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
                 return
             except BufferError:
                 producer.poll(0.05)  # local queue full: let deliveries drain
 
     def _dead_letter(
-        self, batch: RoutedBatch, record: Any, reason: DlqReason, message: str, route: str | None
+        self,
+        batch: RoutedBatch,
+        record: Any,
+        reason: DlqReason,
+        message: str,
+        route: str | None,
+        on_delivery: DeliveryCallback | None = None,
     ) -> None:
         batch.counts.dlq[reason.value] += 1  # counted here so rejections found while writing count too
         headers = dlq_headers(
@@ -338,7 +414,7 @@ class DataPlane:
             partition=record.partition(), offset=record.offset(), timestamp_ms=record.timestamp()[1],
             worker=self.instance_id, route=route,
         )  # fmt: skip
-        self._produce(self.settings.dlq_topic, record.value(), record.key(), headers)
+        self._produce(self.settings.dlq_topic, record.value(), record.key(), headers, on_delivery)
 
     def _produce_changelog(self, batch: RoutedBatch) -> None:
         for key, value in self.changelog.records(batch.dedup_ids):
@@ -371,26 +447,41 @@ class DataPlane:
             batch.counts.topics_created += 1
         return rejected
 
-    def _recover(self, batch: RoutedBatch, exc: BaseException) -> None:
-        """Undo a failed batch: abort its transaction (or accept duplicates) and re-read it."""
+    def _recover(self, batches: list[RoutedBatch], exc: BaseException, unrouted: Sequence[Any] = ()) -> None:
+        """Undo failed batches (and every later one): abort the transaction (or accept duplicates) and
+        re-read them, plus `unrouted` records consumed after them, from their first offsets."""
         log.warning(
-            "batch failed; rewinding to retry it", extra={"error": str(exc), "records": len(batch.records)}
+            "batch failed; rewinding to retry it",
+            extra={
+                "error": str(exc),
+                "batches": len(batches),
+                "records": sum(len(b.records) for b in batches),
+            },
         )
         self.metrics.batches.labels("retried").inc()
+        assert self.producer is not None and self.consumer is not None
         if self.settings.exactly_once:
-            assert self.producer is not None
             try:
                 self.producer.abort_transaction(30)
             except KafkaException:
                 self.producer = self._new_producer()  # fatal (e.g. fenced): start a fresh one
-        elif batch.intent is not None:  # remember the dedup outputs that did land, so the retry skips them
-            assert self.producer is not None
-            self.producer.flush(30)
-            self.changelog.settle(self.dedup, batch.intent, batch.intent.inputs)
-        assert self.consumer is not None
-        for (topic, partition), offset in batch.first_offsets.items():
+        else:
+            self.producer.flush(30)  # late acknowledgements must not land in a retry's bookkeeping
+            for batch in batches:  # remember the dedup outputs that did land, so the retry skips them
+                if batch.intent is not None:
+                    self.changelog.settle(self.dedup, batch.intent, batch.intent.inputs)
+        self._delivery_errors.clear()
+        rewind: dict[tuple[str, int], int] = {}
+        for batch in batches:  # consume order: the first batch that holds a partition has its lowest offset
+            for tp, offset in batch.first_offsets.items():
+                rewind.setdefault(tp, offset)
+        for record in unrouted:
+            if record.error() is None:
+                rewind.setdefault((record.topic(), record.partition()), record.offset())
+        for (topic, partition), offset in rewind.items():
             try:
                 self.consumer.seek(TopicPartition(topic, partition, offset))
             except KafkaException:
                 pass  # no longer ours after a rebalance: the new owner reads from the committed offset
+        self._last_full = False
         time.sleep(RETRY_BACKOFF_S)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from common import headers as h
@@ -27,6 +28,7 @@ _COMPONENT_HEADERS = {h.ENV: "env", h.SOURCE: "source", h.TITLE: "title", h.CATE
 _POSITIVE_INT_HEADERS = (h.VERSION, h.SCHEMA_ID)
 MAX_MESSAGE_ID_BYTES = 200
 _VALID_CACHE_LIMIT = 100_000
+_OTHER_REQUIRED = itemgetter(*(name for name in REQUIRED_HEADERS if name != h.MESSAGE_ID))
 
 
 class Rejection(RefineryError):
@@ -76,6 +78,7 @@ class RecordGuard:
         self._schema_checker = schema_checker
         self._verify_envelope = verify_envelope
         self._valid: set[tuple[str, bytes]] = set()
+        self._valid_combos: set[tuple[bytes, ...]] = set()  # values of _OTHER_REQUIRED, all valid
 
     def check(self, topic: str, value: bytes | None, raw_headers: Headers | None) -> dict[str, bytes]:
         """The record's headers as a dict, or raise Rejection."""
@@ -121,6 +124,22 @@ class RecordGuard:
             )
 
     def _check_required(self, headers: Mapping[str, bytes]) -> None:
+        # fast path: this exact combination of the non-id header values was fully validated before
+        try:
+            combo = _OTHER_REQUIRED(headers)
+        except KeyError:
+            combo = None
+        message_id = headers.get(h.MESSAGE_ID)
+        if combo is not None and combo in self._valid_combos and message_id:
+            if len(message_id) <= MAX_MESSAGE_ID_BYTES:
+                return
+        self._check_required_slowly(headers)
+        if combo is not None:
+            if len(self._valid_combos) >= _VALID_CACHE_LIMIT:
+                self._valid_combos.clear()
+            self._valid_combos.add(combo)
+
+    def _check_required_slowly(self, headers: Mapping[str, bytes]) -> None:
         valid = self._valid
         for name in REQUIRED_HEADERS:
             value = headers.get(name)
