@@ -4,13 +4,15 @@ Why not a Faust agent: Faust's per-event machinery moved ~3k records/s here, a p
 loop ~65k/s. Faust hosts the control plane around this loop (`refinery.services`).
 
 Guarantees
-- At-least-once (default): offsets are committed synchronously only after every output and dead letter
-  of the batch is acknowledged (`flush` + delivery errors checked). To keep the pipe full, a batch's
-  flush and commit happen after the next `consume()` (its deliveries overlap the fetch) and before the
-  next batch is routed (so dedup sees its ids). A failed batch is rewound (seek to its first offsets)
-  and retried; a crash repeats at most the last batch or two, never loses one. A batch with outputs on
-  `dedup` routes first writes an intent to the dedup changelog, so a replay after a crash does not
-  repeat those outputs either (`refinery.dedup`).
+- At-least-once (default): offsets are committed only after every output and dead letter of a batch
+  is acknowledged. Batches are pipelined: each record carries its batch's delivery callback
+  (`refinery.inflight`, served by `poll()`), the loop keeps consuming and producing while earlier
+  batches deliver (at most `max_inflight_batches`), and the leading fully acknowledged batches get
+  their dedup ids recorded and their offsets committed asynchronously, in consume order. On a delivery
+  error every batch in flight is rewound (seek to its first offsets) and retried; a crash repeats at
+  most the batches in flight, never loses one. On revoke/stop the loop drains and commits
+  synchronously. A batch with outputs on `dedup` routes first drains the pipeline and writes an intent
+  to the dedup changelog, so a replay after a crash does not repeat those outputs (`refinery.dedup`).
 - Exactly-once (`exactly_once`): each batch is one Kafka transaction holding its outputs, dead letters,
   dedup-changelog records and consumed offsets (`send_offsets_to_transaction`); on error it is aborted
   and the consumer rewound. Readers of derived topics use `isolation.level=read_committed`.
