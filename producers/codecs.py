@@ -16,6 +16,7 @@ Every validation failure is a PayloadValidationError whose `field` names the off
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from collections.abc import Mapping
@@ -26,7 +27,9 @@ import jsonschema
 from fastavro._validate_common import ValidationError as AvroValidationError
 from fastavro.validation import validate as avro_validate
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
+from jsonschema.exceptions import best_match
 
 from producers.errors import PayloadDecodeError, PayloadValidationError
 from producers.protobuf_schema import field_signature
@@ -55,15 +58,14 @@ def encode_payload(payload: Any, schema: ResolvedSchema) -> tuple[str, bytes]:
 
 def _encode_avro(payload: Mapping[str, Any], schema: ResolvedSchema) -> bytes:
     parsed = schema.avro
-    if isinstance(parsed, dict) and parsed.get("type") == "record":
-        known = {f["name"] for f in parsed["fields"]}
+    known = schema.avro_fields
+    if known is not None and not known.issuperset(payload):
         unknown = sorted(k for k in payload if k not in known)
-        if unknown:
-            raise PayloadValidationError(
-                f"payload field {unknown[0]!r} is not in Avro schema {parsed['name']} "
-                f"(schema id {schema.schema_id})",
-                field=unknown[0],
-            )
+        raise PayloadValidationError(
+            f"payload field {unknown[0]!r} is not in Avro schema {parsed['name']} "
+            f"(schema id {schema.schema_id})",
+            field=unknown[0],
+        )
     try:
         avro_validate(payload, parsed, raise_errors=True)
     except AvroValidationError as exc:
@@ -86,13 +88,17 @@ def _json_error_field(error: jsonschema.ValidationError) -> str:
 
 
 def _encode_json(payload: Mapping[str, Any], schema: ResolvedSchema) -> bytes:
-    error = jsonschema.exceptions.best_match(schema.json_validator.iter_errors(payload))
-    if error is not None:
-        name = _json_error_field(error)
-        raise PayloadValidationError(
-            f"payload does not match JSON schema id {schema.schema_id}: field {name}: {error.message}",
-            field=name,
-        )
+    fast_check = schema.json_fast_check
+    if fast_check is None or not fast_check(payload):  # fast_check True: jsonschema would agree
+        validator = schema.json_validator
+        # is_valid stops at the first error; best_match looks at all of them, so only when there is one.
+        error = None if validator.is_valid(payload) else best_match(validator.iter_errors(payload))
+        if error is not None:
+            name = _json_error_field(error)
+            raise PayloadValidationError(
+                f"payload does not match JSON schema id {schema.schema_id}: field {name}: {error.message}",
+                field=name,
+            )
     try:
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
@@ -123,15 +129,12 @@ def _encode_protobuf(message: Message, schema: ResolvedSchema) -> bytes:
             field=given.full_name,
         )
     if given is not expected:
-        ours, theirs = field_signature(given), field_signature(expected)
-        # Report a field of the caller's message first (the likelier mistake), then a missing one.
-        diff = [(n, v) for n, v in sorted(ours.items()) if theirs.get(n) != v]
-        diff += [(n, v) for n, v in sorted(theirs.items()) if n not in ours]
-        if diff:
+        differing = _first_layout_difference(given, expected)
+        if differing is not None:
             raise PayloadValidationError(
                 f"Protobuf message {given.full_name} differs from the registered schema "
-                f"id {schema.schema_id} in field {diff[0][0]!r}",
-                field=diff[0][0],
+                f"id {schema.schema_id} in field {differing!r}",
+                field=differing,
             )
     if not message.IsInitialized():
         missing = message.FindInitializationErrors()
@@ -139,6 +142,17 @@ def _encode_protobuf(message: Message, schema: ResolvedSchema) -> bytes:
             f"Protobuf message lacks required field {missing[0]!r}", field=missing[0]
         )
     return message.SerializeToString()
+
+
+@functools.lru_cache(maxsize=256)
+def _first_layout_difference(given: Descriptor, expected: Descriptor) -> str | None:
+    """The first field on which two message types' wire layouts differ, or None (cached: per record,
+    the caller's message class is usually another copy of the registered one)."""
+    ours, theirs = field_signature(given), field_signature(expected)
+    # Report a field of the caller's message first (the likelier mistake), then a missing one.
+    diff = [n for n, v in sorted(ours.items()) if theirs.get(n) != v]
+    diff += [n for n in sorted(theirs) if n not in ours]
+    return diff[0] if diff else None
 
 
 def decode_payload(data: bytes, payload_format: str, schema: ResolvedSchema) -> Any:

@@ -49,7 +49,7 @@ from confluent_kafka.schema_registry import Schema
 from google.protobuf.message import Message as ProtobufMessage
 
 from common.config import KafkaSettings, ProducerSettings, RegistrySettings
-from common.envelope import encode_envelope, make_envelope
+from common.envelope import encode_envelope, make_envelope, new_message_id, now_ms
 from common.errors import InvalidInputError
 from common.headers import Headers, metadata_to_headers
 from common.kafka_admin import TopicEnsurer
@@ -151,6 +151,7 @@ class Producer:
             allowed_sources=self.settings.allowed_sources,
             timeout_s=self.settings.registry_timeout_s * 3,
         )
+        self._ready_topics: dict[tuple[str, str], str] = {}  # (env, source) -> ingest topic that exists
         self.metrics.watch_queue(self)
         self._closed = False
         self._stop = threading.Event()
@@ -207,12 +208,15 @@ class Producer:
         schema: Schema | None = None,
     ) -> OutgoingRecord:
         """Steps 1-4 of `send`: everything that can fail because of the input, before queueing."""
-        try:  # inline, not a helper call: this runs once per record
-            self._check_open()
+        try:  # inline, not helper calls: this runs once per record
+            if self._closed:
+                raise ProducerClosedError("this producer is closed")
             resolved = self._resolve(title, category, version, schema)
             payload_format, payload_bytes = encode_payload(payload, resolved)
             env = env or self.settings.env
             source = source or self.settings.source
+            message_id = new_message_id()
+            produced_at_ms = now_ms()
             envelope = make_envelope(
                 env=env,
                 source=source,
@@ -223,22 +227,19 @@ class Producer:
                 payload_format=payload_format,
                 payload=payload_bytes,
                 producer=self.producer_id,
-                attributes=_check_attributes(attributes),
+                attributes=_check_attributes(attributes) if attributes else None,
+                message_id=message_id,
+                produced_at_ms=produced_at_ms,
             )
-            topic = ingest_topic(env, source)
-            try:
-                self._topics.ensure(topic)
-            except TimeoutError:
-                raise BrokerUnavailableError(f"Kafka did not confirm topic {topic!r} in time") from None
-            md = envelope.metadata
+            topic = self._ready_topics.get((env, source)) or self._ready_topic(env, source)
             return OutgoingRecord(
-                topic=topic,
-                key=self._key(key, payload),
-                value=encode_envelope(envelope),
-                headers=metadata_to_headers(md),
-                message_id=md.message_id,
-                timestamp_ms=md.produced_at_ms,
-                labels=(env, source, category),
+                topic,
+                self._key(key, payload),
+                encode_envelope(envelope),
+                metadata_to_headers(envelope.metadata),
+                message_id,
+                produced_at_ms,
+                (env, source, category),
             )
         except Exception as exc:
             self.metrics.count_refused(exc)
@@ -359,6 +360,16 @@ class Producer:
     def _check_open(self) -> None:
         if self._closed:
             raise ProducerClosedError("this producer is closed")
+
+    def _ready_topic(self, env: str, source: str) -> str:
+        """The ingest topic of (env, source), created on first use; remembered once it exists."""
+        topic = ingest_topic(env, source)
+        try:
+            self._topics.ensure(topic)
+        except TimeoutError:
+            raise BrokerUnavailableError(f"Kafka did not confirm topic {topic!r} in time") from None
+        self._ready_topics[(env, source)] = topic
+        return topic
 
     def _resolve(self, title: str, category: str, version: int, schema: Schema | None) -> ResolvedSchema:
         try:

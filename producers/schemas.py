@@ -38,6 +38,7 @@ from producers.errors import (
     SchemaRejectedError,
     SchemaVersionError,
 )
+from producers.json_fast import compile_fast_check
 from producers.protobuf_schema import CompiledProto, compile_proto
 
 SUBJECT_SUFFIX = "-value"
@@ -90,7 +91,9 @@ class ResolvedSchema:
     subject: str | None = None
     version: int | None = None
     avro: Any = field(default=None, repr=False, compare=False)  # fastavro parsed schema
+    avro_fields: frozenset[str] | None = field(default=None, repr=False, compare=False)  # of a record
     json_validator: Any = field(default=None, repr=False, compare=False)  # jsonschema validator
+    json_fast_check: Any = field(default=None, repr=False, compare=False)  # see producers.json_fast
     proto: CompiledProto | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -306,12 +309,20 @@ def parse_schema(
     base = ResolvedSchema(schema_id, schema_type, schema_str, subject, version)
     try:
         if schema_type == "AVRO":
-            return dataclasses.replace(base, avro=fastavro.parse_schema(json.loads(schema_str)))
+            parsed = fastavro.parse_schema(json.loads(schema_str))
+            fields = None
+            if isinstance(parsed, dict) and parsed.get("type") == "record":
+                fields = frozenset(f["name"] for f in parsed["fields"])
+            return dataclasses.replace(base, avro=parsed, avro_fields=fields)
         if schema_type == "JSON":
             document = json.loads(schema_str)
             validator_cls = jsonschema.validators.validator_for(document)
             validator_cls.check_schema(document)
-            return dataclasses.replace(base, json_validator=validator_cls(document))
+            return dataclasses.replace(
+                base,
+                json_validator=validator_cls(document),
+                json_fast_check=compile_fast_check(document, validator_cls),
+            )
         return dataclasses.replace(base, proto=compile_proto(schema_str, dependencies or ()))
     except (
         ValueError,
