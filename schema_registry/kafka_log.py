@@ -73,6 +73,8 @@ class KafkaLog:
         self._producer: Producer | None = None
         self._offsets: Consumer | None = None
         self._offsets_lock = threading.Lock()
+        self._queries_started = 0
+        self._last_query: tuple[int, dict[str, int]] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -142,18 +144,30 @@ class KafkaLog:
     # --- reading ------------------------------------------------------------------------------------
 
     def _end_offsets(self) -> dict[str, int]:
-        """The end offset of each topic; retried briefly (a topic just created has no leader yet)."""
+        """The end offset of each topic, as of some moment after this call began.
+
+        Concurrent callers share queries: whoever waited for the lock while another query ran only needs
+        a query that started after it arrived, and one queued behind it answers all of them at once."""
+        arrived_after = self._queries_started
+        with self._offsets_lock:
+            if self._last_query is not None and self._last_query[0] > arrived_after:
+                return self._last_query[1]
+            self._queries_started += 1
+            number = self._queries_started
+            ends = self._query_end_offsets()
+            self._last_query = (number, ends)
+            return ends
+
+    def _query_end_offsets(self) -> dict[str, int]:
+        """Ask the broker; retried briefly (a topic just created has no leader yet). Under _offsets_lock."""
         assert self._offsets is not None, "KafkaLog.start() first"
         deadline = time.monotonic() + self.timeout_s
         while True:
             try:
-                with self._offsets_lock:
-                    return {
-                        t: self._offsets.get_watermark_offsets(TopicPartition(t, 0), timeout=self.timeout_s)[
-                            1
-                        ]
-                        for t in self._applied
-                    }
+                return {
+                    t: self._offsets.get_watermark_offsets(TopicPartition(t, 0), timeout=self.timeout_s)[1]
+                    for t in self._applied
+                }
             except KafkaException as exc:
                 if time.monotonic() > deadline:
                     raise StoreError(f"cannot read the end of the schemas topic: {exc}") from exc

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from schema_registry.answers import AnswerCache
 from schema_registry.errors import (
     ErrorCode,
     IncompatibleSchemaError,
@@ -62,6 +63,7 @@ class RegistryService:
         self.store = store
         self.log = log
         self.parser = SchemaParser(store)
+        self.answers = AnswerCache(store)
         self.policies = Policies(store, self._write)
         self._is_leader = is_leader
         self._write_lock = threading.Lock()
@@ -195,6 +197,9 @@ class RegistryService:
             return change(self.policies)
 
     def register(self, subject: str, request: SchemaRequest, *, normalize: bool = False) -> SchemaValue:
+        existing = self._already_registered(subject, request, normalize=normalize)
+        if existing is not None:
+            return existing
         with self._write_lock:
             self._begin_write()
             mode = self.policies.effective_mode(subject)
@@ -225,6 +230,26 @@ class RegistryService:
             )
             self._write([(RecordKey(KeyType.SCHEMA, subject, item.version).encode(), item.encode())])
             return item
+
+    def _already_registered(
+        self, subject: str, request: SchemaRequest, *, normalize: bool
+    ) -> SchemaValue | None:
+        """Idempotent re-registration without waiting for the write lock: once the topic is read to its
+        end, a schema live under the subject is the answer the locked path would give too (it writes
+        nothing). Anything else (a new schema, IMPORT or READONLY mode, an error) takes the locked path."""
+        if request.schema_id is not None or request.version is not None or not self._is_leader():
+            return None
+        self.log.catch_up()
+        if self.policies.effective_mode(subject) != "READWRITE":
+            return None
+        try:
+            request, parsed = self.prepare(request, normalize=normalize)
+        except RegistryError:
+            return None
+        for item in self.store.versions(subject).values():
+            if not item.deleted and self._same(item, parsed, request.references):
+                return item
+        return None
 
     def _existing_id(self, parsed: ParsedSchema, references: Sequence[Reference]) -> int | None:
         for item in self.store.all_versions():

@@ -23,6 +23,7 @@ class SchemaStore:
         self._modes: dict[str | None, str] = {}
         self.max_id = 0
         self.records_applied = 0
+        self.generation = 0  # bumped by every change; caches of answers derived from the store key on it
 
     @contextmanager
     def locked(self) -> Iterator[SchemaStore]:
@@ -39,6 +40,7 @@ class SchemaStore:
         value = decode_json(raw_value)
         with self.lock:
             self.records_applied += 1
+            self.generation += 1
             if key.keytype is KeyType.SCHEMA:
                 self._apply_schema(key, value)
             elif key.keytype is KeyType.CONFIG:
@@ -95,6 +97,7 @@ class SchemaStore:
         """Remember an id used before (kept in the coordination topic) so it is never handed out again."""
         with self.lock:
             self.max_id = max(self.max_id, schema_id)
+            self.generation += 1
 
     # --- queries ------------------------------------------------------------------------------------
 

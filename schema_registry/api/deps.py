@@ -12,16 +12,21 @@ from schema_registry.metrics import RegistryMetrics
 from schema_registry.references import parse_references, parse_schema_type
 from schema_registry.service import RegistryService, SchemaRequest
 
+# The dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in the thread pool,
+# a thread hop per dependency per request for what is an attribute read.
 
-def get_service(request: Request) -> RegistryService:
+
+async def get_service(request: Request) -> RegistryService:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
-def get_metrics(request: Request) -> RegistryMetrics:
+async def get_metrics(request: Request) -> RegistryMetrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
 
-def subject_param(subject: Annotated[str, Path(description="subject name; '/' may be sent as %2F")]) -> str:
+async def subject_param(
+    subject: Annotated[str, Path(description="subject name; '/' may be sent as %2F")],
+) -> str:
     return decode_subject(subject)
 
 

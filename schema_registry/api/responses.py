@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from starlette.responses import Response
 
 from schema_registry.errors import ErrorCode
 from schema_registry.records import SchemaValue
@@ -16,6 +17,16 @@ class RegistryJSONResponse(JSONResponse):
     """JSON with Confluent's content type, whatever the client asked for."""
 
     media_type = MEDIA_TYPE
+
+
+def render_json(content: Any) -> bytes:
+    """The exact body RegistryJSONResponse sends for `content` (for answers cached as bytes)."""
+    return RegistryJSONResponse.render(RegistryJSONResponse, content)  # type: ignore[arg-type]
+
+
+def json_bytes_response(body: bytes) -> Response:
+    """A pre-rendered JSON answer: no response model validation, no re-serialization."""
+    return Response(body, media_type=MEDIA_TYPE)
 
 
 def schema_fields(item: SchemaValue) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from schema_registry.api.deps import (
@@ -16,7 +17,7 @@ from schema_registry.api.deps import (
     ServiceDep,
     SubjectDep,
 )
-from schema_registry.api.responses import MEDIA_TYPE, version_json
+from schema_registry.api.responses import MEDIA_TYPE, json_bytes_response, render_json, version_json
 from schema_registry.errors import IncompatibleSchemaError, RegistryError
 from schema_registry.records import SchemaValue
 
@@ -24,12 +25,12 @@ router = APIRouter(prefix="/subjects", tags=["subjects"])
 
 
 @router.get("")
-def list_subjects(service: ServiceDep, deleted: DeletedQuery = False) -> list[str]:
+async def list_subjects(service: ServiceDep, deleted: DeletedQuery = False) -> list[str]:
     return service.subjects(deleted=deleted)
 
 
 @router.get("/{subject}/versions")
-def list_versions(service: ServiceDep, subject: SubjectDep, deleted: DeletedQuery = False) -> list[int]:
+async def list_versions(service: ServiceDep, subject: SubjectDep, deleted: DeletedQuery = False) -> list[int]:
     return service.versions(subject, deleted=deleted)
 
 
@@ -59,26 +60,38 @@ def _registered(item: SchemaValue) -> dict[str, Any]:
     return {k: v for k, v in version_json(item).items() if k != "id"}
 
 
-@router.post("/{subject}")
-def lookup(
+@router.post("/{subject}", response_model=dict[str, Any])
+async def lookup(
     service: ServiceDep,
     subject: SubjectDep,
     body: SchemaBody,
     normalize: NormalizeQuery = False,
     deleted: DeletedQuery = False,
-) -> dict[str, Any]:
-    return version_json(service.lookup(subject, body.to_request(), normalize=normalize, deleted=deleted))
+) -> Response:
+    """Answered from the rendered-answer cache; a miss parses the schema in the thread pool."""
+    request = body.to_request()
+    key = ("lookup", subject, request, normalize, deleted)
+    answer = service.answers.get(key)
+    if answer is None:
+        answer = await run_in_threadpool(
+            service.answers.answer,
+            key,
+            lambda: render_json(
+                version_json(service.lookup(subject, request, normalize=normalize, deleted=deleted))
+            ),
+        )
+    return json_bytes_response(answer)
 
 
 @router.get("/{subject}/versions/{version}")
-def get_version(
+async def get_version(
     service: ServiceDep, subject: SubjectDep, version: str, deleted: DeletedQuery = False
 ) -> dict:
     return version_json(service.version(subject, version, deleted=deleted))
 
 
 @router.get("/{subject}/versions/{version}/schema", response_class=Response)
-def get_version_schema(
+async def get_version_schema(
     service: ServiceDep, subject: SubjectDep, version: str, deleted: DeletedQuery = False
 ) -> Response:
     return Response(service.version(subject, version, deleted=deleted).schema, media_type=MEDIA_TYPE)
