@@ -9,6 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -71,7 +72,8 @@ class BenchContext:
 
     bootstrap: str
     quick: bool = False
-    profile: bool = False  # sample contenders with py-spy / cProfile into bench/results/profiles/
+    profile: bool = False  # sample contenders with py-spy / cProfile into `profile_dir`
+    profile_dir: Path = REPO_ROOT / "bench" / "results" / "profiles"
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     started: float = field(default_factory=time.monotonic)
     _offsets_reader: Consumer | None = field(default=None, repr=False)
@@ -82,6 +84,10 @@ class BenchContext:
 
     def pick(self, quick: Any, full: Any) -> Any:
         return quick if self.quick else full
+
+    def profile_path(self, name: str) -> Path:
+        """Where the profile `name` goes (`.raw` for py-spy's stacks; the summary is `.txt`)."""
+        return self.profile_dir / f"{name}.raw"
 
     def log(self, message: str) -> None:
         elapsed = time.monotonic() - self.started

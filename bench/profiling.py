@@ -1,7 +1,7 @@
 """`--profile`: where the time goes in a contender that missed its goal.
 
 Processes under test are sampled with py-spy (`--gil`: only the thread holding the GIL, i.e. Python work,
-not idle waits); in-process code (the SDK) with cProfile. Summaries land in `bench/results/profiles/`.
+not idle waits); in-process code (the SDK) with cProfile. Summaries land in `{--out-dir}/profiles/`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from common.config import REPO_ROOT
-
-PROFILE_DIR = REPO_ROOT / "bench" / "results" / "profiles"
 T = TypeVar("T")
 
 
@@ -28,13 +25,12 @@ def py_spy() -> str | None:
     return found if Path(found).exists() else None
 
 
-def spy(pid: int, seconds: float, name: str) -> subprocess.Popen | None:
-    """Start sampling `pid` for `seconds` into `profiles/{name}.raw`; None when py-spy is missing."""
+def spy(pid: int, seconds: float, out: Path) -> subprocess.Popen | None:
+    """Start sampling `pid` for `seconds` into `out` (raw stacks); None when py-spy is missing."""
     exe = py_spy()
     if exe is None:
         return None
-    PROFILE_DIR.mkdir(parents=True, exist_ok=True)
-    out = PROFILE_DIR / f"{name}.raw"
+    out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
         exe,
         "record",
@@ -53,12 +49,11 @@ def spy(pid: int, seconds: float, name: str) -> subprocess.Popen | None:
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def finish(proc: subprocess.Popen | None, name: str, top: int = 30) -> Path | None:
-    """Wait for a `spy` run and write `profiles/{name}.txt`: the hottest frames, inclusive and self."""
+def finish(proc: subprocess.Popen | None, raw: Path, top: int = 30) -> Path | None:
+    """Wait for a `spy` run and write `{raw}.txt`: the hottest frames, inclusive and self."""
     if proc is None:
         return None
     proc.wait(120)
-    raw = PROFILE_DIR / f"{name}.raw"
     if not raw.exists():
         return None
     inclusive: collections.Counter[str] = collections.Counter()
@@ -77,18 +72,18 @@ def finish(proc: subprocess.Popen | None, name: str, top: int = 30) -> Path | No
     lines += [f"{100 * n / total:5.1f}% {f}" for f, n in inclusive.most_common(top)]
     lines += ["", "self:"]
     lines += [f"{100 * n / total:5.1f}% {f}" for f, n in own.most_common(top)]
-    out = PROFILE_DIR / f"{name}.txt"
+    out = raw.with_suffix(".txt")
     out.write_text("\n".join(lines) + "\n")
     raw.unlink()
     return out
 
 
-def cprofiled(name: str, fn: Callable[[], T], top: int = 30) -> T:
-    """Run `fn` under cProfile and write `profiles/{name}.txt` (sorted by cumulative time)."""
+def cprofiled(out: Path, fn: Callable[[], T], top: int = 30) -> T:
+    """Run `fn` under cProfile and write the summary to `out` (sorted by cumulative time)."""
     profiler = cProfile.Profile()
     result = profiler.runcall(fn)
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).strip_dirs().sort_stats("cumulative").print_stats(top)
-    PROFILE_DIR.mkdir(parents=True, exist_ok=True)
-    (PROFILE_DIR / f"{name}.txt").write_text(text.getvalue())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text.getvalue())
     return result

@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         settings = KafkaSettings(bootstrap_servers=args.bootstrap) if args.bootstrap else KafkaSettings()
         bootstrap, started_broker = ensure_broker(settings)
-    ctx = BenchContext(bootstrap=bootstrap, quick=args.quick, profile=args.profile)
+    ctx = BenchContext(
+        bootstrap=bootstrap, quick=args.quick, profile=args.profile, profile_dir=args.out_dir / "profiles"
+    )
     names = args.only or list(BENCHMARKS)
     run: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",

@@ -80,9 +80,9 @@ def measure(
             raise RuntimeError(f"{child.name}: nothing arrived during warm-up\n{child.log_tail()}")
         time.sleep(1.0)
         name = f"latency-{child.name}"
-        spied = profiling.spy(child.pid, len(records) / rate, name) if ctx.profile else None
+        spied = profiling.spy(child.pid, len(records) / rate, ctx.profile_path(name)) if ctx.profile else None
         achieved = paced(records, send, rate, on_send=stamp, poll=poll)
-        profiling.finish(spied, name)
+        profiling.finish(spied, ctx.profile_path(name))
         reader.wait_quiet(timeout=ctx.pick(60, 300))
     finally:
         reader.stop()

@@ -75,7 +75,7 @@ def run(ctx: BenchContext) -> BenchResult:
             value = sdk_send(sdk, messages, counts[size])
             if ctx.profile:
                 again = functools.partial(sdk_send, sdk, messages, counts[size])
-                profiling.cprofiled(f"producer-sdk-{size}", again)
+                profiling.cprofiled(ctx.profile_path(f"producer-sdk-{size}").with_suffix(".txt"), again)
             result.add(
                 Row(
                     case=f"send {size} B",

@@ -80,9 +80,9 @@ def run(ctx: BenchContext) -> BenchResult:
         for case, requests in request_sets(ids, subjects).items():
             base = run_load(base_url, requests, concurrency=concurrency, duration_s=duration)
             name = "registry-" + case.replace(" ", "-")
-            spied = profiling.spy(registry.pid, duration, name) if ctx.profile else None
+            spied = profiling.spy(registry.pid, duration, ctx.profile_path(name)) if ctx.profile else None
             value = run_load(reg_url, requests, concurrency=concurrency, duration_s=duration)
-            profiling.finish(spied, name)
+            profiling.finish(spied, ctx.profile_path(name))
             add_rows(result, case, base, value)
     finally:
         registry.stop()

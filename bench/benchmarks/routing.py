@@ -66,7 +66,7 @@ def _measure(
 
     def profile() -> None:
         if ctx.profile and child.name.startswith("refinery"):
-            spied.append(profiling.spy(child.pid, ctx.pick(3, 10), f"routing-{child.name}"))
+            spied.append(profiling.spy(child.pid, ctx.pick(3, 10), ctx.profile_path(f"routing-{child.name}")))
 
     try:
         progress = contenders.watch_committed(
@@ -76,7 +76,7 @@ def _measure(
         return progress
     finally:
         for proc in spied:
-            profiling.finish(proc, f"routing-{child.name}")
+            profiling.finish(proc, ctx.profile_path(f"routing-{child.name}"))
         child.stop()
         ctx.delete_topics([*cleanup, *contenders.worker_topics(group)])
 
