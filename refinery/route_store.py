@@ -244,6 +244,8 @@ class RouteWatcher:
         if self._router is not None and self._router.route_set.version == route_set.version:
             return
         router = compile_router(route_set)
+        # The callback runs before waiters wake, so wait_for_version() returning means it has run.
+        self._notify(router)
         with self._changed:
             self._router = router
             self._changed.notify_all()
@@ -251,7 +253,6 @@ class RouteWatcher:
             "route set in force",
             extra={**where, "version": route_set.version, "routes": len(route_set.routes)},
         )
-        self._notify(router)
 
     def _notify(self, router: Router) -> None:
         if self._on_change is None:
