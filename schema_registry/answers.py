@@ -9,24 +9,27 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 from schema_registry.store import SchemaStore
 
+Answer = TypeVar("Answer")
 
-class AnswerCache:
+
+class AnswerCache(Generic[Answer]):
     def __init__(self, store: SchemaStore, *, max_entries: int = 20_000) -> None:
         self._store = store
         self._max_entries = max_entries
         self._generation = store.generation
-        self._answers: dict[Hashable, bytes] = {}
+        self._answers: dict[Hashable, Answer] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> bytes | None:
+    def get(self, key: Hashable) -> Answer | None:
         if self._generation != self._store.generation:
             return None
         return self._answers.get(key)
 
-    def put(self, key: Hashable, answer: bytes, generation: int) -> None:
+    def put(self, key: Hashable, answer: Answer, generation: int) -> None:
         """Keep an answer computed from the store at `generation` (read before computing it)."""
         with self._lock:
             if generation != self._store.generation:
@@ -36,7 +39,7 @@ class AnswerCache:
                 self._generation = generation
             self._answers[key] = answer
 
-    def answer(self, key: Hashable, compute: Callable[[], bytes]) -> bytes:
+    def answer(self, key: Hashable, compute: Callable[[], Answer]) -> Answer:
         """The cached answer, else `compute()` (whose exceptions propagate and are not cached)."""
         cached = self.get(key)
         if cached is not None:

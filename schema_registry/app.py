@@ -17,6 +17,7 @@ from schema_registry.api.asgi import ClientToleranceMiddleware
 from schema_registry.api.auth import Authenticator
 from schema_registry.api.errors import install_error_handlers
 from schema_registry.api.middleware import AuthMiddleware, LeaderForwarder, MetricsMiddleware
+from schema_registry.api.read_cache import ReadCacheMiddleware
 from schema_registry.api.responses import RegistryJSONResponse
 from schema_registry.kafka_log import KafkaLog
 from schema_registry.leadership import LeaderElection
@@ -76,8 +77,9 @@ def create_app(settings: RegistrySettings | None = None, kafka: KafkaSettings | 
     app.state.metrics = metrics
     app.state.election = election
     install_error_handlers(app)
-    # plain ASGI middleware, outermost last: tolerance -> metrics -> auth -> forwarding -> routes
+    # plain ASGI middleware, outermost last: tolerance, metrics, auth, read cache, forwarding, routes
     app.add_middleware(forwarder.middleware)
+    app.add_middleware(ReadCacheMiddleware, store=store)
     app.add_middleware(AuthMiddleware, authenticator=Authenticator(settings.auth_users, settings.auth_tokens))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(ClientToleranceMiddleware)

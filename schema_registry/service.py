@@ -63,7 +63,7 @@ class RegistryService:
         self.store = store
         self.log = log
         self.parser = SchemaParser(store)
-        self.answers = AnswerCache(store)
+        self.answers: AnswerCache[bytes] = AnswerCache(store)
         self.policies = Policies(store, self._write)
         self._is_leader = is_leader
         self._write_lock = threading.Lock()

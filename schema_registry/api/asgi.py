@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SLASH_STAND_IN = "\uf8ff"
 _STAND_IN_ENCODED = b"%EF%A3%BF"  # SLASH_STAND_IN, percent-encoded UTF-8
@@ -22,6 +22,17 @@ _ENCODED_SLASH = re.compile(rb"%2[fF]")
 
 def decode_subject(subject: str) -> str:
     return subject.replace(SLASH_STAND_IN, "/")
+
+
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A receive callable that hands an already read (whole) body to the app again, then defers to the
+    server's (for the disconnect)."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
 
 
 def _is_json(content_type: bytes) -> bool:

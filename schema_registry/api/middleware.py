@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schema_registry.api.asgi import replay_body
 from schema_registry.api.auth import Authenticator
 from schema_registry.api.responses import is_write, refuse
 from schema_registry.errors import ErrorCode
@@ -66,20 +67,6 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
 
-def _replay(body: bytes) -> Receive:
-    """A receive callable that hands the already read body to the app again."""
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive
-
-
 class LeaderForwarder:
     """On a follower, send writes to the leader and answer with the leader's response."""
 
@@ -108,7 +95,7 @@ class LeaderForwarder:
             body = await request.body()
             response = await self._forward(request, body)
             if response is None:  # we won an election while waiting
-                await app(scope, _replay(body), send)
+                await app(scope, replay_body(body, receive), send)
             else:
                 await response(scope, receive, send)
 
