@@ -35,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         port=settings.port,
         log_config=None,
         access_log=False,
+        http="httptools",  # both come with uvicorn[standard]; named so a missing one fails loudly
+        loop="uvloop",
         timeout_graceful_shutdown=5,
     )
 
