@@ -58,6 +58,9 @@ class LeaderElection:
                 "enable.auto.commit": False,
                 "session.timeout.ms": self._session_timeout_ms,
                 "heartbeat.interval.ms": max(500, self._session_timeout_ms // 6),
+                # Sticky + cooperative: a replica joining (or restarting) never moves the partition away
+                # from the current leader, so writes are not bounced with 50004 while replicas come and go.
+                "partition.assignment.strategy": "cooperative-sticky",
             }
         )
         consumer.subscribe(
@@ -87,6 +90,8 @@ class LeaderElection:
             log.info("became the schema registry leader", extra={"url": self.own_url})
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[Any]) -> None:
+        if not partitions:  # an incremental (cooperative) rebalance that takes nothing from us
+            return
         if self._is_leader.is_set():
             log.info("no longer the schema registry leader", extra={"url": self.own_url})
         self._is_leader.clear()
