@@ -17,7 +17,6 @@ import argparse
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from common.config import KafkaSettings, LocalKafkaSettings
 from common.errors import RefineryError
+from common.processes import live_pid, log_tail, stop_group, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -245,23 +245,7 @@ class LocalKafka:
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        try:
-            # Reap it if it is our own exited child; otherwise a zombie would look alive forever.
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return None
-        except ChildProcessError:
-            pass  # not our child (started by another process): fall through to the liveness probe
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        return pid
+        return live_pid(self.pid_file, command_marker="kafka.Kafka")
 
     def is_running(self) -> bool:
         return port_open(self.host, self.port)
@@ -284,6 +268,8 @@ class LocalKafka:
             with open(self.log_file, "ab") as out:
                 proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             self.pid_file.write_text(str(proc.pid))
+            # Until the child has exec'd java, /proc shows our command line and pid() would say "dead".
+            wait_until(lambda: self.pid() is not None or proc.poll() is not None, 5.0, interval=0.02)
         if wait:
             self.wait_ready()
         return "started"
@@ -293,38 +279,22 @@ class LocalKafka:
         while time.monotonic() < deadline:
             if self.pid() is None and not self.is_running():
                 raise LocalKafkaError(
-                    f"Kafka exited during start-up; see {self.log_file}:\n{self._log_tail()}"
+                    f"Kafka exited during start-up; see {self.log_file}:\n{log_tail(self.log_file)}"
                 )
             if self.is_running() and broker_ready(self.bootstrap, timeout=5):
                 return
             time.sleep(0.5)
         raise LocalKafkaError(
             f"Kafka did not become ready on {self.bootstrap} within {self.settings.start_timeout_s:.0f}s; "
-            f"see {self.log_file}:\n{self._log_tail()}"
+            f"see {self.log_file}:\n{log_tail(self.log_file)}"
         )
-
-    def _log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
     def stop(self, *, timeout: float = 30.0, kill: bool = False) -> bool:
         """Stop the broker we started (SIGTERM, SIGKILL after `timeout`); False if none was running."""
         pid = self.pid()
         if pid is None:
             return False
-        try:
-            os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.pid() is not None:
-            time.sleep(0.2)
-        if self.pid() is not None:
-            os.killpg(pid, signal.SIGKILL)
-            while self.pid() is not None:
-                time.sleep(0.1)
+        stop_group(pid, lambda: self.pid() is not None, timeout_s=timeout, kill=kill)
         self.pid_file.unlink(missing_ok=True)
         while port_open(self.host, self.port, timeout=0.2):
             time.sleep(0.1)

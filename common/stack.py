@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from common.config import (
 )
 from common.errors import RefineryError
 from common.local_kafka import LocalKafka, LocalKafkaError
+from common.processes import live_pid, log_tail, stop_group, wait_until
 
 NO_URL_GRACE_S = 3.0
 
@@ -162,20 +162,7 @@ class ServiceProcess:
 
     def pid(self) -> int | None:
         """The live process's id, or None (a stale pid file, or a pid now reused by another program)."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return None  # our own child exited: reaped
-        except ChildProcessError:
-            pass
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return None
-        return pid if Path(self.service.argv[0]).name.encode() in cmdline else None
+        return live_pid(self.pid_file, command_marker=Path(self.service.argv[0]).name)
 
     def _open_log(self) -> BinaryIO:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -199,7 +186,7 @@ class ServiceProcess:
             proc = subprocess.Popen(self.service.argv, start_new_session=True, **self._child_options(log))
         self.pid_file.write_text(str(proc.pid))
         # Until the child has exec'd, /proc shows our own command line and `pid()` would say "not running".
-        _wait(lambda: self.pid() is not None or proc.poll() is not None, 5.0, interval=0.02)
+        wait_until(lambda: self.pid() is not None or proc.poll() is not None, 5.0, interval=0.02)
         return proc.pid
 
     def run_to_completion(self, timeout_s: float) -> int:
@@ -216,34 +203,12 @@ class ServiceProcess:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        _signal_group(pid, signal.SIGTERM)
-        if not _wait(lambda: self.pid() is None, timeout_s):
-            _signal_group(pid, signal.SIGKILL)
-            _wait(lambda: self.pid() is None, 5.0)
+        stop_group(pid, lambda: self.pid() is not None, timeout_s=timeout_s)
         self.pid_file.unlink(missing_ok=True)
         return True
 
     def log_tail(self, lines: int = 25) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _wait(check: Callable[[], bool], timeout_s: float, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(interval)
-    return check()
+        return log_tail(self.log_file, lines)
 
 
 def http_ok(url: str, timeout_s: float = 2.0) -> bool:
@@ -302,7 +267,7 @@ class Stack:
                 return time.monotonic() - started > NO_URL_GRACE_S
             return http_ok(url)
 
-        if not _wait(ready, self.plan.stack.start_timeout_s, interval=0.3):
+        if not wait_until(ready, self.plan.stack.start_timeout_s, interval=0.3):
             raise StackError(
                 f"{proc.service.name} did not answer {url} within {self.plan.stack.start_timeout_s:.0f}s; "
                 f"see {proc.log_file}:\n{proc.log_tail()}"
