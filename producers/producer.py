@@ -323,6 +323,8 @@ class Producer:
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every queued record is delivered or failed; FlushTimeoutError if time runs out."""
+        if self._closed and len(self._producer) == 0:
+            return  # nothing can be queued any more (and a released handle refuses flush)
         limit = self.settings.delivery_timeout_ms / 1000 + 5 if timeout is None else timeout
         remaining = self._producer.flush(limit)
         if remaining:
@@ -341,6 +343,10 @@ class Producer:
             self._stop.set()
             self._poller.join()
             self.metrics.unwatch_queue(self)
+            if len(self._producer) == 0:
+                # Release librdkafka's handle now (its threads would otherwise keep reconnecting until
+                # garbage collection); with records still queued the flush above has already raised.
+                self._producer.close()
             if self._owns_catalog:
                 self.catalog.close()
             if self.stats.failed:
