@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schema_registry.formats.avro import PRIMITIVES, AvroSchema, branch_key
+from schema_registry.formats.types import ProblemLog
 
 PROMOTIONS = {
     "int": {"long", "float", "double"},
@@ -46,17 +47,12 @@ def avro_incompatibilities(reader: AvroSchema, writer: AvroSchema, roles: tuple[
 
 
 @dataclass
-class _Check:
+class _Check(ProblemLog):
     reader: AvroSchema
     writer: AvroSchema
     roles: tuple[str, str]
     problems: list[str] = field(default_factory=list)
     in_progress: set[tuple[str, str]] = field(default_factory=set)
-
-    def report(self, kind: str, path: str, description: str) -> None:
-        reader_role, writer_role = self.roles
-        text = description.format(reader=f"the {reader_role} schema", writer=f"the {writer_role} schema")
-        self.problems.append(f"{kind} at {path or '/'}: {text}")
 
     def node(self, reader: Any, writer: Any, path: str) -> None:
         """Check one reader type against one writer type, appending problems found below `path`."""

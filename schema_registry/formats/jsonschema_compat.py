@@ -45,6 +45,7 @@ from typing import Any
 import referencing.exceptions
 
 from schema_registry.formats.jsonschema import JsonSchema
+from schema_registry.formats.types import ProblemLog
 
 ALL_TYPES = frozenset({"null", "boolean", "object", "array", "number", "integer", "string"})
 # keyword -> (reader bound is narrower when it is ..., kind prefix)
@@ -100,15 +101,10 @@ def _is_empty(node: Any) -> bool:
 
 
 @dataclass
-class _Check:
+class _Check(ProblemLog):
     roles: tuple[str, str]
     problems: list[str] = field(default_factory=list)
     in_progress: set[tuple[int, int]] = field(default_factory=set)
-
-    def report(self, kind: str, path: str, description: str) -> None:
-        reader_role, writer_role = self.roles
-        text = description.format(reader=f"the {reader_role} schema", writer=f"the {writer_role} schema")
-        self.problems.append(f"{kind} at {path}: {text}")
 
     def accepts(self, writer: _Side, reader: _Side, path: str) -> bool:
         """Whether reader accepts writer's documents, without reporting (to pick combination branches)."""

@@ -35,6 +35,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from schema_registry.formats.protobuf import ProtobufSchema
+from schema_registry.formats.types import ProblemLog
 
 _T = FieldDescriptor
 SCALAR_GROUPS = {
@@ -78,15 +79,10 @@ def protobuf_incompatibilities(
 
 
 @dataclass
-class _Diff:
+class _Diff(ProblemLog):
     roles: tuple[str, str]
     problems: list[str] = field(default_factory=list)
     in_progress: set[tuple[str, str]] = field(default_factory=set)
-
-    def report(self, kind: str, path: str, description: str) -> None:
-        reader_role, writer_role = self.roles
-        text = description.format(reader=f"the {reader_role} schema", writer=f"the {writer_role} schema")
-        self.problems.append(f"{kind} at {path}: {text}")
 
     def types(self, original: Any, update: Any, path: str) -> None:
         """Compare two name -> message Descriptor mappings (a file's or a message's nested types)."""

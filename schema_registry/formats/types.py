@@ -82,3 +82,16 @@ class ParsedSchema(ABC):
     def __repr__(self) -> str:
         text = self.canonical if len(self.canonical) <= 80 else self.canonical[:77] + "..."
         return f"<{type(self).__name__} {text}>"
+
+
+class ProblemLog:
+    """Collects compatibility problems in the one message format every format's checker uses:
+    `KIND at /path: text`, where `{reader}` / `{writer}` in the text name the schemas by their role."""
+
+    roles: tuple[str, str]
+    problems: list[str]
+
+    def report(self, kind: str, path: str, description: str) -> None:
+        reader_role, writer_role = self.roles
+        text = description.format(reader=f"the {reader_role} schema", writer=f"the {writer_role} schema")
+        self.problems.append(f"{kind} at {path or '/'}: {text}")
