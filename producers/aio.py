@@ -16,6 +16,7 @@ import asyncio
 import time
 from typing import Any
 
+from producers.delivery import DeliveryHandle
 from producers.producer import Delivered, Producer
 from producers.schemas import ResolvedSchema
 
@@ -37,11 +38,14 @@ class AsyncProducer:
         record = self.producer.prepare(title, category, version, payload, **options)
         block = self.producer.settings.block_timeout_s
         deadline = time.monotonic() + block
-        while (future := self.producer.try_submit(record)) is None:
+        while (handle := self.producer.try_submit(record)) is None:
             if time.monotonic() >= deadline:
                 raise self.producer.queue_full_error(block)
             await asyncio.sleep(_RETRY_SLEEP_S)
-        return asyncio.wrap_future(future)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Delivered] = loop.create_future()
+        handle.add_done_callback(lambda done: loop.call_soon_threadsafe(_settle, future, done))
+        return future
 
     async def send(self, title: str, category: str, version: int, payload: Any, **options: Any) -> Delivered:
         """Validate, queue and wait for the broker's acknowledgement (DeliveryError on failure)."""
@@ -58,3 +62,14 @@ class AsyncProducer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def _settle(future: asyncio.Future[Delivered], handle: DeliveryHandle) -> None:
+    """On the event loop: pass a resolved handle's outcome on (unless the awaiting task gave up)."""
+    if future.cancelled():
+        return
+    error = handle.exception(0)
+    if error is None:
+        future.set_result(handle.result(0))
+    else:
+        future.set_exception(error)

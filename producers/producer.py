@@ -1,8 +1,8 @@
 """The producer SDK: validate a payload against its registered schema, wrap it in the envelope, send it.
 
     with Producer(ProducerSettings(env="prod", source="telemetry")) as producer:
-        future = producer.send("1234", "match_started", 1, {"match_id": "m-1", ...}, key="m-1")
-        future.result()  # Delivered(message_id, topic, partition, offset), or raises DeliveryError
+        handle = producer.send("1234", "match_started", 1, {"match_id": "m-1", ...}, key="m-1")
+        handle.result()  # Delivered(message_id, topic, partition, offset), or raises DeliveryError
 
 What `send` does, in order (each step raises before anything is queued):
 1. looks up the schema of (title, category, version) in the registry (cached; subject rule in
@@ -11,17 +11,19 @@ What `send` does, in order (each step raises before anything is queued):
 3. builds the envelope with a fresh UUIDv7 message id, timestamp and producer identity, and mirrors its
    metadata into `ce_*` headers;
 4. makes sure the ingest topic `{env}.{source}.ingest.all-v1` exists (created once, on demand);
-5. queues the record and returns a `concurrent.futures.Future` resolved when the broker acknowledges it.
+5. queues the record and returns a `DeliveryHandle` (`producers.delivery`), resolved when the broker
+   acknowledges the record: `result()`, `exception()`, `done()`, `add_done_callback()` as on a Future.
 
 Keys: the record key is `key` when given; otherwise the first non-empty payload field named in
 `ProducerSettings.key_fields` (default `match_id`, then `player_id`); otherwise none. Records with equal
 keys go to the same partition (murmur2, like the Java client), so one match's events stay in order.
 
 Delivery: idempotent (`enable.idempotence`, `acks=all`), compressed, batched by `linger_ms`. Delivery
-reports are served by a background poll thread, which resolves futures and calls `on_delivery`
-callbacks (keep those short). Every failed delivery reaches the future (DeliveryError), the callback if
-any, and the log; none is dropped silently. Back-pressure: when the local queue is full, `send` serves
-delivery reports and retries for up to `block_timeout_s`, then raises QueueFullError (a BufferError).
+reports are served by a background poll thread, which resolves handles and calls `on_delivery`
+callbacks (keep those short). Every failed delivery reaches the handle (DeliveryError), the callback if
+any, the metrics and the log; none is dropped silently. Back-pressure: when the local queue is full,
+`send` serves delivery reports and retries for up to `block_timeout_s`, then raises QueueFullError (a
+BufferError).
 `close()` flushes and raises FlushTimeoutError if records are still undelivered.
 
 Client errors: librdkafka's `error_cb` records the last broker-side problem (authentication refused,
@@ -32,19 +34,17 @@ a bare transport failure. Counts go to `producers.metrics` (Prometheus) and `sta
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka import KafkaException
 from confluent_kafka.schema_registry import Schema
 from google.protobuf.message import Message as ProtobufMessage
 
@@ -56,6 +56,13 @@ from common.kafka_admin import TopicEnsurer
 from common.topics import ingest_topic
 from producers.client_errors import ClientErrors
 from producers.codecs import encode_payload
+from producers.delivery import Delivered as Delivered  # re-exported: callers import it from here
+from producers.delivery import (
+    DeliveryCallback,
+    DeliveryHandle,
+    DeliveryReports,
+    ProducerStats,
+)
 from producers.errors import (
     BrokerUnavailableError,
     DeliveryError,
@@ -70,22 +77,11 @@ from producers.schemas import ResolvedSchema, SchemaCatalog
 
 log = logging.getLogger(__name__)
 
-DeliveryCallback = Callable[["DeliveryError | None", "Delivered | None"], None]
 
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    """Where the broker stored a record."""
-
-    message_id: str
-    topic: str
-    partition: int
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OutgoingRecord:
-    """A validated, enveloped record ready to queue."""
+    """A validated, enveloped record ready to queue. Treat it as read-only (not frozen only because a
+    frozen dataclass costs ~1 us more to build, once per record)."""
 
     topic: str
     key: bytes | None
@@ -94,15 +90,6 @@ class OutgoingRecord:
     message_id: str
     timestamp_ms: int
     labels: tuple[str, str, str] = ("", "", "")  # (env, source, category), for the sent counter
-
-
-@dataclass
-class ProducerStats:
-    """This producer's own counts (updated under `ProducerMetrics.lock`)."""
-
-    queued: int = 0
-    delivered: int = 0
-    failed: int = 0
 
 
 def default_producer_id() -> str:
@@ -129,6 +116,7 @@ class Producer:
         self._lock = self.metrics.lock
         self.stats = ProducerStats()
         self._client_errors = ClientErrors(kafka)
+        self._reports = DeliveryReports(self.stats, self.metrics, self._client_errors)
         conf = producer_config(kafka, self.settings, kafka_overrides)
         conf["error_cb"] = self._client_errors.on_error
         try:
@@ -172,7 +160,7 @@ class Producer:
         env: str | None = None,
         source: str | None = None,
         schema: Schema | None = None,
-    ) -> Future[Delivered]:
+    ) -> DeliveryHandle:
         """Validate, envelope and queue one payload; see the module docstring. `env`/`source` override
         the configured ones for this record; `schema` is only used with `auto_register` (development)."""
         record = self.prepare(
@@ -186,7 +174,8 @@ class Producer:
             source=source,
             schema=schema,
         )
-        return self.submit(record, on_delivery=on_delivery)
+        handle = self.try_submit(record, on_delivery=on_delivery)
+        return handle if handle is not None else self.submit(record, on_delivery=on_delivery)
 
     def register(
         self, title: str, category: str, schema_str: str, schema_type: str, *, version: int | None = None
@@ -251,37 +240,34 @@ class Producer:
         *,
         on_delivery: DeliveryCallback | None = None,
         block_timeout_s: float | None = None,
-    ) -> Future[Delivered]:
+    ) -> DeliveryHandle:
         """Queue a prepared record; on a full queue wait up to `block_timeout_s` (default from settings)."""
         block = self.settings.block_timeout_s if block_timeout_s is None else block_timeout_s
         deadline: float | None = None
-        while (future := self.try_submit(record, on_delivery=on_delivery)) is None:
+        while (handle := self.try_submit(record, on_delivery=on_delivery)) is None:
             now = time.monotonic()
             deadline = deadline if deadline is not None else now + block
             if now >= deadline:
                 raise self.queue_full_error(block)
             self._producer.poll(0.05)
-        return future
+        return handle
 
     def try_submit(
         self, record: OutgoingRecord, *, on_delivery: DeliveryCallback | None = None
-    ) -> Future[Delivered] | None:
+    ) -> DeliveryHandle | None:
         """Queue a prepared record if the local queue has room now; None (nothing counted) if it is full."""
         try:
-            self._check_open()
-            future: Future[Delivered] = Future()
-            future.set_running_or_notify_cancel()  # a queued record cannot be called back
-            # Bind only small fields: holding the whole record until its report costs GC time per record.
-            callback = functools.partial(
-                self._on_delivery, future, record.message_id, record.labels, on_delivery
-            )
+            if self._closed:
+                raise ProducerClosedError("this producer is closed")
+            # The handle is the delivery callback itself: one small object alive per queued record.
+            handle = DeliveryHandle(self._reports, record.message_id, record.labels, on_delivery)
             self._producer.produce(
                 record.topic,
                 record.value,
                 record.key,
                 headers=record.headers,
                 timestamp=record.timestamp_ms,
-                on_delivery=callback,
+                on_delivery=handle,
             )
         except BufferError:
             return None
@@ -293,7 +279,7 @@ class Producer:
             raise
         with self._lock:
             self.stats.queued += 1
-        return future
+        return handle
 
     def queue_full_error(self, waited_s: float) -> QueueFullError:
         """The error for a send that found the queue full for `waited_s` (counted as a refusal)."""
@@ -363,10 +349,6 @@ class Producer:
         self.close()
 
     # --- internals ----------------------------------------------------------------------------------
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ProducerClosedError("this producer is closed")
-
     def _ready_topic(self, env: str, source: str) -> str:
         """The ingest topic of (env, source), created on first use; remembered once it exists."""
         topic = ingest_topic(env, source)
@@ -410,47 +392,12 @@ class Producer:
         while not self._stop.is_set():
             self._producer.poll(0.1)
 
-    def _on_delivery(
-        self,
-        future: Future[Delivered],
-        message_id: str,
-        labels: tuple[str, str, str],
-        user_callback: DeliveryCallback | None,
-        err: KafkaError | None,
-        msg: Message,
-    ) -> None:
-        error: DeliveryError | None = None
-        delivered: Delivered | None = None
-        if err is not None:
-            topic = msg.topic() or ""
-            error = DeliveryError(err, message_id=message_id, topic=topic, cause=self.broker_problem())
-            with self._lock:
-                self.stats.failed += 1
-                self.metrics.delivery_errors[err.name().lstrip("_").lower()] += 1
-                failed = self.stats.failed
-            if failed == 1 or failed % 1000 == 0:
-                log.error("delivery failed", extra={"error": str(error), "failed_so_far": failed})
-            future.set_exception(error)
-        else:
-            delivered = Delivered(message_id, msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
-            with self._lock:
-                self.stats.delivered += 1
-                self.metrics.sent[labels] += 1
-            self._client_errors.clear()
-            future.set_result(delivered)
-        if user_callback is not None:
-            try:
-                user_callback(error, delivered)
-            except Exception:  # a caller's bug must not stop delivery reports for everyone
-                log.exception("on_delivery callback raised", extra={"message_id": message_id})
 
-
-def _check_attributes(attributes: Mapping[str, str] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in (attributes or {}).items():
+def _check_attributes(attributes: Mapping[str, str]) -> Mapping[str, str]:
+    """`attributes` itself (the envelope copies it) once every name and value is a non-empty string."""
+    for name, value in attributes.items():
         if not isinstance(name, str) or not name or not isinstance(value, str):
             raise InvalidInputError(
                 f"attribute {name!r}: names and values must be non-empty strings / strings"
             )
-        out[name] = value
-    return out
+    return attributes

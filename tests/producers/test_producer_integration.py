@@ -167,7 +167,7 @@ def test_topic_created_once_under_concurrent_senders(
     for p in producers:
         p.close()
     assert errors == []
-    done, _ = wait(futures, timeout=30)
+    done, _ = wait([f.as_future() for f in futures], timeout=30)  # handles convert for `wait`
     assert all(isinstance(f.result(), Delivered) for f in done) and len(done) == 300
     topic = ingest_topic(unique_name, "backend")
     meta = AdminClient({"bootstrap.servers": kafka.bootstrap_servers}).list_topics(topic, timeout=10)

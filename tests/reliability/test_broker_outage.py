@@ -9,7 +9,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,9 @@ import pytest
 from common.config import KafkaSettings, LocalKafkaSettings, ProducerSettings, RegistrySettings
 from common.errors import RefineryError
 from common.local_kafka import LocalKafka
+from producers.delivery import DeliveryHandle
 from producers.errors import DeliveryError
-from producers.producer import Delivered, Producer
+from producers.producer import Producer
 from producers.schemas import SchemaCatalog
 from tests.reliability.figures import record_figures
 from tests.support import consume_all, free_port
@@ -54,7 +54,7 @@ def test_broker_restart_while_sending_loses_nothing_acknowledged(
     producer = Producer(
         settings, kafka=KafkaSettings(bootstrap_servers=own_broker.bootstrap), catalog=catalog
     )
-    futures: dict[int, Future[Delivered]] = {}
+    futures: dict[int, DeliveryHandle] = {}
     refused: dict[int, str] = {}  # sends that raised to the caller at once
     stop = threading.Event()
 
