@@ -64,7 +64,8 @@ def test_quick_run_writes_json_and_markdown(kafka_bootstrap: str, tmp_path: Path
             assert {"case", "value", "unit", "baseline", "ratio", "goal", "goal_met"} <= set(row)
             assert row["value"] > 0 and row["baseline"] > 0
     cases = [row["case"] for row in doc["benchmarks"]["producer"]["rows"]]
-    assert cases == ["send 200 B", "send 1024 B", "send 20480 B"]
+    pairs = [(f"send {size} B", f"send {size} B vs raw + envelope per record") for size in (200, 1024, 20480)]
+    assert cases == [case for pair in pairs for case in pair]
 
     table = (tmp_path / "check.md").read_text()
     assert "| benchmark | case | ratio | value | baseline | goal | met |" in table
