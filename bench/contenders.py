@@ -110,7 +110,7 @@ def watch_committed(
     partitions = [TopicPartition(t, p) for (t, p) in ingest.start]
     start_total = sum(ingest.start.values())
     reader = Consumer({**ctx.client_config, "group.id": group, "enable.auto.commit": False})
-    first_at, first_done, done = 0.0, 0, 0
+    first_at, first_done, done, first_cpu = 0.0, 0, 0, 0.0
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -118,10 +118,12 @@ def watch_committed(
             now = time.monotonic()
             if done > 0 and not first_at:
                 first_at, first_done = now, done
+                first_cpu = procs.cpu_seconds(child.pid) if child is not None else 0.0
                 if on_first is not None:
                     on_first()
             if done >= target:
-                return SinkProgress(done - first_done, now - first_at)
+                cpu = procs.cpu_seconds(child.pid) - first_cpu if child is not None else None
+                return SinkProgress(done - first_done, now - first_at, cpu)
             if child is not None and not child.alive():
                 raise RuntimeError(f"{child.name} exited early:\n{child.log_tail()}")
             time.sleep(interval)

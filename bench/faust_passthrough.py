@@ -18,6 +18,7 @@ app = faust.App(
     settings.faust_app_id,
     broker=f"kafka://{KafkaSettings().bootstrap_servers}",
     store="memory://",
+    datadir=str(settings.faust_data_dir or f"{settings.faust_app_id}-data"),
     web_enabled=False,
     topic_partitions=12,
     consumer_auto_offset_reset="earliest",

@@ -82,14 +82,33 @@ def rss_bytes(pid: int) -> tuple[int, int]:
     return values.get("VmRSS", 0), values.get("VmHWM", 0)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) from /proc; 0.0 if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "; utime, stime are fields 14, 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class SinkProgress:
     records: int
     seconds: float
+    cpu_s: float | None = None  # CPU time the process under test used over the same span
 
     @property
     def rate(self) -> float:
         return self.records / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_us_per_record(self) -> float | None:
+        """CPU cost per record: steadier than the rate on a shared machine (others' load changes the
+        wall time far more than the CPU a process needs per record)."""
+        if self.cpu_s is None or not self.records:
+            return None
+        return self.cpu_s / self.records * 1e6
 
 
 def watch_output(

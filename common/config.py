@@ -183,15 +183,22 @@ class WorkerSettings(BaseSettings):
     linger_ms: int = Field(default=5, ge=0)
     batch_bytes: int = Field(default=1_000_000, ge=1)
     batch_num_messages: int = Field(default=10_000, ge=1)
-    # Consumer prefetch (librdkafka's defaults back off 1 s between fetches once the local queue holds
-    # queued.min.messages; these keep it fed). queued_max_kbytes bounds the prefetch memory.
-    fetch_wait_max_ms: int = Field(default=50, ge=0)
-    fetch_queue_backoff_ms: int = Field(default=0, ge=0)
+    # Consumer prefetch: librdkafka's defaults. A fetcher that never backs off (backoff 0, 50 ms
+    # fetch wait, 4 MiB per partition) spent ~30 us of CPU per 1 KB record in its broker thread against
+    # ~7 us with these (bench/results/worker_tuning.json), CPU the data plane and the broker need.
+    # queued_max_kbytes bounds the prefetch memory.
+    fetch_wait_max_ms: int = Field(default=500, ge=0)
+    fetch_queue_backoff_ms: int = Field(default=1000, ge=0)
     queued_min_messages: int = Field(default=100_000, ge=1)
     queued_max_kbytes: int = Field(default=65_536, ge=1)
-    max_partition_fetch_bytes: int = Field(default=4_194_304, ge=1)
+    max_partition_fetch_bytes: int = Field(default=1_048_576, ge=1)
     compression: str = Field(default="none", pattern="^(none|lz4|zstd|snappy|gzip)$")
     queue_max_messages: int = Field(default=500_000, ge=1)
+    # Cyclic GC of the data plane (refinery.dataplane.tune_gc): freeze the start-up heap (Faust, imports)
+    # so full collections skip it, and collect the young generation less often (records in flight are
+    # thousands of GC-tracked Message objects and header tuples, nearly all freed by reference count).
+    gc_freeze: bool = True
+    gc_gen0_threshold: int = Field(default=20_000, ge=100)
     metadata_refresh_ms: int = Field(default=2000, ge=100)
     session_timeout_ms: int = Field(default=10_000, ge=1000)  # how soon a dead worker's partitions move
     stats_interval_s: float = Field(default=5.0, gt=0)
@@ -246,3 +253,4 @@ class BenchSettings(BaseSettings):
     faust_app_id: str = "bench-faust-passthrough"
     faust_sources: list[str] = Field(default_factory=list)  # JSON list in the environment
     faust_sink: str = "bench-faust-sink"
+    faust_data_dir: Path | None = None  # Faust's datadir (default: "{app id}-data" in the working dir)

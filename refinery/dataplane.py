@@ -21,6 +21,7 @@ Rebalances run inside `consume()`, between batches, so no batch is ever half-don
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -49,6 +50,17 @@ DeliveryCallback = Callable[[Any, Any], None]
 
 RETRY_BACKOFF_S = 0.5
 FLUSH_STEP_S = 1.0
+
+
+def tune_gc(settings: WorkerSettings) -> None:
+    """Make the cyclic GC cheap for the data plane. Profiled: with Python's defaults ~25 % of the data
+    plane thread went to `gc_collect_main`, walking the start-up heap and the records in flight again
+    and again, although their garbage is acyclic and freed by reference counting."""
+    if settings.gc_freeze:
+        gc.collect()
+        gc.freeze()  # everything alive now (Faust, imports, clients) is left out of later collections
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(settings.gc_gen0_threshold, gen1, gen2)
 
 
 class BatchFailedError(RefineryError):
@@ -132,6 +144,7 @@ class DataPlane:
             while not self._stop.is_set() and self._router_source() is None:
                 time.sleep(0.1)  # no route set yet: leave records in the ingest topics, do not guess
             self.consumer = self._new_consumer()
+            tune_gc(self.settings)
             while not self._stop.is_set():
                 self._step()
             self._drain()

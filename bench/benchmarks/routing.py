@@ -5,7 +5,10 @@ Also: a Faust agent doing a bare pass-through, and Refinery with exactly-once on
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from bench import contenders, procs, profiling
 from bench.context import BenchContext
@@ -96,12 +99,17 @@ def passthrough_rate(
 
 
 def refinery_rate(
-    ctx: BenchContext, ingest: IngestRange, timeout: float, *, exactly_once: bool
+    ctx: BenchContext,
+    ingest: IngestRange,
+    timeout: float,
+    *,
+    exactly_once: bool,
+    settings: dict[str, Any] | None = None,
 ) -> SinkProgress:
     label = "refinery-eos" if exactly_once else "refinery"
     return _measure(
         ctx,
-        lambda: contenders.start_worker(ctx, label, ingest, exactly_once=exactly_once),
+        lambda: contenders.start_worker(ctx, label, ingest, exactly_once=exactly_once, settings=settings),
         ingest,
         timeout,
         [],
@@ -111,6 +119,7 @@ def refinery_rate(
 def faust_passthrough(ctx: BenchContext, ingest: IngestRange, records: int) -> SinkProgress:
     """A bare Faust agent (aiokafka transport) copying the pre-filled records to a sink topic."""
     app_id = ctx.name("faust")
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-faust-"))
     sink = ctx.name("faust-sink")
     ctx.create_topics([sink], 12)
     ctx.commit_offsets(app_id, ingest.start)
@@ -119,8 +128,10 @@ def faust_passthrough(ctx: BenchContext, ingest: IngestRange, records: int) -> S
         "REFINERY_BENCH_FAUST_APP_ID": app_id,
         "REFINERY_BENCH_FAUST_SOURCES": json.dumps(ingest.topics),
         "REFINERY_BENCH_FAUST_SINK": sink,
+        "REFINERY_BENCH_FAUST_DATA_DIR": str(data_dir),
     }
     child = procs.start("faust", ["-m", "bench.faust_passthrough", "worker", "-l", "warn"], env)
+    child.scratch.append(data_dir)
     try:
         progress = procs.watch_output(ctx, [sink], records, timeout=ctx.pick(90, 300), child=child)
         ctx.log(f"routing: faust pass-through {progress.rate:,.0f} msg/s")

@@ -1,0 +1,98 @@
+"""Tune the Refinery worker: run worker-setting variants (and the raw pass-through baseline) over the same
+pre-filled records, alternating them round by round so machine noise hits all alike, and write
+`bench/results/worker_tuning.json`.
+
+    .venv/bin/python -m bench.tune_worker [--records N] [--rounds R] [--own-broker] [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from typing import Any
+
+from bench.benchmarks.routing import passthrough_rate, refinery_rate
+from bench.context import BenchContext, ensure_broker, environment_info, private_broker
+from bench.kafka_io import IngestRange, prefill
+from bench.procs import SinkProgress
+from common.config import REPO_ROOT, KafkaSettings
+from common.local_kafka import LocalKafka
+
+BASELINE = "raw pass-through (baseline)"
+# REFINERY_WORKER_* overrides per variant ({} = the worker's defaults)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "eager prefetch (the old defaults)": {
+        "fetch_wait_max_ms": 50,
+        "fetch_queue_backoff_ms": 0,
+        "max_partition_fetch_bytes": 4_194_304,
+    },
+    "fetch back-off 100 ms": {"fetch_queue_backoff_ms": 100},
+    "batch 1000": {"batch_size": 1000},
+    "python's gc defaults": {"gc_freeze": False, "gc_gen0_threshold": 700},
+    "gc freeze, gen0 700": {"gc_gen0_threshold": 700},
+    "gc freeze, gen0 100k": {"gc_gen0_threshold": 100_000},
+    "no envelope check": {"verify_envelope": False},
+}
+
+
+def measure(ctx: BenchContext, ingest: IngestRange, name: str) -> SinkProgress:
+    if name == BASELINE:
+        return passthrough_rate(ctx, ingest, 600)
+    return refinery_rate(ctx, ingest, 600, exactly_once=False, settings=VARIANTS[name])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.tune_worker")
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--own-broker", action="store_true", help="a private broker, wiped afterwards")
+    parser.add_argument("--only", action="append", help="variant names to run (default: all)")
+    args = parser.parse_args()
+    names = [BASELINE, *(args.only or VARIANTS)]
+    started: LocalKafka | None
+    if args.own_broker:
+        bootstrap, started = private_broker()
+    else:
+        bootstrap, started = ensure_broker(KafkaSettings())
+    ctx = BenchContext(bootstrap=bootstrap)
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    try:
+        ingest = prefill(ctx, args.records, size=1024)
+        for _ in range(args.rounds):
+            for name in names:
+                progress = measure(ctx, ingest, name)
+                rates[name].append(progress.rate)
+                cpu[name].append(progress.cpu_us_per_record or 0.0)
+                ctx.log(f"{name}: {progress.rate:,.0f} msg/s, {cpu[name][-1]:.1f} us CPU/record")
+    finally:
+        ctx.close()
+        if started is not None:
+            started.wipe() if args.own_broker else started.stop()
+    base = statistics.median(rates[BASELINE])
+    doc = {
+        "environment": environment_info(bootstrap),
+        "records": args.records,
+        "variants": {
+            name: {
+                "median_msgs_per_s": round(statistics.median(r)),
+                "ratio_to_baseline": round(statistics.median(r) / base, 3),
+                "runs": [round(x) for x in r],
+                "median_cpu_us_per_record": round(statistics.median(cpu[name]), 1),
+                "cpu_us_per_record_runs": [round(x, 1) for x in cpu[name]],
+                "settings": VARIANTS.get(name, {}),
+            }
+            for name, r in rates.items()
+        },
+    }
+    (REPO_ROOT / "bench" / "results" / "worker_tuning.json").write_text(json.dumps(doc, indent=2) + "\n")
+    for name, r in rates.items():
+        rate, med_cpu = statistics.median(r), statistics.median(cpu[name])
+        print(f"{rate:>10,.0f} msg/s  {rate / base:5.2f}x  {med_cpu:6.1f} us CPU/record  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
