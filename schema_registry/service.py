@@ -49,7 +49,8 @@ def parse_version(raw: str | int, *, allow_latest: bool = True) -> int | None:
     text = str(raw).strip()
     if allow_latest and text in (LATEST, "-1"):
         return None
-    if text.isdigit() and 1 <= int(text) <= MAX_VERSION:
+    # isascii: str.isdigit() is also true for digits int() refuses, such as "¹" (found by the fuzzer)
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_VERSION:
         return int(text)
     raise invalid(
         ErrorCode.INVALID_VERSION,
