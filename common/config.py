@@ -180,6 +180,7 @@ class WorkerSettings(BaseSettings):
     batch_timeout_s: float = Field(default=0.2, gt=0)  # consume() wait after a full batch (deep queue)
     batch_idle_timeout_s: float = Field(default=0.005, gt=0)  # ... after a partial one (live feed: latency)
     max_inflight_batches: int = Field(default=4, ge=1)  # at-least-once: produced, awaiting acks/commit
+    commit_interval_s: float = Field(default=0.1, ge=0)  # at-least-once: async commits at most this often
     linger_ms: int = Field(default=5, ge=0)
     batch_bytes: int = Field(default=1_000_000, ge=1)
     batch_num_messages: int = Field(default=10_000, ge=1)
@@ -187,6 +188,7 @@ class WorkerSettings(BaseSettings):
     # fetch wait, 4 MiB per partition) spent ~30 us of CPU per 1 KB record in its broker thread against
     # ~7 us with these (bench/results/worker_tuning.json), CPU the data plane and the broker need.
     # queued_max_kbytes bounds the prefetch memory.
+    fetch_min_bytes: int = Field(default=1, ge=1)
     fetch_wait_max_ms: int = Field(default=500, ge=0)
     fetch_queue_backoff_ms: int = Field(default=1000, ge=0)
     queued_min_messages: int = Field(default=100_000, ge=1)

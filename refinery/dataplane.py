@@ -118,6 +118,8 @@ class DataPlane:
         self._delivery_errors: list[KafkaError] = []  # of records outside any batch
         self._inflight = Inflight()  # at-least-once: produced, not yet acknowledged/committed
         self._seen = PendingDedup(self.dedup, self._inflight)
+        self._uncommitted: dict[tuple[str, int], int] = {}  # acknowledged, next offset per partition
+        self._committed_at = 0.0
         self._last_full = False
         self.error: BaseException | None = None
         self.consumer: Consumer | None = None
@@ -214,6 +216,7 @@ class DataPlane:
                 "statistics.interval.ms": int(s.stats_interval_s * 1000),
                 "stats_cb": self.metrics.apply_librdkafka_stats,
                 "on_commit": self._on_commit,
+                "fetch.min.bytes": s.fetch_min_bytes,
                 "fetch.wait.max.ms": s.fetch_wait_max_ms,
                 "fetch.queue.backoff.ms": s.fetch_queue_backoff_ms,
                 "queued.min.messages": s.queued_min_messages,
@@ -303,27 +306,34 @@ class DataPlane:
             self._recover(self._inflight.take_all(), exc, unrouted)
             return False
         done = self._inflight.pop_done()
-        if not done:
-            return True
-        assert self.consumer is not None
-        offsets: dict[tuple[str, int], int] = {}
         for tracker in done:
             batch = tracker.batch
             if batch.intent is not None and self.settings.test_crash_after_flush:
                 log.warning("test hook: SIGKILL after the flush, before the dedup ids and the commit")
                 os.kill(os.getpid(), signal.SIGKILL)
             self._produce_changelog(batch)  # after the outputs are acknowledged
-            offsets.update(batch.next_offsets)
+            self._uncommitted.update(batch.next_offsets)
             self._completed(batch, tracker.started)
-        commit = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        self._commit(sync=sync)
+        return True
+
+    def _commit(self, *, sync: bool = False) -> None:
+        """Commit the offsets of the acknowledged batches: at once when `sync`, otherwise asynchronously
+        and at most every `commit_interval_s` (an offset commit per small batch cost the broker more
+        CPU than the records themselves under a live feed; a crash repeats at most that interval)."""
+        if not self._uncommitted:
+            return
+        now = time.monotonic()
+        if not sync and now - self._committed_at < self.settings.commit_interval_s:
+            return
+        assert self.consumer is not None
+        commit = [TopicPartition(t, p, o) for (t, p), o in self._uncommitted.items()]
+        self._uncommitted.clear()
+        self._committed_at = now
         try:
-            if sync:
-                self.consumer.commit(offsets=commit, asynchronous=False)
-            else:
-                self.consumer.commit(offsets=commit, asynchronous=True)
+            self.consumer.commit(offsets=commit, asynchronous=not sync)
         except KafkaException as exc:  # the outputs are acknowledged: a replay only repeats them
             log.warning("offset commit failed", extra={"error": str(exc)})
-        return True
 
     def _drain(self, unrouted: Sequence[Any] = ()) -> bool:
         """Wait until every batch in flight is acknowledged, then commit synchronously."""
