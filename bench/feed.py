@@ -79,3 +79,7 @@ class ArrivalReader:
 
     def latencies_ms(self, sent_at: dict[str, float]) -> list[float]:
         return [(t - sent_at[mid]) * 1000 for mid, t in self.arrivals if mid in sent_at]
+
+    def timed_latencies_ms(self, sent_at: dict[str, float]) -> list[tuple[float, float]]:
+        """(send time, latency ms) per record."""
+        return [(sent_at[mid], (t - sent_at[mid]) * 1000) for mid, t in self.arrivals if mid in sent_at]

@@ -92,6 +92,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class MachineCpu:
+    """How busy all CPUs were since this object was made (from /proc/stat)."""
+
+    def __init__(self) -> None:
+        self._total, self._idle = self._read()
+
+    @staticmethod
+    def _read() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(values), values[3] + values[4]  # idle + iowait
+
+    def busy_pct(self) -> float:
+        total, idle = self._read()
+        elapsed = total - self._total
+        return 100.0 * (1 - (idle - self._idle) / elapsed) if elapsed > 0 else 0.0
+
+
 @dataclass
 class SinkProgress:
     records: int

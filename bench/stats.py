@@ -16,3 +16,15 @@ def percentiles(values_ms: Sequence[float], points: Sequence[float] = (50, 99, 9
     out["max"] = round(ordered[-1], 3)
     out["count"] = n
     return out
+
+
+def windowed_p99(samples: Sequence[tuple[float, float]], width_s: float = 1.0) -> list[float]:
+    """p99 (ms) per `width_s` window of (send time, latency ms) samples, in time order: shows whether a
+    high overall p99 is a steady state or a few stalls."""
+    if not samples:
+        return []
+    start = min(t for t, _ in samples)
+    windows: dict[int, list[float]] = {}
+    for t, latency in samples:
+        windows.setdefault(int((t - start) / width_s), []).append(latency)
+    return [percentiles(windows[i], (99,))["p99"] for i in sorted(windows)]

@@ -7,18 +7,19 @@ SDK's `submit` (queueing with its linger and delivery settings), the broker, the
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 
 import confluent_kafka
 
-from bench import contenders, profiling
+from bench import contenders, procs, profiling
 from bench.context import BenchContext
 from bench.feed import ArrivalReader, paced
 from bench.kafka_io import PROFILES, IngestRange
 from bench.procs import Child
 from bench.report import BenchResult, Row
-from bench.stats import percentiles
+from bench.stats import percentiles, windowed_p99
 from bench.workload import cycle, generate, prepare_records, sdk_producer, workload_ingest_topics
 from common.config import KafkaSettings, ProducerSettings
 from common.headers import headers_dict
@@ -29,6 +30,7 @@ from refinery.rules import load_route_file
 
 GOAL_P99_MS = 50.0
 WARMUP_TIMEOUT_S = 90.0
+WARMUP_AT_RATE_S = 3.0
 # Worker settings for a latency-sensitive deployment: consume() waits its whole timeout unless the batch
 # fills, so the default 200 ms batch timeout is a latency floor at 10k msg/s.
 LATENCY_TUNED = {"batch_timeout_s": 0.005, "linger_ms": 5}
@@ -54,8 +56,9 @@ def measure(
     warmup: list[OutgoingRecord],
     records: list[OutgoingRecord],
     rate: float,
-) -> tuple[dict[str, float], float, int]:
-    """(latency percentiles in ms, achieved send rate, readable records) for one contender."""
+) -> tuple[dict[str, float], float, int, list[float], dict[str, float]]:
+    """(latency percentiles in ms, achieved send rate, readable records, p99 per second, CPU use while
+    sending) for one contender."""
     ingest_topics = workload_ingest_topics()
     ends = ctx.end_offsets(ingest_topics)
     reader = ArrivalReader(ctx, topics)
@@ -78,18 +81,28 @@ def measure(
                 break
         if reader.output_total() <= before:
             raise RuntimeError(f"{child.name}: nothing arrived during warm-up\n{child.log_tail()}")
+        # a few seconds at the full rate first: a fresh broker's JIT and first-use paths (new topics and
+        # partitions, client metadata) otherwise show up as seconds of latency in the first measured ones
+        paced(list(cycle(warmup, int(rate * WARMUP_AT_RATE_S))), send, rate, poll=poll)
         time.sleep(1.0)
         name = f"latency-{child.name}"
         spied = profiling.spy(child.pid, len(records) / rate, ctx.profile_path(name)) if ctx.profile else None
+        machine, process = procs.MachineCpu(), procs.cpu_seconds(child.pid)
+        began = time.monotonic()
         achieved = paced(records, send, rate, on_send=stamp, poll=poll)
+        process_pct = (procs.cpu_seconds(child.pid) - process) / (time.monotonic() - began) * 100
+        cpu = {"machine_busy_pct": round(machine.busy_pct(), 1), "contender_cpu_pct": round(process_pct, 1)}
+        ctx.log(f"latency: {child.name} CPU while sending: {cpu}")
         profiling.finish(spied, ctx.profile_path(name))
         reader.wait_quiet(timeout=ctx.pick(60, 300))
     finally:
         reader.stop()
         child.stop()
         ctx.delete_topics(contenders.worker_topics(group))
-    latencies = reader.latencies_ms(sent_at)
-    return percentiles(latencies), achieved, len(latencies)
+    timed = reader.timed_latencies_ms(sent_at)
+    timeline = windowed_p99(timed)
+    ctx.log(f"latency: {child.name} p99 per second: {', '.join(f'{v:.0f}' for v in timeline)} ms")
+    return percentiles([latency for _, latency in timed]), achieved, len(timed), timeline, cpu
 
 
 def run(ctx: BenchContext) -> BenchResult:
@@ -104,11 +117,15 @@ def run(ctx: BenchContext) -> BenchResult:
         warmup = prepare_unique(sdk, 500)
         topics = derived_topics(records)
         ctx.create_topics([*topics, sink], 12)
+        # Hundreds of thousands of prepared records (header tuples and all) would make every full GC pass
+        # of this process pause the paced sender for ~0.1 s, and its catch-up bursts show up as latency.
+        gc.collect()
+        gc.freeze()
 
         def raw_send(r: OutgoingRecord) -> None:
             raw.produce(r.topic, r.value, r.key, headers=r.headers)
 
-        base, base_rate, base_seen = measure(
+        base, base_rate, base_seen, base_timeline, base_cpu = measure(
             ctx,
             lambda ingest: contenders.start_passthrough(ctx, "latency-passthrough", ingest, sink, "latency"),
             [sink],
@@ -153,13 +170,17 @@ def run(ctx: BenchContext) -> BenchResult:
             "latency_ms": base,
             "achieved_rate": round(base_rate),
             "records_seen": base_seen,
+            "p99_per_second_ms": base_timeline,
+            "cpu_while_sending": base_cpu,
         },
     )
-    for label, (value, value_rate, seen) in workers.items():
+    for label, (value, value_rate, seen, timeline, cpu) in workers.items():
         result.extra[f"refinery_{label}"] = {
             "latency_ms": value,
             "achieved_rate": round(value_rate),
             "records_seen": seen,
+            "p99_per_second_ms": timeline,
+            "cpu_while_sending": cpu,
         }
         for point in ("p50", "p99", "p99.9"):
             goal = point == "p99" and label == "tuned"
