@@ -331,7 +331,10 @@ class DataPlane:
         self._uncommitted.clear()
         self._committed_at = now
         try:
-            self.consumer.commit(offsets=commit, asynchronous=not sync)
+            if sync:
+                self.consumer.commit(offsets=commit, asynchronous=False)
+            else:
+                self.consumer.commit(offsets=commit, asynchronous=True)
         except KafkaException as exc:  # the outputs are acknowledged: a replay only repeats them
             log.warning("offset commit failed", extra={"error": str(exc)})
 
