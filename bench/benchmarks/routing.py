@@ -15,6 +15,10 @@ from bench.context import BenchContext
 from bench.kafka_io import PROFILES, IngestRange, PassThroughProfile, prefill
 from bench.procs import Child, SinkProgress
 from bench.report import BenchResult, Row
+from bench.workload import generate, prepare_records, sdk_producer
+from common.headers import headers_dict
+from refinery.router import compile_router
+from refinery.rules import load_route_file
 
 GOAL_RATIO = 0.8
 GOAL_RATE = 100_000
@@ -28,6 +32,9 @@ def run(ctx: BenchContext) -> BenchResult:
         params={"records": count, "payload_bytes": 1024, "ingest_partitions": 12, "processes": 1},
     )
     ingest = prefill(ctx, count, size=1024)
+    # the worker writes this many records per input (some routes overlap, ~10% match none); the
+    # pass-through writes exactly one
+    result.params["outputs_per_input"] = round(outputs_per_input(ctx), 3)
     result.params["records"] = ingest.count
     timeout = ctx.pick(120, 900)
     base = passthrough_rate(ctx, ingest, timeout)
@@ -55,6 +62,16 @@ def run(ctx: BenchContext) -> BenchResult:
     result.params["faust_records"] = faust_records
     result.add(Row(case="faust agent pass-through", value=faust.rate, unit="msg/s", baseline=base.rate))
     return result
+
+
+def outputs_per_input(ctx: BenchContext, sample: int = 5_000) -> float:
+    sdk = sdk_producer(ctx.bootstrap)
+    try:
+        records = prepare_records(sdk, generate(sample, 1024))
+    finally:
+        sdk.close()
+    router = compile_router(load_route_file(contenders.WORKLOAD_ROUTES))
+    return sum(len(router.route(headers_dict(r.headers))) for r in records) / len(records)
 
 
 def _measure(
