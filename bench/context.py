@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -64,6 +66,22 @@ def private_broker() -> tuple[str, LocalKafka]:
     broker.wipe()
     broker.start()
     return broker.bootstrap, broker
+
+
+@contextlib.contextmanager
+def run_broker(own: bool, settings: KafkaSettings | None = None) -> Iterator[tuple[str, bool]]:
+    """The broker of one harness run, as (bootstrap, started by us): a private one when `own` (wiped
+    afterwards), else the configured one (started if none answers, and then stopped afterwards)."""
+    started: LocalKafka | None
+    if own:
+        bootstrap, started = private_broker()
+    else:
+        bootstrap, started = ensure_broker(settings or KafkaSettings())
+    try:
+        yield bootstrap, started is not None
+    finally:
+        if started is not None:
+            started.wipe() if own else started.stop()
 
 
 @dataclass

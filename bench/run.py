@@ -19,10 +19,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench.context import BenchContext, ensure_broker, environment_info, private_broker
+from bench.context import BenchContext, environment_info, run_broker
 from bench.report import BenchResult, row_line, write_results
 from common.config import REPO_ROOT, KafkaSettings
-from common.local_kafka import LocalKafka
 
 # name -> (module under bench.benchmarks, one-line description)
 BENCHMARKS: dict[str, str] = {
@@ -87,33 +86,27 @@ def main(argv: list[str] | None = None) -> int:
         for name, text in BENCHMARKS.items():
             print(f"{name:10} {text}")
         return 0
-    started_broker: LocalKafka | None
-    if args.own_broker:
-        bootstrap, started_broker = private_broker()
-    else:
-        settings = KafkaSettings(bootstrap_servers=args.bootstrap) if args.bootstrap else KafkaSettings()
-        bootstrap, started_broker = ensure_broker(settings)
-    ctx = BenchContext(
-        bootstrap=bootstrap, quick=args.quick, profile=args.profile, profile_dir=args.out_dir / "profiles"
-    )
+    settings = KafkaSettings(bootstrap_servers=args.bootstrap) if args.bootstrap else KafkaSettings()
     names = args.only or list(BENCHMARKS)
-    run: dict[str, Any] = {
-        "mode": "quick" if args.quick else "full",
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]),
-        "run_id": ctx.run_id,
-        "environment": environment_info(bootstrap),
-        "benchmarks_requested": names,
-    }
-    ctx.log(f"broker {bootstrap} ({'started' if started_broker else 'reused'}); running {', '.join(names)}")
     results: list[BenchResult] = []
-    try:
-        for name in names:
-            results.append(run_one(name, ctx))
-    finally:
-        ctx.close()
-        if started_broker is not None:
-            started_broker.wipe() if args.own_broker else started_broker.stop()
+    with run_broker(args.own_broker, settings) as (bootstrap, started):
+        ctx = BenchContext(
+            bootstrap=bootstrap, quick=args.quick, profile=args.profile, profile_dir=args.out_dir / "profiles"
+        )
+        run: dict[str, Any] = {
+            "mode": "quick" if args.quick else "full",
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "command": shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]),
+            "run_id": ctx.run_id,
+            "environment": environment_info(bootstrap),
+            "benchmarks_requested": names,
+        }
+        ctx.log(f"broker {bootstrap} ({'started' if started else 'reused'}); running {', '.join(names)}")
+        try:
+            for name in names:
+                results.append(run_one(name, ctx))
+        finally:
+            ctx.close()
     stem = args.stem or ("quick" if args.quick else "latest")
     json_path, md_path = write_results(args.out_dir, stem, run, results, update=args.update)
     ctx.log(f"wrote {json_path} and {md_path}")

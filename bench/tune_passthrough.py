@@ -12,10 +12,9 @@ import statistics
 from dataclasses import replace
 
 from bench.benchmarks.routing import passthrough_rate
-from bench.context import BenchContext, ensure_broker, environment_info, private_broker
+from bench.context import BenchContext, environment_info, run_broker
 from bench.kafka_io import BIG_BATCHES, DEEP_PREFETCH, PROFILES, PassThroughProfile, prefill
-from common.config import REPO_ROOT, KafkaSettings
-from common.local_kafka import LocalKafka
+from common.config import REPO_ROOT
 
 CHOSEN = PROFILES["throughput"]
 VARIANTS: dict[str, PassThroughProfile] = {
@@ -40,23 +39,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--own-broker", action="store_true", help="a private broker, wiped afterwards")
     args = parser.parse_args()
-    started: LocalKafka | None
-    if args.own_broker:
-        bootstrap, started = private_broker()
-    else:
-        bootstrap, started = ensure_broker(KafkaSettings())
-    ctx = BenchContext(bootstrap=bootstrap)
     rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    try:
-        ingest = prefill(ctx, args.records, size=1024)
-        for _ in range(args.rounds):
-            for name, profile in VARIANTS.items():
-                rates[name].append(passthrough_rate(ctx, ingest, 600, profile).rate)
-                ctx.log(f"{name}: {rates[name][-1]:,.0f} msg/s")
-    finally:
-        ctx.close()
-        if started is not None:
-            started.wipe() if args.own_broker else started.stop()
+    with run_broker(args.own_broker) as (bootstrap, _):
+        ctx = BenchContext(bootstrap=bootstrap)
+        try:
+            ingest = prefill(ctx, args.records, size=1024)
+            for _ in range(args.rounds):
+                for name, profile in VARIANTS.items():
+                    rates[name].append(passthrough_rate(ctx, ingest, 600, profile).rate)
+                    ctx.log(f"{name}: {rates[name][-1]:,.0f} msg/s")
+        finally:
+            ctx.close()
     doc = {
         "environment": environment_info(bootstrap),
         "records": args.records,

@@ -13,11 +13,10 @@ import statistics
 from typing import Any
 
 from bench.benchmarks.routing import passthrough_rate, refinery_rate
-from bench.context import BenchContext, ensure_broker, environment_info, private_broker
+from bench.context import BenchContext, environment_info, run_broker
 from bench.kafka_io import IngestRange, prefill
 from bench.procs import SinkProgress
-from common.config import REPO_ROOT, KafkaSettings
-from common.local_kafka import LocalKafka
+from common.config import REPO_ROOT
 
 BASELINE = "raw pass-through (baseline)"
 # REFINERY_WORKER_* overrides per variant ({} = the worker's defaults)
@@ -51,26 +50,20 @@ def main() -> int:
     parser.add_argument("--only", action="append", help="variant names to run (default: all)")
     args = parser.parse_args()
     names = [BASELINE, *(args.only or VARIANTS)]
-    started: LocalKafka | None
-    if args.own_broker:
-        bootstrap, started = private_broker()
-    else:
-        bootstrap, started = ensure_broker(KafkaSettings())
-    ctx = BenchContext(bootstrap=bootstrap)
     rates: dict[str, list[float]] = {name: [] for name in names}
     cpu: dict[str, list[float]] = {name: [] for name in names}
-    try:
-        ingest = prefill(ctx, args.records, size=1024)
-        for _ in range(args.rounds):
-            for name in names:
-                progress = measure(ctx, ingest, name)
-                rates[name].append(progress.rate)
-                cpu[name].append(progress.cpu_us_per_record or 0.0)
-                ctx.log(f"{name}: {progress.rate:,.0f} msg/s, {cpu[name][-1]:.1f} us CPU/record")
-    finally:
-        ctx.close()
-        if started is not None:
-            started.wipe() if args.own_broker else started.stop()
+    with run_broker(args.own_broker) as (bootstrap, _):
+        ctx = BenchContext(bootstrap=bootstrap)
+        try:
+            ingest = prefill(ctx, args.records, size=1024)
+            for _ in range(args.rounds):
+                for name in names:
+                    progress = measure(ctx, ingest, name)
+                    rates[name].append(progress.rate)
+                    cpu[name].append(progress.cpu_us_per_record or 0.0)
+                    ctx.log(f"{name}: {progress.rate:,.0f} msg/s, {cpu[name][-1]:.1f} us CPU/record")
+        finally:
+            ctx.close()
     base = statistics.median(rates[BASELINE])
     doc = {
         "environment": environment_info(bootstrap),

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.compare import compare
+from bench.procs import SinkProgress
 from bench.report import BenchResult, Row, markdown
-from bench.stats import percentiles
+from bench.stats import percentiles, windowed_p99
 from common.config import REPO_ROOT
 
 ENVIRONMENT_KEYS = {"python", "confluent_kafka", "librdkafka", "faust", "kafka", "cpu_count", "bootstrap"}
@@ -41,6 +43,27 @@ def test_markdown_lists_every_row_with_ratio_first() -> None:
     }
     text = markdown(run, [result])
     assert "| producer | send 1024 B | 0.90x | 90.0 msg/s | 100 msg/s | >= 0.9x | yes |" in text
+
+
+def test_windowed_p99_reports_each_second_in_time_order() -> None:
+    samples = [(100.0 + i / 100, 10.0) for i in range(100)] + [(101.0 + i / 100, 200.0) for i in range(100)]
+    assert windowed_p99(samples) == [10.0, 200.0]
+    assert windowed_p99([]) == []
+
+
+def test_cpu_per_record_needs_a_cpu_reading() -> None:
+    assert SinkProgress(1000, 2.0, cpu_s=0.05).cpu_us_per_record == pytest.approx(50.0)
+    assert SinkProgress(1000, 2.0).cpu_us_per_record is None
+
+
+def test_compare_puts_each_row_beside_its_earlier_figures() -> None:
+    def doc(value: float, started: str) -> dict:
+        result = BenchResult("routing", "t", rows=[Row("refinery", value, "msg/s", 100.0, goal=">= 0.8x")])
+        return {"started_at": started, "benchmarks": {"routing": result.to_dict()}}
+
+    text = compare(doc(38.0, "before-run"), doc(47.0, "after-run"))
+    assert "| routing | refinery | 0.38x | 38.0 msg/s | 0.47x | 47.0 msg/s | >= 0.8x |" in text
+    assert "before before-run, after after-run" in text
 
 
 @pytest.mark.integration
