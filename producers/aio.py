@@ -16,7 +16,7 @@ import asyncio
 import time
 from typing import Any
 
-from producers.delivery import DeliveryHandle
+from producers.delivery import settle_future
 from producers.producer import Delivered, Producer
 from producers.schemas import ResolvedSchema
 
@@ -44,7 +44,7 @@ class AsyncProducer:
             await asyncio.sleep(_RETRY_SLEEP_S)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Delivered] = loop.create_future()
-        handle.add_done_callback(lambda done: loop.call_soon_threadsafe(_settle, future, done))
+        handle.add_done_callback(lambda done: loop.call_soon_threadsafe(settle_future, future, done))
         return future
 
     async def send(self, title: str, category: str, version: int, payload: Any, **options: Any) -> Delivered:
@@ -62,14 +62,3 @@ class AsyncProducer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-
-def _settle(future: asyncio.Future[Delivered], handle: DeliveryHandle) -> None:
-    """On the event loop: pass a resolved handle's outcome on (unless the awaiting task gave up)."""
-    if future.cancelled():
-        return
-    error = handle.exception(0)
-    if error is None:
-        future.set_result(handle.result(0))
-    else:
-        future.set_exception(error)

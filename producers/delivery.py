@@ -14,6 +14,7 @@ thousandth) before the handle is resolved, so a failure nobody asks about is sti
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable
@@ -135,7 +136,7 @@ class DeliveryHandle:
         """A `concurrent.futures.Future` resolved with this handle (for `wait`, `as_completed`...)."""
         future: Future[Delivered] = Future()
         future.set_running_or_notify_cancel()
-        self.add_done_callback(lambda handle: _copy_outcome(handle, future))
+        self.add_done_callback(lambda handle: settle_future(future, handle))
         return future
 
     def __repr__(self) -> str:
@@ -201,7 +202,11 @@ class DeliveryHandle:
             log.exception("delivery done-callback raised", extra={"message_id": self.message_id})
 
 
-def _copy_outcome(handle: DeliveryHandle, future: Future[Delivered]) -> None:
+def settle_future(future: Future[Delivered] | asyncio.Future[Delivered], handle: DeliveryHandle) -> None:
+    """Pass a resolved handle's outcome into a `concurrent.futures` or asyncio future (left alone if its
+    waiter cancelled it). For asyncio, call it on the future's event loop."""
+    if future.cancelled():
+        return
     error = handle.exception(0)
     if error is None:
         future.set_result(handle.result(0))

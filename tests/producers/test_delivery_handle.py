@@ -13,9 +13,8 @@ from confluent_kafka import KafkaError, Message
 from prometheus_client import CollectorRegistry
 
 from common.config import KafkaSettings
-from producers.aio import _settle
 from producers.client_errors import ClientErrors
-from producers.delivery import Delivered, DeliveryHandle, DeliveryReports, ProducerStats
+from producers.delivery import Delivered, DeliveryHandle, DeliveryReports, ProducerStats, settle_future
 from producers.errors import DeliveryError
 from producers.metrics import ProducerMetrics
 
@@ -117,8 +116,8 @@ def test_as_future_and_asyncio_settle_carry_the_outcome(reports: DeliveryReports
     async def settle() -> tuple[Delivered, BaseException]:
         loop = asyncio.get_running_loop()
         first, second = loop.create_future(), loop.create_future()
-        _settle(first, ok)
-        _settle(second, bad)
+        settle_future(first, ok)
+        settle_future(second, bad)
         return await first, await asyncio.gather(second, return_exceptions=True)
 
     got, (error,) = asyncio.run(settle())
