@@ -146,7 +146,7 @@ class WorkerMetrics:
         self.route_rates = RateTracker()
         self.dlq_rates = RateTracker()
         self.started_at = time.time()
-        self._children: dict[tuple[str, object], Any] = {}
+        self._children: dict[tuple[object, object], Any] = {}
 
     def apply(self, counts: BatchCounts, duration_s: float, latencies: Iterable[float]) -> None:
         child = self._child
@@ -174,7 +174,7 @@ class WorkerMetrics:
         """`metric.labels(...)`, cached per (metric, label values): prometheus-client validates the
         values and takes a lock on every `labels()` call, ~45 of them per batch; with the small batches
         of a live feed that cost more than the batch's routing. Bounded by the label sets themselves."""
-        cache_key = (metric._name, key)
+        cache_key = (metric, key)  # metric objects hash by identity
         found = self._children.get(cache_key)
         if found is None:
             values = (key,) if isinstance(key, str) else tuple(v.decode() for v in key)
