@@ -9,7 +9,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,22 @@ from bench.context import BenchContext
 from bench.kafka_io import IngestRange, PassThroughProfile
 from bench.procs import Child, SinkProgress
 from common.config import REPO_ROOT
+from common.headers import headers_dict
+from producers.producer import OutgoingRecord
 from refinery.route_store import RouteStoreError, publish_route_set
+from refinery.router import Destination, compile_router
 from refinery.rules import load_route_file
 from refinery.rules.model import RouteSet
 
 WORKLOAD_ROUTES = REPO_ROOT / "refinery" / "routes" / "workload.yaml"
 # The workload's ingest topics only (never other tests' ingest topics on a shared broker).
 BENCH_INGEST_PATTERN = r"^(prod|dev)\.(telemetry|backend)\.ingest\.all-v1$"
+
+
+def workload_destinations(records: Iterable[OutgoingRecord]) -> list[list[Destination]]:
+    """Where the workload's route set sends each record (decided by the worker's own router)."""
+    router = compile_router(load_route_file(WORKLOAD_ROUTES))
+    return [router.route(headers_dict(r.headers)) for r in records]
 
 
 def start_worker(

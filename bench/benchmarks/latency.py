@@ -22,11 +22,8 @@ from bench.report import BenchResult, Row
 from bench.stats import percentiles, windowed_p99
 from bench.workload import cycle, generate, prepare_records, sdk_producer, workload_ingest_topics
 from common.config import KafkaSettings, ProducerSettings
-from common.headers import headers_dict
 from producers.kafka_config import producer_config
 from producers.producer import OutgoingRecord, Producer
-from refinery.router import compile_router
-from refinery.rules import load_route_file
 
 GOAL_P99_MS = 50.0
 WARMUP_TIMEOUT_S = 90.0
@@ -43,8 +40,7 @@ def prepare_unique(sdk: Producer, count: int) -> list[OutgoingRecord]:
 
 
 def derived_topics(records: list[OutgoingRecord]) -> list[str]:
-    router = compile_router(load_route_file(contenders.WORKLOAD_ROUTES))
-    return sorted({d.topic for r in records for d in router.route(headers_dict(r.headers))})
+    return sorted({d.topic for dests in contenders.workload_destinations(records) for d in dests})
 
 
 def measure(

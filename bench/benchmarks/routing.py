@@ -16,9 +16,6 @@ from bench.kafka_io import PROFILES, IngestRange, PassThroughProfile, prefill
 from bench.procs import Child, SinkProgress
 from bench.report import BenchResult, Row
 from bench.workload import generate, prepare_records, sdk_producer
-from common.headers import headers_dict
-from refinery.router import compile_router
-from refinery.rules import load_route_file
 
 GOAL_RATIO = 0.8
 GOAL_RATE = 100_000
@@ -70,8 +67,7 @@ def outputs_per_input(ctx: BenchContext, sample: int = 5_000) -> float:
         records = prepare_records(sdk, generate(sample, 1024))
     finally:
         sdk.close()
-    router = compile_router(load_route_file(contenders.WORKLOAD_ROUTES))
-    return sum(len(router.route(headers_dict(r.headers))) for r in records) / len(records)
+    return sum(len(dests) for dests in contenders.workload_destinations(records)) / len(records)
 
 
 def _measure(
