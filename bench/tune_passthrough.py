@@ -6,14 +6,14 @@ them round by round so machine noise hits all alike, and write `bench/results/pa
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 from dataclasses import replace
 
 from bench.benchmarks.routing import passthrough_rate
-from bench.context import BenchContext, environment_info, run_broker
-from bench.kafka_io import BIG_BATCHES, DEEP_PREFETCH, PROFILES, PassThroughProfile, prefill
+from bench.context import environment_info
+from bench.kafka_io import BIG_BATCHES, DEEP_PREFETCH, PROFILES, PassThroughProfile
+from bench.tuning import alternate, tuning_parser
 from common.config import REPO_ROOT
 
 CHOSEN = PROFILES["throughput"]
@@ -34,22 +34,11 @@ VARIANTS: dict[str, PassThroughProfile] = {
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.tune_passthrough")
-    parser.add_argument("--records", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--own-broker", action="store_true", help="a private broker, wiped afterwards")
-    args = parser.parse_args()
-    rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    with run_broker(args.own_broker) as (bootstrap, _):
-        ctx = BenchContext(bootstrap=bootstrap)
-        try:
-            ingest = prefill(ctx, args.records, size=1024)
-            for _ in range(args.rounds):
-                for name, profile in VARIANTS.items():
-                    rates[name].append(passthrough_rate(ctx, ingest, 600, profile).rate)
-                    ctx.log(f"{name}: {rates[name][-1]:,.0f} msg/s")
-        finally:
-            ctx.close()
+    args = tuning_parser("python -m bench.tune_passthrough").parse_args()
+    bootstrap, runs = alternate(
+        args, list(VARIANTS), lambda ctx, ingest, name: passthrough_rate(ctx, ingest, 600, VARIANTS[name])
+    )
+    rates = {name: [p.rate for p in progress] for name, progress in runs.items()}
     doc = {
         "environment": environment_info(bootstrap),
         "records": args.records,

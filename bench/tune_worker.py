@@ -7,15 +7,15 @@ pre-filled records, alternating them round by round so machine noise hits all al
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 from typing import Any
 
 from bench.benchmarks.routing import passthrough_rate, refinery_rate
-from bench.context import BenchContext, environment_info, run_broker
-from bench.kafka_io import IngestRange, prefill
+from bench.context import BenchContext, environment_info
+from bench.kafka_io import IngestRange
 from bench.procs import SinkProgress
+from bench.tuning import alternate, tuning_parser
 from common.config import REPO_ROOT
 
 BASELINE = "raw pass-through (baseline)"
@@ -43,27 +43,12 @@ def measure(ctx: BenchContext, ingest: IngestRange, name: str) -> SinkProgress:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.tune_worker")
-    parser.add_argument("--records", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--own-broker", action="store_true", help="a private broker, wiped afterwards")
+    parser = tuning_parser("python -m bench.tune_worker")
     parser.add_argument("--only", action="append", help="variant names to run (default: all)")
     args = parser.parse_args()
-    names = [BASELINE, *(args.only or VARIANTS)]
-    rates: dict[str, list[float]] = {name: [] for name in names}
-    cpu: dict[str, list[float]] = {name: [] for name in names}
-    with run_broker(args.own_broker) as (bootstrap, _):
-        ctx = BenchContext(bootstrap=bootstrap)
-        try:
-            ingest = prefill(ctx, args.records, size=1024)
-            for _ in range(args.rounds):
-                for name in names:
-                    progress = measure(ctx, ingest, name)
-                    rates[name].append(progress.rate)
-                    cpu[name].append(progress.cpu_us_per_record or 0.0)
-                    ctx.log(f"{name}: {progress.rate:,.0f} msg/s, {cpu[name][-1]:.1f} us CPU/record")
-        finally:
-            ctx.close()
+    bootstrap, runs = alternate(args, [BASELINE, *(args.only or VARIANTS)], measure)
+    rates = {name: [p.rate for p in progress] for name, progress in runs.items()}
+    cpu = {name: [p.cpu_us_per_record or 0.0 for p in progress] for name, progress in runs.items()}
     base = statistics.median(rates[BASELINE])
     doc = {
         "environment": environment_info(bootstrap),
