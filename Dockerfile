@@ -10,12 +10,13 @@ WORKDIR /app
 # Dependencies first, so editing code does not reinstall them: install the project's metadata with
 # empty packages, then copy the code and reinstall only our own (no dependency resolution).
 COPY pyproject.toml README.md ./
-RUN mkdir -p common proto producers schema_registry refinery \
-    && for p in common proto producers schema_registry refinery; do touch "$p/__init__.py"; done \
+RUN mkdir -p common devstack proto producers schema_registry refinery \
+    && for p in common devstack proto producers schema_registry refinery; do touch "$p/__init__.py"; done \
     && pip install . \
-    && rm -rf common proto producers schema_registry refinery build *.egg-info
+    && rm -rf common devstack proto producers schema_registry refinery build *.egg-info
 
 COPY common ./common
+COPY devstack ./devstack
 COPY proto ./proto
 COPY producers ./producers
 COPY schema_registry ./schema_registry

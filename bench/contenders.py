@@ -22,10 +22,10 @@ from bench.procs import Child, SinkProgress
 from common.config import REPO_ROOT
 from common.headers import headers_dict
 from producers.producer import OutgoingRecord
-from refinery.route_store import RouteStoreError, publish_route_set
-from refinery.router import Destination, compile_router
-from refinery.rules import load_route_file
-from refinery.rules.model import RouteSet
+from refinery.control.route_store import RouteStoreError, publish_route_set
+from refinery.routing.router import Destination, compile_router
+from refinery.routing.rules import load_route_file
+from refinery.routing.rules.model import RouteSet
 
 WORKLOAD_ROUTES = REPO_ROOT / "refinery" / "routes" / "workload.yaml"
 # The workload's ingest topics only (never other tests' ingest topics on a shared broker).

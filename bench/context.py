@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from common.config import REPO_ROOT, KafkaSettings, LocalKafkaSettings
-from common.local_kafka import LocalKafka
+from devstack.local_kafka import LocalKafka
 
 
 def _version(dist: str) -> str:

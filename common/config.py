@@ -196,8 +196,8 @@ class WorkerSettings(BaseSettings):
     max_partition_fetch_bytes: int = Field(default=1_048_576, ge=1)
     compression: str = Field(default="none", pattern="^(none|lz4|zstd|snappy|gzip)$")
     queue_max_messages: int = Field(default=500_000, ge=1)
-    # Cyclic GC of the data plane (refinery.dataplane.tune_gc): freeze the start-up heap (Faust, imports)
-    # so full collections skip it, and collect the young generation less often (records in flight are
+    # Cyclic GC of the data plane (refinery.worker.dataplane.tune_gc): freeze the start-up heap (Faust,
+    # imports) so full collections skip it, and collect the young generation less often (records in flight are
     # thousands of GC-tracked Message objects and header tuples, nearly all freed by reference count).
     gc_freeze: bool = True
     gc_gen0_threshold: int = Field(default=20_000, ge=100)
@@ -232,7 +232,7 @@ class CatalogSettings(BaseSettings):
 
 
 class StackSettings(BaseSettings):
-    """`refinery-stack`: the whole pipeline as local background processes (owned by `common/stack.py`).
+    """`refinery-stack`: the whole pipeline as local background processes (owned by `devstack/stack.py`).
     Prefix `REFINERY_STACK_`. Each process gets a pid file and a log in `run_dir`; worker i (from 0) serves
     its web views on `REFINERY_WORKER_WEB_PORT` + i."""
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from common.config import KafkaSettings
-from common.local_kafka import LocalKafka
+from devstack.local_kafka import LocalKafka
 from tests.schema_registry.processes import RegistryProcess
 
 

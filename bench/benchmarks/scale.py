@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from bench.context import BenchContext
 from bench.report import BenchResult, Row
 from bench.workload import generate, prepare_records, retitled_headers, sdk_producer, synthetic_titles
-from refinery.router import Router, compile_router
-from refinery.rules import load_route_file, load_route_set
-from refinery.rules.model import RouteSet
+from refinery.routing.router import Router, compile_router
+from refinery.routing.rules import load_route_file, load_route_set
+from refinery.routing.rules.model import RouteSet
 
 GOAL_RATIO = 0.8
 WORKLOAD_ROUTES = "refinery/routes/workload.yaml"

@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from common.config import CatalogSettings, KafkaSettings, RegistrySettings, WorkerSettings
 from refinery.catalog.build import build_catalog
 from refinery.catalog.flows import FlowObserver, FlowTable
-from refinery.route_store import RouteWatcher
+from refinery.control.route_store import RouteWatcher
 
 
 class CatalogMetrics:

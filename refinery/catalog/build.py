@@ -1,11 +1,11 @@
 """Assemble the catalog from its three inputs (pure functions, no I/O):
 
 - flows observed on the ingest topics (`refinery.catalog.flows`),
-- the route set in force (read from the routes topic by `refinery.route_store.RouteWatcher`, exactly as
-  the workers read it) and the per-route rates the workers report on `GET /routes`,
+- the route set in force (read from the routes topic by `refinery.control.route_store.RouteWatcher`,
+  exactly as the workers read it) and the per-route rates the workers report on `GET /routes`,
 - the schemas of the flows' schema ids, as the registry serves them.
 
-Which routes a flow feeds is decided by the workers' own router (`refinery.router`) run on the flow's
+Which routes a flow feeds is decided by the workers' own router (`refinery.routing.router`) run on the flow's
 headers, once per attribute combination seen on that flow, so the catalog can never disagree with the
 routing it describes.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 from common import headers as h
 from producers.schemas import subject_for
-from refinery.router import Router, RoutingError
+from refinery.routing.router import Router, RoutingError
 
 
 def flow_headers(flow: Mapping[str, Any], attributes: Mapping[str, str]) -> dict[str, bytes]:

@@ -1,5 +1,5 @@
 """The compose stack is valid (`docker compose config`) and describes the same services, commands and
-settings as the local stack (`common/stack.py`) and the configuration module (`common/config.py`)."""
+settings as the local stack (`devstack/stack.py`) and the configuration module (`common/config.py`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings
 
 from common import config
 from common.config import REPO_ROOT
-from common.stack import StackPlan
+from devstack.stack import StackPlan
 from tests.deploy.compose_plugin import ComposeUnavailableError, ensure_compose
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"

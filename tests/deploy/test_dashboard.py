@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from common.config import REPO_ROOT
 from producers.metrics import ProducerMetrics
 from refinery.catalog.app import CatalogMetrics
-from refinery.metrics import WorkerMetrics
+from refinery.worker.metrics import WorkerMetrics
 from schema_registry.metrics import RegistryMetrics
 
 DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "dashboards" / "refinery.json"

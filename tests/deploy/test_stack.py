@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from common.config import REPO_ROOT
-from common.local_kafka import port_open
+from devstack.local_kafka import port_open
 from tests.support import consume_all, free_port, wait_for
 
 pytestmark = pytest.mark.integration

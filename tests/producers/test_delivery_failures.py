@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from common.config import KafkaSettings, LocalKafkaSettings, ProducerSettings
-from common.local_kafka import LocalKafka
+from devstack.local_kafka import LocalKafka
 from producers.errors import DeliveryError, QueueFullError
 from producers.metrics import ProducerMetrics
 from producers.producer import Delivered, Producer

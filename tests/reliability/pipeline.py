@@ -1,5 +1,5 @@
 """Helpers for reliability runs through a real `refinery worker`: waiting until it has caught up, and
-reconciling everything it wrote with `refinery.reconcile`."""
+reconciling everything it wrote with `refinery.reconcile.reconciler`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from refinery.reconcile import Reconciler, ReconcileReport, list_topics, reconcile_cluster
-from refinery.router import compile_router
-from refinery.rules import load_route_set
+from refinery.reconcile.reconciler import Reconciler, ReconcileReport, list_topics, reconcile_cluster
+from refinery.routing.router import compile_router
+from refinery.routing.rules import load_route_set
 from tests.support import wait_for
 
 

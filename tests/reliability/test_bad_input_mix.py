@@ -1,6 +1,6 @@
 """The workload's bad-input mix (1% of records, sent by a raw client) through a running worker with the
 registry check on: every bad record lands in the DLQ with a reason, the worker keeps running, and
-in = routed + DLQ + unmatched reconciles with what was sent (`refinery.reconcile`)."""
+in = routed + DLQ + unmatched reconciles with what was sent (`refinery.reconcile.reconciler`)."""
 
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ from confluent_kafka import Producer
 
 from common.headers import Headers
 from common.kafka_admin import TopicEnsurer
-from refinery import dlq
-from refinery.reconcile import Reconciler
-from refinery.route_store import publish_route_set
-from refinery.router import compile_router
-from refinery.rules import load_route_set
-from refinery.schema_check import SchemaIdChecker
-from tests.refinery.worker_harness import REFINERY, WorkerProcess, record, worker_env
+from refinery.control.route_store import publish_route_set
+from refinery.reconcile.reconciler import Reconciler
+from refinery.routing import dlq
+from refinery.routing.router import compile_router
+from refinery.routing.rules import load_route_set
+from refinery.routing.schema_check import SchemaIdChecker
+from tests.refinery.worker.worker_harness import REFINERY, WorkerProcess, record, worker_env
 from tests.reliability.figures import record_figures
 from tests.reliability.pipeline import reconcile_worker_output, wait_caught_up
 from tests.support import consume_all, wait_for

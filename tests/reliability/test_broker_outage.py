@@ -15,7 +15,7 @@ import pytest
 
 from common.config import KafkaSettings, LocalKafkaSettings, ProducerSettings, RegistrySettings
 from common.errors import RefineryError
-from common.local_kafka import LocalKafka
+from devstack.local_kafka import LocalKafka
 from producers.delivery import DeliveryHandle
 from producers.errors import DeliveryError
 from producers.producer import Producer

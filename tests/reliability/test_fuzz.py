@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from common.envelope import decode_envelope, encode_envelope, make_envelope
 from common.errors import EnvelopeError, HeaderError
 from common.headers import REQUIRED_HEADERS, headers_to_metadata, metadata_to_headers
-from refinery.batch import route_batch
-from refinery.dedup import DedupStore
-from refinery.dlq import DlqReason
-from refinery.guards import RecordGuard, Rejection
-from refinery.router import compile_router
-from refinery.rules import load_route_set
+from refinery.dedup.store import DedupStore
+from refinery.routing.batch import route_batch
+from refinery.routing.dlq import DlqReason
+from refinery.routing.guards import RecordGuard, Rejection
+from refinery.routing.router import compile_router
+from refinery.routing.rules import load_route_set
 from tests.reliability.figures import record_figures
 
 EXAMPLES = 1000
@@ -73,7 +73,7 @@ def test_headers_to_metadata_only_raises_header_error(headers: list[tuple[str, A
 
 @dataclass
 class FakeRecord:
-    """What the data plane reads from a consumed record (`refinery.batch.RecordLike`)."""
+    """What the data plane reads from a consumed record (`refinery.routing.batch.RecordLike`)."""
 
     _topic: str
     _offset: int

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from common.headers import Headers
-from refinery import dlq
-from refinery.reconcile import Reconciler
-from refinery.router import compile_router
-from refinery.rules import load_route_set
-from tests.refinery.worker_harness import record
+from refinery.reconcile.reconciler import Reconciler
+from refinery.routing import dlq
+from refinery.routing.router import compile_router
+from refinery.routing.rules import load_route_set
+from tests.refinery.worker.worker_harness import record
 
 ROUTES = """
 routes:

@@ -14,12 +14,12 @@ from confluent_kafka import Producer as ConfluentProducer
 
 from common.config import KafkaSettings, LocalKafkaSettings, ProducerSettings, RegistrySettings
 from common.kafka_admin import TopicEnsurer
-from common.local_kafka import LocalKafka
+from devstack.local_kafka import LocalKafka
 from producers.errors import BrokerUnavailableError
 from producers.producer import Producer
-from refinery.route_store import publish_route_set
-from refinery.rules import load_route_set
-from tests.refinery.worker_harness import WorkerProcess, record, worker_env
+from refinery.control.route_store import publish_route_set
+from refinery.routing.rules import load_route_set
+from tests.refinery.worker.worker_harness import WorkerProcess, record, worker_env
 from tests.reliability.figures import record_figures
 from tests.reliability.pipeline import reconcile_worker_output, wait_caught_up
 from tests.schema_registry.processes import RegistryProcess

@@ -1,9 +1,9 @@
 """SIGKILL a refinery worker at random moments while 100k records flow, restart it each time, then
-reconcile every derived topic with the ingest topic (`refinery.reconcile`): nothing lost, duplicates
-counted, none with exactly-once and none on a `dedup` route with at-least-once. A second at-least-once
-test makes the worker SIGKILL itself inside the crash window that matters for dedup (outputs flushed,
-ids and offsets not yet recorded: `REFINERY_WORKER_TEST_CRASH_AFTER_FLUSH`), so that window is hit
-every run. REFINERY_SOAK=1 runs more records and more kills."""
+reconcile every derived topic with the ingest topic (`refinery.reconcile.reconciler`): nothing lost,
+duplicates counted, none with exactly-once and none on a `dedup` route with at-least-once.
+A second at-least-once test makes the worker SIGKILL itself inside the crash window that matters for
+dedup (outputs flushed, ids and offsets not yet recorded: `REFINERY_WORKER_TEST_CRASH_AFTER_FLUSH`), so that
+window is hit every run. REFINERY_SOAK=1 runs more records and more kills."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from refinery.route_store import publish_route_set
-from refinery.rules import load_route_set
-from tests.refinery.worker_harness import WorkerProcess, record, send, worker_env
+from refinery.control.route_store import publish_route_set
+from refinery.routing.rules import load_route_set
+from tests.refinery.worker.worker_harness import WorkerProcess, record, send, worker_env
 from tests.reliability.figures import record_figures
 from tests.reliability.pipeline import reconcile_worker_output, wait_caught_up
 from tests.support import wait_for

@@ -8,8 +8,8 @@ from common import headers as h
 from common.config import REPO_ROOT
 from refinery.catalog.build import build_catalog
 from refinery.catalog.flows import FlowTable
-from refinery.router import Router, compile_router
-from refinery.rules import load_route_file
+from refinery.routing.router import Router, compile_router
+from refinery.routing.rules import load_route_file
 
 WORKLOAD_ROUTES = REPO_ROOT / "refinery" / "routes" / "workload.yaml"
 

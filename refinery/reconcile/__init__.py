@@ -1,0 +1,1 @@
+"""`refinery-reconcile`: checks everything on the ingest topics against the derived topics and the DLQ."""

@@ -1,0 +1,153 @@
+"""Route one consumed batch: decide, for every record, its outputs or its dead letter.
+
+No I/O here: the data plane (`refinery.worker.dataplane`) consumes, then calls `route_batch`, then creates
+topics, writes and commits. Keys, values and headers are passed through as the same objects, so the
+outputs are byte-identical to the input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from common import headers as h
+from common.errors import TopicNameError
+from common.headers import Headers
+from refinery.dedup.store import Intent, PartitionKey
+from refinery.routing.dlq import DlqReason
+from refinery.routing.guards import RecordGuard, Rejection, topic_env
+from refinery.routing.router import RoutingError
+from refinery.worker.metrics import BatchCounts
+
+
+class RecordLike(Protocol):
+    """The parts of `confluent_kafka.Message` we use."""
+
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def headers(self) -> Headers | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
+    def error(self) -> Any: ...
+
+
+class RouterLike(Protocol):
+    def route(self, headers: Any) -> Sequence[Any]: ...
+
+
+class SeenLike(Protocol):
+    """What routing asks the dedup store (`DedupStore`, or `refinery.worker.inflight.PendingDedup`)."""
+
+    def seen(self, tp: PartitionKey, message_id: bytes) -> bool: ...
+
+
+@dataclass(slots=True)
+class Output:
+    topic: str
+    record: RecordLike
+    route: str
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    record: RecordLike
+    reason: DlqReason
+    message: str
+    route: str | None = None
+
+
+@dataclass
+class RoutedBatch:
+    records: list[RecordLike] = field(default_factory=list)
+    outputs: list[Output] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    counts: BatchCounts = field(default_factory=BatchCounts)
+    first_offsets: dict[PartitionKey, int] = field(default_factory=dict)
+    next_offsets: dict[PartitionKey, int] = field(default_factory=dict)
+    dedup_ids: dict[PartitionKey, dict[bytes, None]] = field(default_factory=dict)  # ordered set
+    dedup_topics: set[str] = field(default_factory=set)  # derived topics of outputs on dedup routes
+    intent: Intent | None = None  # at-least-once: announced in the dedup changelog before writing
+
+    @property
+    def topics(self) -> set[str]:
+        return {o.topic for o in self.outputs}
+
+
+def route_batch(
+    records: Sequence[RecordLike],
+    router: RouterLike,
+    guard: RecordGuard,
+    dedup: SeenLike,
+    *,
+    dlq_unmatched: bool = False,
+) -> RoutedBatch:
+    """Check and route every record of a batch (records with `error()` set are skipped)."""
+    batch = RoutedBatch()
+    counts = batch.counts
+    outputs, dead = batch.outputs, batch.dead
+    first, next_ = batch.first_offsets, batch.next_offsets
+    batch_ids = batch.dedup_ids
+    for record in records:
+        if record.error() is not None:
+            continue
+        topic, partition, offset = record.topic() or "", record.partition() or 0, record.offset() or 0
+        tp = (topic, partition)
+        if tp not in first:
+            first[tp] = offset
+        next_[tp] = offset + 1
+        batch.records.append(record)
+        counts.records_in[topic] += 1
+        try:
+            headers = guard.check(topic, record.value(), record.headers())
+        except Rejection as rej:
+            dead.append(DeadLetter(record, rej.reason, rej.message, rej.route))
+            continue
+        env = headers[h.ENV]
+        counts.origin[(env, headers[h.TITLE], headers[h.CATEGORY])] += 1
+        try:
+            destinations: Sequence[Any] = router.route(headers)
+        except RoutingError as exc:
+            # the failing route's copy goes to the DLQ; the routes that did resolve still get theirs
+            dead.append(DeadLetter(record, DlqReason.ROUTE_ERROR, f"{exc.reason}: {exc}", exc.route))
+            destinations = exc.partial
+            if not destinations:
+                continue
+        if not destinations:
+            counts.unmatched += 1
+            if dlq_unmatched:
+                dead.append(DeadLetter(record, DlqReason.UNMATCHED, "no route matched this record"))
+            continue
+        message_id = headers[h.MESSAGE_ID]
+        seen_ids = batch_ids.get(tp)
+        duplicate: bool | None = None  # decided lazily: only routes with dedup on need it
+        for dest in destinations:
+            name = dest.route
+            try:
+                dest_env = topic_env(dest.topic)
+            except TopicNameError as exc:
+                dead.append(DeadLetter(record, DlqReason.TOPIC_REJECTED, str(exc), name))
+                continue
+            if dest_env != env:
+                dead.append(DeadLetter(
+                    record, DlqReason.ENV_MISMATCH,
+                    f"route {name!r} would write env {env.decode()!r} data to {dest.topic!r}", name,
+                ))  # fmt: skip
+                continue
+            if dest.dedup:
+                if duplicate is None:
+                    duplicate = dedup.seen(tp, message_id) or (
+                        seen_ids is not None and message_id in seen_ids
+                    )
+                    if not duplicate:
+                        if seen_ids is None:
+                            seen_ids = batch_ids[tp] = {}
+                        seen_ids[message_id] = None
+                if duplicate:
+                    counts.deduplicated[name] += 1
+                    continue
+                batch.dedup_topics.add(dest.topic)
+            outputs.append(Output(dest.topic, record, name))
+    return batch
