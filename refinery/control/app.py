@@ -25,7 +25,12 @@ from common.errors import ConfigError
 from common.logs import logging_dict_config
 from refinery.worker.metrics import WorkerMetrics
 
-SERVICE_MODULES = ["refinery.control.services", "refinery.control.views", "refinery.control.commands"]
+SERVICE_MODULES = [
+    "refinery.control.services",
+    "refinery.control.route_views",
+    "refinery.control.status_views",
+    "refinery.control.commands",
+]
 
 
 class RefineryApp(faust.App):

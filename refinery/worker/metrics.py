@@ -142,7 +142,36 @@ class WorkerMetrics:
             "refinery_registry_unreachable", "Records let through because the registry was unreachable",
             registry=r,
         )  # fmt: skip
+        self.registry_denied = Counter(
+            "refinery_registry_denied",
+            "Schema-id checks the registry refused (401/403): the worker pauses, it never lets them through",
+            registry=r,
+        )
         self.routes_active = Gauge("refinery_routes_active", "Routes in the live route set", registry=r)
+        # --- health of the data plane (refinery.worker.health) ---
+        self.state = Gauge(
+            "refinery_worker_state",
+            "1 for the data plane's current state (starting, running, retrying, paused, stopped)",
+            ["state"], registry=r,
+        )  # fmt: skip
+        self.ready = Gauge(
+            "refinery_worker_ready", "1 when the worker is ready (GET /ready is 200)", registry=r
+        )
+        self.last_progress = Gauge(
+            "refinery_worker_last_progress_timestamp_seconds",
+            "Unix time of the data plane's last progress (a batch completed, or idle with nothing to read)",
+            registry=r,
+        )
+        self.retries = Counter(
+            "refinery_worker_retries",
+            "Writes retried after a transient error, by reason (the librdkafka error name)",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        self.pauses = Counter(
+            "refinery_worker_pauses",
+            "Times the data plane paused consumption (retry budget spent, DLQ unwritable, registry denied)",
+            ["reason"], registry=r,
+        )  # fmt: skip
         self.route_rates = RateTracker()
         self.dlq_rates = RateTracker()
         self.started_at = time.time()

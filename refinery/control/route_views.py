@@ -1,4 +1,4 @@
-"""Web views on Faust's web server: GET/POST /routes, GET /stats, GET /metrics.
+"""Route-set web views on Faust's web server: GET/POST /routes.
 
 Errors use the Confluent-style body `{"error_code": ..., "message": ...}` like the schema registry.
 """
@@ -9,14 +9,12 @@ import asyncio
 from typing import Any
 
 from faust import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from refinery.control.app import app
 from refinery.control.route_store import publish_route_set
 from refinery.routing.rules import RuleError, load_route_set
 
 INVALID_ROUTE_SET = 42201  # Confluent's "unprocessable entity" family, as for an invalid schema
-NOT_READY = 50301
 
 
 def _routes_doc() -> dict[str, Any]:
@@ -49,28 +47,3 @@ class RoutesView(web.View):
             publish_route_set, app.kafka_settings.client_config(), settings.routes_topic, route_set
         )
         return self.json({"version": route_set.version, "routes": route_set.route_names()})
-
-
-@app.page("/stats")
-class StatsView(web.View):
-    async def get(self, request: web.Request) -> web.Response:
-        metrics = app.metrics
-        routing = app.routing
-        dataplane = routing.dataplane if routing is not None else None
-        return self.json(
-            {
-                "worker": dataplane.instance_id if dataplane is not None else None,
-                "running": bool(dataplane is not None and dataplane.running),
-                "routes_version": routing.routes_version if routing is not None else None,
-                "totals": metrics.totals(),
-                "routes": metrics.route_rates.snapshot(),
-                "dlq": metrics.dlq_rates.snapshot(),
-            }
-        )
-
-
-@app.page("/metrics")
-class MetricsView(web.View):
-    async def get(self, request: web.Request) -> web.Response:
-        body = generate_latest(app.metrics.registry)
-        return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
