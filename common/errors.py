@@ -34,3 +34,7 @@ class HeaderError(InvalidInputError):
 
 class ConfigError(InvalidInputError):
     """A configuration value that cannot be used."""
+
+
+class RegistryAccessError(RefineryError):
+    """The schema registry refused our credentials (401/403). Never a reason to let data through."""

@@ -20,6 +20,10 @@ OFFSET = ERROR_HEADER_PREFIX + "offset"
 TIMESTAMP = ERROR_HEADER_PREFIX + "timestamp"
 ROUTE = ERROR_HEADER_PREFIX + "route"
 WORKER = ERROR_HEADER_PREFIX + "worker"
+# When the original record does not fit in a dead letter, its value is cut (or dropped) and these say so.
+VALUE_SIZE = ERROR_HEADER_PREFIX + "value.size"  # the original value's length in bytes (decimal)
+VALUE_SHA256 = ERROR_HEADER_PREFIX + "value.sha256"  # hex digest of the whole original value
+VALUE_TRUNCATED = ERROR_HEADER_PREFIX + "value.truncated"  # "true": the value is a prefix of the original
 
 
 class DlqReason(StrEnum):
@@ -30,12 +34,13 @@ class DlqReason(StrEnum):
     MALFORMED_HEADER = "malformed_header"  # a routing header whose value is not legal
     ENV_MISMATCH = "env_mismatch"  # ce_env differs from the ingest topic's env, or a route crosses envs
     UNKNOWN_SCHEMA = "unknown_schema"  # the registry does not know ce_schemaid (only with registry_check)
-    VALUE_TOO_LARGE = "value_too_large"  # value over WorkerSettings.max_value_bytes
+    VALUE_TOO_LARGE = "value_too_large"  # the record (key+value+headers) over WorkerSettings.max_record_bytes
     ROUTE_ERROR = "route_error"  # a route's topic template could not produce a valid topic
     TOPIC_REJECTED = "topic_rejected"  # the derived topic name is illegal or not allowed
     UNMATCHED = "unmatched"  # no route matched (only sent to the DLQ when dlq_unmatched is on)
     MALFORMED_ENVELOPE = "malformed_envelope"  # the value is not a protobuf Envelope (e.g. truncated)
-    HEADER_MISMATCH = "header_mismatch"  # ce_id is not the envelope's message id
+    HEADER_MISMATCH = "header_mismatch"  # a ce_* header contradicts the envelope's metadata
+    OUTPUT_REJECTED = "output_rejected"  # Kafka refused this record's output for good (size, ACL, topic)
 
 
 def dlq_headers(
