@@ -101,9 +101,9 @@ class RegistrySettings(BaseSettings):
     leader_session_timeout_ms: int = Field(default=6000, ge=1000)  # how fast a dead leader is replaced
     default_compatibility: str = "BACKWARD"
     store_timeout_s: float = Field(default=30.0, gt=0)
-    # Optional auth (enabled when either list is non-empty). JSON lists in the environment, e.g.
-    # REFINERY_REGISTRY_AUTH_USERS='["alice:secret:admin","ci:pw:write"]', ..._AUTH_TOKENS='["tok:read"]'.
-    # Roles: read < write (register, delete) < admin (config, mode).
+    # Optional auth (enabled when either list is non-empty; the model is `common.auth`). JSON lists in the
+    # environment, e.g. REFINERY_REGISTRY_AUTH_USERS='["alice:secret:admin","ci:pw:write"]',
+    # ..._AUTH_TOKENS='["tok:read"]'. Roles: read < write (register, delete) < admin (config, mode).
     auth_users: list[SecretStr] = Field(default_factory=list)  # "name:password:role"
     auth_tokens: list[SecretStr] = Field(default_factory=list)  # "token:role" (HTTP bearer)
 
@@ -204,6 +204,14 @@ class WorkerSettings(BaseSettings):
     metadata_refresh_ms: int = Field(default=2000, ge=100)
     session_timeout_ms: int = Field(default=10_000, ge=1000)  # how soon a dead worker's partitions move
     stats_interval_s: float = Field(default=5.0, gt=0)
+    # Optional auth on the route views (`common.auth`, the registry's model; on when either list is
+    # non-empty). JSON lists, e.g. REFINERY_WORKER_AUTH_USERS='["ops:secret:write"]'. GET /routes and
+    # /routes/history need read, POST /routes needs write, POST /routes?force=true needs admin.
+    auth_users: list[SecretStr] = Field(default_factory=list)  # "name:password:role"
+    auth_tokens: list[SecretStr] = Field(default_factory=list)  # "token:role" (HTTP bearer)
+    # Who `refinery routes apply` acts as when auth is on (flags --user/--password override).
+    cli_user: str | None = None
+    cli_password: SecretStr | None = None
     # Test hook (reliability tests only): SIGKILL the worker right after the first flush of a batch with
     # dedup-route outputs, before its ids and offsets are recorded (the at-least-once crash window).
     test_crash_after_flush: bool = False
