@@ -21,3 +21,15 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 .venv/bin/refinery-kafka fetch
+
+# promtool (Debian's prometheus package) checks and unit-tests the alert rules (tests/deploy/test_alert_rules.py:
+# skipped without it on a developer's machine, failed in CI).
+if ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } \
+      || echo "setup: could not install promtool (apt-get install prometheus failed)" >&2
+  else
+    echo "setup: no 'promtool' on PATH and no root to install it; the alert-rule tests will be skipped" \
+      "(install Debian's 'prometheus' package, e.g. sudo apt-get install --no-install-recommends prometheus)" >&2
+  fi
+fi
