@@ -128,9 +128,10 @@ def encode_envelope(envelope: Envelope) -> bytes:
     return envelope.SerializeToString(deterministic=True)
 
 
-def envelope_message_id(data: bytes | None) -> str:
-    """The message id of an encoded envelope, checking the protobuf framing only (no field validation):
-    the cheap check the worker runs on every record. EnvelopeError if the bytes are not an envelope."""
+def envelope_metadata(data: bytes | None) -> Metadata:
+    """The metadata of an encoded envelope, checking the protobuf framing only (no field validation,
+    the payload stays opaque bytes; the worker's `malformed_envelope` check). EnvelopeError if the
+    bytes are not an envelope."""
     if not data:
         raise EnvelopeError("record value is empty; expected a Refinery envelope")
     try:
@@ -139,7 +140,12 @@ def envelope_message_id(data: bytes | None) -> str:
         raise EnvelopeError(f"record value is not a Refinery envelope: {exc}") from None
     if not envelope.HasField("metadata"):
         raise EnvelopeError("envelope has no metadata")
-    return envelope.metadata.message_id
+    return envelope.metadata
+
+
+def envelope_message_id(data: bytes | None) -> str:
+    """The message id of an encoded envelope (see `envelope_metadata`)."""
+    return envelope_metadata(data).message_id
 
 
 def decode_envelope(data: bytes | None) -> Envelope:

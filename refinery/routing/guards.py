@@ -3,9 +3,12 @@
 Header checks are a few dict/set lookups on the hot path: header values repeat a lot (a handful of
 envs, titles, categories and versions), so each (header, value) pair is validated once and then
 remembered. The envelope check (`verify_envelope`, on by default) parses the envelope framing with
-the upb protobuf runtime (~1-2 us for a 1 KB record; the payload stays opaque bytes) and compares its
-message id with `ce_id`, so a truncated or foreign value, or headers that belong to another envelope,
-go to the DLQ instead of being routed.
+the upb protobuf runtime (~1 us for a 1 KB record; the payload stays opaque bytes, never decoded) and
+compares the routing fields of its metadata (message id, env, source, title, category, version, schema
+id) with the headers, so a truncated or foreign value, or headers that lie about the envelope, go to
+the DLQ instead of being routed: an env disagreement as `env_mismatch` (the envelope's env must be the
+header's and the ingest topic's), any other as `header_mismatch`. The comparison is one tuple equality
+against the envelope values each cached header combination stands for.
 A failed check is a `Rejection` that names the DLQ reason and says what is wrong.
 """
 
@@ -16,11 +19,14 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
+from google.protobuf.message import DecodeError
+
 from common import headers as h
-from common.envelope import envelope_message_id
+from common.envelope import envelope_metadata
 from common.errors import EnvelopeError, HeaderError, RefineryError, TopicNameError
 from common.headers import REQUIRED_HEADERS, Headers, headers_dict
 from common.topics import parse_topic, validate_component
+from proto.envelope_pb2 import Envelope
 from refinery.routing.dlq import DlqReason
 from refinery.routing.schema_check import SchemaIdChecker
 
@@ -28,7 +34,14 @@ _COMPONENT_HEADERS = {h.ENV: "env", h.SOURCE: "source", h.TITLE: "title", h.CATE
 _POSITIVE_INT_HEADERS = (h.VERSION, h.SCHEMA_ID)
 MAX_MESSAGE_ID_BYTES = 200
 _VALID_CACHE_LIMIT = 100_000
-_OTHER_REQUIRED = itemgetter(*(name for name in REQUIRED_HEADERS if name != h.MESSAGE_ID))
+# The required headers but the message id, with the Metadata field each mirrors (the env first).
+_MIRRORED = ((h.ENV, "env"), (h.SOURCE, "source"), (h.TITLE, "title"), (h.CATEGORY, "category"),
+             (h.VERSION, "version"), (h.SCHEMA_ID, "schema_id"))  # fmt: skip
+assert {name for name, _ in _MIRRORED} == set(REQUIRED_HEADERS) - {h.MESSAGE_ID}
+_parse_envelope = Envelope.FromString
+_OTHER_REQUIRED = itemgetter(*(name for name, _ in _MIRRORED))
+# What the envelope must hold for one header combination: str fields as text, version and schema id as int.
+EnvelopeValues = tuple[str, str, str, str, int, int]
 
 
 class Rejection(RefineryError):
@@ -78,7 +91,8 @@ class RecordGuard:
         self._schema_checker = schema_checker
         self._verify_envelope = verify_envelope
         self._valid: set[tuple[str, bytes]] = set()
-        self._valid_combos: set[tuple[bytes, ...]] = set()  # values of _OTHER_REQUIRED, all valid
+        # values of _OTHER_REQUIRED, all valid -> the envelope values they stand for
+        self._valid_combos: dict[tuple[bytes, ...], EnvelopeValues] = {}
 
     def check(self, topic: str, value: bytes | None, raw_headers: Headers | None) -> dict[str, bytes]:
         """The record's headers as a dict, or raise Rejection."""
@@ -95,7 +109,7 @@ class RecordGuard:
                 headers_dict(raw_headers)  # names the duplicated header
             except HeaderError as exc:
                 raise Rejection(DlqReason.DUPLICATE_HEADER, str(exc)) from None
-        self._check_required(headers)
+        expected = self._check_required(headers)
         if headers[h.ENV] != topic_env(topic):
             raise Rejection(
                 DlqReason.ENV_MISMATCH,
@@ -103,7 +117,7 @@ class RecordGuard:
                 f"belongs to env {topic_env(topic).decode()!r}",
             )
         if self._verify_envelope:
-            self._check_envelope(value, headers)
+            self._check_envelope(topic, value, headers, expected)
         if self._schema_checker is not None and not self._schema_checker.known(headers[h.SCHEMA_ID]):
             raise Rejection(
                 DlqReason.UNKNOWN_SCHEMA,
@@ -112,32 +126,45 @@ class RecordGuard:
         return headers
 
     @staticmethod
-    def _check_envelope(value: bytes | None, headers: Mapping[str, bytes]) -> None:
-        try:
-            message_id = envelope_message_id(value)
-        except EnvelopeError as exc:
-            raise Rejection(DlqReason.MALFORMED_ENVELOPE, str(exc)) from None
-        if message_id.encode() != headers[h.MESSAGE_ID]:
-            raise Rejection(
-                DlqReason.HEADER_MISMATCH,
-                f"header {h.MESSAGE_ID!r} is not the envelope's message id {message_id!r}",
-            )
+    def _check_envelope(
+        topic: str, value: bytes | None, headers: Mapping[str, bytes], expected: EnvelopeValues
+    ) -> None:
+        # Hot path: one upb parse, then the routing fields against the cached values of the headers.
+        # An envelope without metadata has empty fields, never equal to validated headers, so its
+        # HasField check waits for the slow path.
+        if value:
+            try:
+                md = _parse_envelope(value).metadata
+            except DecodeError:
+                pass
+            else:
+                if (md.env, md.source, md.title, md.category, md.version, md.schema_id) == expected and (
+                    md.message_id.encode() == headers[h.MESSAGE_ID]
+                ):
+                    return
+        raise _envelope_rejection(topic, value, headers)
 
-    def _check_required(self, headers: Mapping[str, bytes]) -> None:
+    def _check_required(self, headers: Mapping[str, bytes]) -> EnvelopeValues:
+        """Validate the required headers; the envelope values they stand for."""
         # fast path: this exact combination of the non-id header values was fully validated before
         try:
             combo = _OTHER_REQUIRED(headers)
         except KeyError:
             combo = None
         message_id = headers.get(h.MESSAGE_ID)
-        if combo is not None and combo in self._valid_combos and message_id:
-            if len(message_id) <= MAX_MESSAGE_ID_BYTES:
-                return
-        self._check_required_slowly(headers)
-        if combo is not None:
-            if len(self._valid_combos) >= _VALID_CACHE_LIMIT:
-                self._valid_combos.clear()
-            self._valid_combos.add(combo)
+        if combo is not None and message_id and len(message_id) <= MAX_MESSAGE_ID_BYTES:
+            expected = self._valid_combos.get(combo)
+            if expected is not None:
+                return expected
+        self._check_required_slowly(headers)  # raises unless every required header is there and valid
+        assert combo is not None
+        env, source, title, category, version, schema_id = combo
+        expected = (env.decode(), source.decode(), title.decode(), category.decode(),
+                    int(version), int(schema_id))  # fmt: skip
+        if len(self._valid_combos) >= _VALID_CACHE_LIMIT:
+            self._valid_combos.clear()
+        self._valid_combos[combo] = expected
+        return expected
 
     def _check_required_slowly(self, headers: Mapping[str, bytes]) -> None:
         valid = self._valid
@@ -160,3 +187,25 @@ class RecordGuard:
             if len(valid) >= _VALID_CACHE_LIMIT:
                 valid.clear()
             valid.add((name, value))
+
+
+def _envelope_rejection(topic: str, value: bytes | None, headers: Mapping[str, bytes]) -> Rejection:
+    """Why a value failed the envelope check: not an envelope, or headers that contradict it."""
+    try:
+        md = envelope_metadata(value)
+    except EnvelopeError as exc:
+        return Rejection(DlqReason.MALFORMED_ENVELOPE, str(exc))
+    header_env = headers[h.ENV].decode()
+    if md.env != header_env:  # the header's env is the ingest topic's (checked before)
+        return Rejection(
+            DlqReason.ENV_MISMATCH,
+            f"the envelope's env is {md.env!r} but header {h.ENV!r} is {header_env!r} and ingest topic "
+            f"{topic!r} belongs to env {header_env!r}",
+        )
+    problems = []
+    for name, field in ((h.MESSAGE_ID, "message_id"), *_MIRRORED[1:]):
+        in_header = headers[name].decode("utf-8", "replace")
+        in_envelope = str(getattr(md, field))
+        if in_header != in_envelope:
+            problems.append(f"header {name!r} is {in_header!r} but the envelope's {field} is {in_envelope!r}")
+    return Rejection(DlqReason.HEADER_MISMATCH, "; ".join(problems) or "headers contradict the envelope")

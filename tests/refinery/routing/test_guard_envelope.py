@@ -7,6 +7,7 @@ import pytest
 from common.envelope import envelope_message_id
 from common.errors import EnvelopeError
 from common.headers import Headers
+from refinery.routing import guards
 from refinery.routing.dlq import DlqReason
 from refinery.routing.guards import RecordGuard, Rejection
 from tests.refinery.worker.worker_harness import record
@@ -60,3 +61,96 @@ def test_envelope_message_id_reads_the_framing_only() -> None:
     assert envelope_message_id(value).encode() == dict(headers)["ce_id"]
     with pytest.raises(EnvelopeError, match="no metadata"):
         envelope_message_id(b"\x12\x01x")  # only a payload field
+
+
+def _lie(
+    header: str,
+    value: bytes,
+    *,
+    env: str = "prod",
+    title: str = "1234",
+    category: str = "kill",
+    schema_id: int = 7,
+) -> tuple[bytes, Headers]:
+    """An envelope (prod/src/1234/kill v2, schema 7 unless told otherwise) whose `header` says `value`."""
+    record_value, headers = record(env, "src", title, category, version=2, schema_id=schema_id)
+    return record_value, _replace(headers, header, value)
+
+
+@pytest.mark.parametrize(
+    ("header", "lie", "truth"),
+    [
+        ("ce_source", b"other", "src"),
+        ("ce_title", b"9999", "1234"),
+        ("ce_type", b"purchase", "kill"),
+        ("ce_version", b"3", "2"),
+        ("ce_schemaid", b"8", "7"),
+        ("ce_id", b"0190c0de-0000-7000-8000-000000000001", None),
+    ],
+)
+def test_each_routing_header_that_lies_about_the_envelope_is_a_header_mismatch(
+    header: str, lie: bytes, truth: str | None
+) -> None:
+    value, headers = _lie(header, lie)
+    truth = truth or envelope_message_id(value)
+    rejection = _reject(RecordGuard(max_value_bytes=10_000), value, headers)
+    assert rejection.reason is DlqReason.HEADER_MISMATCH
+    assert header in rejection.message and repr(lie.decode()) in rejection.message
+    assert repr(truth) in rejection.message
+
+
+def test_a_prod_header_on_a_dev_envelope_is_an_env_mismatch() -> None:
+    value, headers = _lie("ce_env", b"prod", env="dev")  # on the prod ingest topic: headers and topic agree
+    rejection = _reject(RecordGuard(max_value_bytes=10_000), value, headers)
+    assert rejection.reason is DlqReason.ENV_MISMATCH
+    assert "'dev'" in rejection.message and "'prod'" in rejection.message and TOPIC in rejection.message
+
+
+def test_a_dev_envelope_with_dev_headers_on_the_prod_topic_is_an_env_mismatch() -> None:
+    value, headers = record("dev", "src", "1234", "kill")
+    assert _reject(RecordGuard(max_value_bytes=10_000), value, headers).reason is DlqReason.ENV_MISMATCH
+
+
+def test_a_prod_envelope_with_a_dev_header_on_the_prod_topic_is_an_env_mismatch() -> None:
+    value, headers = _lie("ce_env", b"dev")
+    assert _reject(RecordGuard(max_value_bytes=10_000), value, headers).reason is DlqReason.ENV_MISMATCH
+
+
+def test_env_wins_over_other_lies_and_every_other_lie_is_named() -> None:
+    value, headers = _lie("ce_env", b"prod", env="dev", title="4321")
+    headers = _replace(headers, "ce_title", b"1234")
+    assert _reject(RecordGuard(max_value_bytes=10_000), value, headers).reason is DlqReason.ENV_MISMATCH
+    value, headers = _lie("ce_title", b"1234", title="4321", category="purchase")
+    headers = _replace(headers, "ce_type", b"kill")
+    rejection = _reject(RecordGuard(max_value_bytes=10_000), value, headers)
+    assert rejection.reason is DlqReason.HEADER_MISMATCH
+    assert "ce_title" in rejection.message and "ce_type" in rejection.message
+
+
+def test_a_cached_header_combination_still_checks_every_envelope() -> None:
+    guard = RecordGuard(max_value_bytes=10_000)
+    honest_value, honest_headers = record("prod", "src", "1234", "kill", version=2, schema_id=7)
+    for _ in range(3):
+        guard.check(TOPIC, honest_value, honest_headers)
+    for lie in [_lie("ce_env", b"prod", env="dev"), _lie("ce_schemaid", b"7", schema_id=70)]:
+        assert dict(lie[1]).items() >= {k: v for k, v in honest_headers if k != "ce_id"}.items()
+        with pytest.raises(Rejection):
+            guard.check(TOPIC, *lie)
+
+
+def test_an_envelope_without_metadata_is_malformed() -> None:
+    _, headers = record("prod", "src", "1234", "kill")
+    rejection = _reject(RecordGuard(max_value_bytes=10_000), b"\x12\x01x", headers)
+    assert rejection.reason is DlqReason.MALFORMED_ENVELOPE and "no metadata" in rejection.message
+
+
+def test_without_verify_envelope_the_value_is_never_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(_data: object) -> None:
+        raise AssertionError("the envelope was parsed")
+
+    monkeypatch.setattr(guards, "_parse_envelope", refuse)
+    monkeypatch.setattr(guards, "envelope_metadata", refuse)
+    value, headers = _lie("ce_env", b"prod", env="dev")
+    assert RecordGuard(max_value_bytes=10_000, verify_envelope=False).check(TOPIC, value, headers)
+    with pytest.raises(AssertionError, match="parsed"):
+        RecordGuard(max_value_bytes=10_000).check(TOPIC, value, headers)
