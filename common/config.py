@@ -168,6 +168,13 @@ class WorkerSettings(BaseSettings):
     dedup_window_s: float = Field(default=600.0, gt=0)
     dedup_max_ids_per_partition: int = Field(default=500_000, ge=1)
     dedup_topic: str | None = None  # default: _{group_id}-dedup
+    # Settling a batch a crash left unfinished (refinery.dedup.settle) reads its derived topics from its
+    # intent's time to this much later. Its outputs are produced right after the intent is acknowledged
+    # and stamped at produce() (retries keep the stamp), so they fall within milliseconds unless the
+    # producer's local queue was full; 30 s covers a long stall, and an output stamped later can only be
+    # written again by the replay (a duplicate), never lost. The read stops early once every id of the
+    # intent was found, so a larger value costs only when some outputs did not land.
+    dedup_settle_window_s: float = Field(default=30.0, gt=0)
     exactly_once: bool = False
     transaction_timeout_ms: int = Field(default=30_000, ge=1000)  # bounds how long a dead worker blocks
     derived_partitions: int = Field(default=12, ge=1)

@@ -6,75 +6,47 @@ it with the same key, so it lands in the same partition; per-partition stores mo
 
 Durability: ids are written to a changelog topic (`WorkerSettings.dedup_changelog`, one partition,
 time-based retention of a few windows; not compacted, because every id in the window matters). One
-changelog record per input partition per batch: key `{topic}:{partition}`, value the ids joined by
-newlines, timestamp the time they were recorded. When partitions are assigned (rebalance or restart),
-the worker rebuilds their stores by reading the changelog from `now - window` to its end.
+changelog record per input partition per batch (format: `refinery.dedup.records`). When partitions are
+assigned (rebalance or restart), the worker rebuilds their stores by reading the changelog from
+`now - window` to its end (`DedupChangelog.restore`).
 
 Ids are recorded only after the records they stand for are acknowledged (at-least-once: after the
 flush; exactly-once: in the same transaction), so a crash can repeat output but never lose it.
 
 Closing the at-least-once window (a crash after the outputs are acknowledged but before their ids
 are recorded): before a batch with outputs on `dedup` routes is produced, the worker writes and
-flushes an INTENT record naming the batch, its input partitions and offsets and the derived topics
-of those outputs; after the outputs are acknowledged it writes the ids and a DONE record. A rebuild
-that finds an intent without DONE reads those derived topics from the intent's time to their end
-and adds every `ce_id` found: whatever landed is known (not repeated when the batch is replayed),
-whatever did not land is not (sent again, so never lost). Intent and DONE records carry a `kind`
-header; id records carry none.
+flushes an INTENT record naming the batch, its input partitions and offsets, the derived topics of
+those outputs and a digest of each message id per input partition (`Intent.for_batch`); after the
+outputs are acknowledged it writes the ids and a DONE record. A rebuild that finds an intent without
+DONE settles it (`refinery.dedup.settle`): it reads those derived topics over the intent's time span,
+records the ids that landed under the input partitions they came from (not repeated when the batch is
+replayed; whatever did not land is sent again, so never lost), then writes those ids and a DONE for
+the partitions it settled, so the batch is settled once. A crash while settling leaves no DONE, and
+settling again finds the same ids.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, Producer, TopicPartition
 
-from common import headers as h
+from common.errors import RefineryError
+from refinery.dedup import records as rec
+from refinery.dedup.records import ChangelogRecord, Intent, PartitionKey, changelog_key, parse_changelog_key
+from refinery.dedup.settle import DEFAULT_SETTLE_WINDOW_S, OutputMatcher, Scan, scan_outputs
 
 log = logging.getLogger(__name__)
 
-PartitionKey = tuple[str, int]
-KIND_HEADER = "refinery.changelog.kind"
-INTENT, DONE = b"intent", b"done"
-BATCH_KEY = b"_batch"
-SCAN_MARGIN_MS = 1000  # read derived topics from a little before the intent (clock granularity)
 
-
-@dataclass
-class Intent:
-    """A batch about to write outputs on dedup routes: its inputs (partition -> [first, next) offsets)
-    and the derived topics those outputs go to."""
-
-    batch_id: str
-    inputs: dict[PartitionKey, tuple[int, int]]
-    topics: list[str]
-    timestamp_ms: int = 0
-
-    def encode(self) -> bytes:
-        inputs = [[t, p, first, next_] for (t, p), (first, next_) in self.inputs.items()]
-        return json.dumps({"batch": self.batch_id, "inputs": inputs, "topics": self.topics}).encode()
-
-    @classmethod
-    def decode(cls, value: bytes, timestamp_ms: int) -> Intent:
-        data = json.loads(value)
-        inputs = {(t, int(p)): (int(first), int(next_)) for t, p, first, next_ in data["inputs"]}
-        return cls(str(data["batch"]), inputs, [str(t) for t in data["topics"]], timestamp_ms)
-
-
-def changelog_key(tp: PartitionKey) -> bytes:
-    return f"{tp[0]}:{tp[1]}".encode()
-
-
-def parse_changelog_key(key: bytes) -> PartitionKey:
-    topic, _, partition = key.decode().rpartition(":")
-    return topic, int(partition)
+class ChangelogWriteError(RefineryError):
+    """Records for the dedup changelog were not acknowledged."""
 
 
 class DedupStore:
@@ -115,14 +87,108 @@ class DedupStore:
     def has_partition(self, tp: PartitionKey) -> bool:
         return tp in self._seen
 
+    def ids(self, tp: PartitionKey) -> list[bytes]:
+        """The ids held for `tp`, oldest first."""
+        return list(self._seen.get(tp, ()))
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    """What one `DedupChangelog.restore` did (logged once, and `WorkerMetrics.apply_restore`)."""
+
+    partitions: int = 0
+    ids_restored: int = 0  # ids added to the store: from the changelog's id records, plus ids_settled
+    batches_settled: int = 0  # unfinished batches settled now (their ids and DONE written)
+    ids_settled: int = 0  # ids found on derived topics while settling them
+    derived_records_read: int = 0  # records read from derived topics while settling
+    batches_unsettled: int = 0  # unfinished batches left for a later restore (read or write incomplete)
+    changelog_records: int = 0  # changelog records read
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in asdict(self).items())
+
+
+class ChangelogReplay:
+    """Replays changelog records into a store for `partitions` (plain data, no I/O): id records are
+    added, and intents are tracked until a DONE closes them for those partitions."""
+
+    def __init__(self, store: DedupStore, partitions: Iterable[PartitionKey]) -> None:
+        self.store = store
+        self.wanted = set(partitions)
+        self.records = 0
+        self.ids_loaded = 0
+        self._open: dict[str, tuple[Intent, set[PartitionKey]]] = {}  # batch -> (intent, left to settle)
+
+    def apply(self, key: bytes | None, value: bytes | None, headers: Any, timestamp_ms: int) -> None:
+        self.records += 1
+        kind = rec.changelog_kind(headers)
+        if kind == rec.INTENT:
+            intent = Intent.decode(value or b"{}", timestamp_ms)
+            left = self.wanted.intersection(intent.inputs)
+            if left:
+                self._open[intent.batch_id] = (intent, left)
+        elif kind == rec.DONE:
+            batch_id = (value or b"").decode()
+            closed = rec.done_partitions(headers)
+            entry = self._open.get(batch_id)
+            if entry is not None and closed is not None:
+                entry[1].difference_update(closed)
+            if entry is not None and (closed is None or not entry[1]):
+                del self._open[batch_id]
+        elif kind is None:
+            tp = parse_changelog_key(key or b":0")
+            if tp in self.wanted:
+                ids = (value or b"").split(b"\n")
+                self.store.add(tp, ids, at=timestamp_ms / 1000)
+                self.ids_loaded += len(ids)
+
+    def unfinished(self) -> list[tuple[Intent, set[PartitionKey]]]:
+        """Intents without a DONE for some of `partitions`, with those partitions, oldest first."""
+        return list(self._open.values())
+
+
+@dataclass
+class Settled:
+    """One settled batch: the ids found per input partition and the read that found them."""
+
+    intent: Intent
+    matcher: OutputMatcher
+    scan: Scan
+
+    @property
+    def complete(self) -> bool:
+        return self.scan.finished
+
+    def changelog_records(self) -> list[ChangelogRecord]:
+        """Its id records (stamped with the intent's time, so they age out with the batch) and, if the
+        read was complete, its DONE: for the whole batch when every input partition was settled."""
+        out = rec.id_records(self.matcher.found, self.intent.timestamp_ms)
+        if self.complete:
+            owners = set(self.matcher.owners)
+            out.append(
+                rec.done_record(self.intent.batch_id, None if owners >= set(self.intent.inputs) else owners)
+            )
+        return out
+
 
 class DedupChangelog:
-    """Writes and replays the ids of a `DedupStore` through a Kafka topic."""
+    """Writes and replays the ids of a `DedupStore` through a Kafka topic, and settles unfinished
+    batches. `settle_window_s`: how long after its intent a batch's outputs may carry as timestamps
+    (`WorkerSettings.dedup_settle_window_s`)."""
 
-    def __init__(self, client_config: Mapping[str, Any], topic: str, *, group_id: str) -> None:
+    def __init__(
+        self,
+        client_config: Mapping[str, Any],
+        topic: str,
+        *,
+        group_id: str,
+        settle_window_s: float = DEFAULT_SETTLE_WINDOW_S,
+    ) -> None:
         self._client_config = dict(client_config)
         self.topic = topic
         self._group_id = group_id
+        self.settle_window_s = settle_window_s
 
     def records(self, batch_ids: Mapping[PartitionKey, Iterable[bytes]]) -> list[tuple[bytes, bytes]]:
         """(key, value) changelog records for the ids recorded in one batch."""
@@ -130,19 +196,81 @@ class DedupChangelog:
 
     @staticmethod
     def intent_record(intent: Intent) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-        return BATCH_KEY, intent.encode(), [(KIND_HEADER, INTENT)]
+        key, value, headers, _ = rec.intent_record(intent)
+        return key, value, headers or []
 
     @staticmethod
     def done_record(batch_id: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-        return BATCH_KEY, batch_id.encode(), [(KIND_HEADER, DONE)]
+        key, value, headers, _ = rec.done_record(batch_id)
+        return key, value, headers or []
 
-    def restore(self, store: DedupStore, partitions: Iterable[PartitionKey], timeout_s: float = 30.0) -> int:
-        """Load the ids of `partitions` from the last window of the changelog; return how many."""
+    def write(self, records: Sequence[ChangelogRecord], timeout_s: float = 30.0) -> None:
+        """Write `records` in order and wait for their acknowledgements, with a short-lived idempotent
+        producer of its own: the caller's producer may be transactional (exactly-once) or hold a batch
+        in flight, and settling is rare. Raises `ChangelogWriteError`."""
+        if not records:
+            return
+        producer = Producer(
+            {**self._client_config, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
+        )
+        errors: list[KafkaError] = []
+
+        def on_delivery(err: KafkaError | None, _msg: Any) -> None:
+            if err is not None:
+                errors.append(err)
+
+        for r in records:
+            options: dict[str, Any] = {"headers": r.headers, "on_delivery": on_delivery}
+            if r.timestamp_ms is not None:
+                options["timestamp"] = r.timestamp_ms
+            producer.produce(self.topic, r.value, r.key, **options)
+        left = producer.flush(timeout_s)
+        if left or errors:
+            raise ChangelogWriteError(
+                f"{left or len(errors)} of {len(records)} dedup changelog records not written to "
+                f"{self.topic}: {errors[0] if errors else 'timed out'}"
+            )
+
+    def restore(
+        self, store: DedupStore, partitions: Iterable[PartitionKey], timeout_s: float = 30.0
+    ) -> RestoreReport:
+        """Load the ids of `partitions` from the last window of the changelog and settle the batches a
+        crash left unfinished for them; log and return what it did."""
+        began = time.monotonic()
         wanted = set(partitions)
         for tp in wanted:
             store.add(tp, ())
         if not wanted:
-            return 0
+            return RestoreReport()
+        replay = ChangelogReplay(store, wanted)
+        self._replay(replay, store.window_s, timeout_s)
+        settled = [self._settle(intent, left, timeout_s) for intent, left in replay.unfinished()]
+        written = True
+        try:
+            self.write([r for s in settled for r in s.changelog_records()], timeout_s)
+        except ChangelogWriteError as exc:  # the ids are in the store; a later restore settles again
+            log.warning("settled dedup batches not recorded", extra={"error": str(exc)})
+            written = False
+        ids_settled = 0
+        for s in settled:
+            for tp, ids in s.matcher.found.items():
+                store.add(tp, ids, at=s.intent.timestamp_ms / 1000)
+                ids_settled += len(ids)
+        done = sum(1 for s in settled if s.complete) if written else 0
+        report = RestoreReport(
+            partitions=len(wanted),
+            ids_restored=replay.ids_loaded + ids_settled,
+            batches_settled=done,
+            ids_settled=ids_settled,
+            derived_records_read=sum(s.scan.records_read for s in settled),
+            batches_unsettled=len(settled) - done,
+            changelog_records=replay.records,
+            seconds=round(time.monotonic() - began, 3),
+        )
+        log.info(f"dedup store restored: {report.summary()}", extra={"dedup_restore": asdict(report)})
+        return report
+
+    def _replay(self, replay: ChangelogReplay, window_s: float, timeout_s: float) -> None:
         consumer = Consumer(
             {
                 **self._client_config,
@@ -152,10 +280,8 @@ class DedupChangelog:
                 "isolation.level": "read_committed",
             }
         )
-        loaded = 0
-        unfinished: dict[str, Intent] = {}
         try:
-            since_ms = int((time.time() - store.window_s) * 1000)
+            since_ms = int((time.time() - window_s) * 1000)
             start = consumer.offsets_for_times([TopicPartition(self.topic, 0, since_ms)], timeout=timeout_s)[
                 0
             ]
@@ -172,99 +298,41 @@ class DedupChangelog:
                     if err.code() == KafkaError._PARTITION_EOF:
                         break
                     continue
-                kind = changelog_kind(msg.headers())
-                if kind == INTENT:
-                    intent = Intent.decode(msg.value() or b"{}", msg.timestamp()[1])
-                    if wanted.intersection(intent.inputs):
-                        unfinished[intent.batch_id] = intent
-                    continue
-                if kind == DONE:
-                    unfinished.pop((msg.value() or b"").decode(), None)
-                    continue
-                tp = parse_changelog_key(msg.key() or b":0")
-                if tp in wanted:
-                    ids = (msg.value() or b"").split(b"\n")
-                    store.add(tp, ids, at=msg.timestamp()[1] / 1000)
-                    loaded += len(ids)
-            for intent in unfinished.values():
-                loaded += self.settle(store, intent, wanted, timeout_s=timeout_s)
+                replay.apply(msg.key(), msg.value(), msg.headers(), msg.timestamp()[1])
         finally:
             consumer.close()
-        return loaded
+
+    def _settle(self, intent: Intent, partitions: Iterable[PartitionKey], timeout_s: float) -> Settled:
+        matcher = OutputMatcher(intent, partitions)
+        scan = scan_outputs(
+            self._client_config, intent, matcher, window_s=self.settle_window_s, timeout_s=timeout_s
+        )
+        log.info(
+            "settled an unfinished dedup batch",
+            extra={
+                "batch": intent.batch_id, "topics": intent.topics, "partitions": len(matcher.owners),
+                "ids_expected": matcher.expected, "ids_found": matcher.ids_found,
+                "records_read": scan.records_read, "complete": scan.finished,
+            },
+        )  # fmt: skip
+        return Settled(intent, matcher, scan)
 
     def settle(
         self, store: DedupStore, intent: Intent, partitions: Iterable[PartitionKey], timeout_s: float = 30.0
     ) -> int:
-        """Record the ids of an unfinished batch's outputs that did land: every `ce_id` on its derived
-        topics since the intent is added to its input partitions among `partitions`."""
-        owners = [tp for tp in partitions if tp in intent.inputs]
-        found = read_message_ids(
-            self._client_config, intent.topics, intent.timestamp_ms - SCAN_MARGIN_MS, timeout_s=timeout_s
-        )
-        for tp in owners:
-            store.add(tp, found)
-        log.info(
-            "settled an unfinished dedup batch",
-            extra={"batch": intent.batch_id, "topics": intent.topics, "ids_found": len(found)},
-        )
-        return len(found) * len(owners)
-
-
-def changelog_kind(headers: Any) -> bytes | None:
-    if not headers:
-        return None
-    for key, value in headers:
-        if key == KIND_HEADER:
-            return value if isinstance(value, bytes) else str(value).encode()
-    return None
-
-
-def read_message_ids(
-    client_config: Mapping[str, Any], topics: Iterable[str], since_ms: int, *, timeout_s: float = 30.0
-) -> set[bytes]:
-    """The `ce_id` header of every record on `topics` from `since_ms` to their current end."""
-    consumer = Consumer(
-        {
-            **client_config,
-            "group.id": f"refinery-dedup-settle-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    found: set[bytes] = set()
-    try:
-        wanted: list[TopicPartition] = []
-        for topic in topics:
-            meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-            if meta is None or meta.error is not None:
-                continue  # never created (e.g. its name was rejected): nothing landed there
-            wanted += [TopicPartition(topic, p, since_ms) for p in meta.partitions]
-        if not wanted:
-            return found
-        ends: dict[tuple[str, int], int] = {}
-        starts = []
-        for tp in consumer.offsets_for_times(wanted, timeout=timeout_s):
-            _, high = consumer.get_watermark_offsets(
-                TopicPartition(tp.topic, tp.partition), timeout=timeout_s
+        """Record the ids of an unfinished batch's outputs that did land, for its input partitions among
+        `partitions`: add them to `store`, write them and the batch's DONE to the changelog (so no
+        restore settles it again); return how many ids were added. A failed write is logged: the ids
+        are in `store`, and a later restore settles the batch again."""
+        settled = self._settle(intent, partitions, timeout_s)
+        try:
+            self.write(settled.changelog_records(), timeout_s)
+        except ChangelogWriteError as exc:
+            log.warning(
+                "settled dedup batch not recorded", extra={"batch": intent.batch_id, "error": str(exc)}
             )
-            if 0 <= tp.offset < high:
-                ends[(tp.topic, tp.partition)] = high
-                starts.append(tp)
-        consumer.assign(starts)
-        deadline = time.monotonic() + timeout_s
-        while ends:
-            if time.monotonic() > deadline:  # unknown ids can only be repeated, never lost
-                log.warning("derived topics not read to the end in time", extra={"unread": len(ends)})
-                break
-            for msg in consumer.consume(1000, 0.5):
-                if msg.error() is not None:
-                    continue
-                key = (msg.topic(), msg.partition())
-                message_id = dict(msg.headers() or ()).get(h.MESSAGE_ID)
-                if message_id:
-                    found.add(message_id if isinstance(message_id, bytes) else message_id.encode())
-                if key in ends and (msg.offset() or 0) + 1 >= ends[key]:
-                    del ends[key]
-    finally:
-        consumer.close()
-    return found
+        added = 0
+        for tp, ids in settled.matcher.found.items():
+            store.add(tp, ids, at=intent.timestamp_ms / 1000)
+            added += len(ids)
+        return added

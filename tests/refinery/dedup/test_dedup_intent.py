@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-from refinery.dedup.store import (
-    BATCH_KEY,
-    DONE,
-    INTENT,
-    KIND_HEADER,
-    DedupChangelog,
-    DedupStore,
-    Intent,
-    changelog_kind,
-)
+from refinery.dedup.records import BATCH_KEY, DONE, INTENT, KIND_HEADER, Intent, changelog_kind
+from refinery.dedup.store import DedupChangelog, DedupStore
 from refinery.routing.batch import route_batch
 from refinery.routing.guards import RecordGuard
 from refinery.routing.router import compile_router
