@@ -1,7 +1,10 @@
-"""The live route set on the real broker: publish, watch, refuse invalid sets, ignore bad records."""
+"""The live route set on the real broker: publish, watch, refuse invalid sets, ignore bad records, record
+who and when with a history that survives compaction, read without creating the topic, the drop guard."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -9,11 +12,15 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
+from refinery.control.route_changes import RouteChangeRefused, apply_route_set
 from refinery.control.route_store import (
+    RECORD_FORMAT,
     ROUTES_KEY,
     RouteWatcher,
     apply_routes_file,
+    ensure_routes_topic,
     publish_route_set,
+    read_route_log,
     show_routes,
 )
 from refinery.routing.router import Router
@@ -100,3 +107,87 @@ def test_invalid_records_on_the_topic_are_ignored(
         assert apply_routes_file(config(kafka_bootstrap), unique_name, routes_file) == newer
         assert watcher.wait_for_version(newer.version, 20)
         assert watcher.current().route_set == newer  # type: ignore[union-attr]
+
+
+def topic_exists(bootstrap: str, topic: str) -> bool:
+    return topic in AdminClient(config(bootstrap)).list_topics(timeout=30).topics
+
+
+def test_each_publish_records_who_and_when_and_history_survives(
+    kafka_bootstrap: str, unique_name: str
+) -> None:
+    first, second = load_route_set(SMALL), load_route_file(WORKLOAD_ROUTES)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    published = [
+        publish_route_set(config(kafka_bootstrap), unique_name, first, who="alice"),
+        publish_route_set(config(kafka_bootstrap), unique_name, second, who="bob"),
+        publish_route_set(config(kafka_bootstrap), unique_name, first, who="carol"),  # a rollback
+    ]
+    route_log = read_route_log(config(kafka_bootstrap), unique_name)
+    assert route_log.live is not None and route_log.live.route_set == first
+    assert route_log.live.publication == published[-1]
+    assert route_log.history == published[::-1]  # newest first, the rollback its own entry
+    assert [(p.who, p.route_count) for p in route_log.history] == [("carol", 1), ("bob", 8), ("alice", 1)]
+    for pub in route_log.history:
+        assert pub.when is not None and before <= datetime.fromisoformat(pub.when) <= datetime.now(UTC)
+    # three `routes` records (compaction will keep the newest) and three history keys that never repeat
+    # (so compaction keeps every one)
+    keys = [m.key() for m in consume_all(kafka_bootstrap, [unique_name], timeout=10, idle=1)]
+    assert keys.count(ROUTES_KEY) == 3 and len({k for k in keys if k != ROUTES_KEY}) == 3
+    assert show_routes(config(kafka_bootstrap), unique_name).startswith(
+        f"# route set version {first.version} (from {unique_name!r}), published by carol at "
+    )
+    assert publish_route_set(config(kafka_bootstrap), unique_name, first).who.startswith("python:")  # type: ignore[union-attr]
+
+
+def test_watcher_reports_the_publication_and_skips_history(
+    kafka_bootstrap: str, unique_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    rs = load_route_set(SMALL)
+    published = publish_route_set(config(kafka_bootstrap), unique_name, rs, who="ops")
+    with RouteWatcher(config(kafka_bootstrap), unique_name) as watcher:
+        assert watcher.wait_for_version(rs.version, 20) and watcher.wait_ready(20)
+        assert watcher.publication() == published
+    assert not [r for r in caplog.records if "unexpected key" in r.getMessage()]
+
+
+def test_reading_never_creates_the_topic_and_old_records_still_count(
+    kafka_bootstrap: str, unique_name: str
+) -> None:
+    empty = read_route_log(config(kafka_bootstrap), unique_name)
+    assert (empty.live, empty.history) == (None, [])
+    assert show_routes(config(kafka_bootstrap), unique_name).startswith("# no route set has been published")
+    assert not topic_exists(kafka_bootstrap, unique_name)
+    # a record from before who/when/history existed: decoded, dated by its Kafka timestamp
+    rs = load_route_set(SMALL)
+    ensure_routes_topic(config(kafka_bootstrap), unique_name)
+    old = json.dumps({"format": RECORD_FORMAT, "version": rs.version, "routes": rs.canonical_text}).encode()
+    raw = Producer(config(kafka_bootstrap))
+    raw.produce(unique_name, key=ROUTES_KEY, value=old)
+    assert raw.flush(10) == 0
+    route_log = read_route_log(config(kafka_bootstrap), unique_name)
+    assert route_log.live is not None and route_log.live.route_set == rs
+    [legacy] = route_log.history
+    assert (legacy.version, legacy.who, legacy.route_count) == (rs.version, None, 1) and legacy.when
+    newer = publish_route_set(
+        config(kafka_bootstrap), unique_name, load_route_file(WORKLOAD_ROUTES), who="ops"
+    )
+    assert read_route_log(config(kafka_bootstrap), unique_name).history == [newer]  # the old set is gone
+
+
+def test_apply_refuses_drastic_drops_unless_forced(kafka_bootstrap: str, unique_name: str) -> None:
+    workload = load_route_file(WORKLOAD_ROUTES)
+    conf = config(kafka_bootstrap)
+    with pytest.raises(RouteChangeRefused, match="no routes"):
+        apply_route_set(conf, unique_name, load_route_set("routes: []\n"), who="ops")
+    assert not topic_exists(kafka_bootstrap, unique_name)  # refused before anything was written
+    first = apply_route_set(conf, unique_name, workload, who="ops")
+    assert first.diff.added == workload.route_names() and not first.publication.forced
+    with pytest.raises(RouteChangeRefused, match=r"would drop 8 of the 8 live routes") as refused:
+        apply_route_set(conf, unique_name, load_route_set(SMALL), who="ops")
+    assert refused.value.dropped == workload.route_names()
+    assert read_route_log(conf, unique_name).live.route_set == workload  # type: ignore[union-attr]
+    forced = apply_route_set(conf, unique_name, load_route_set(SMALL), who="boss", force=True)
+    assert forced.publication.forced and forced.diff.removed == workload.route_names()
+    history = read_route_log(conf, unique_name).history
+    assert [(p.who, p.forced) for p in history] == [("boss", True), ("ops", False)]
