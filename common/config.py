@@ -10,22 +10,94 @@ project reads `os.environ` for configuration.
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.errors import ConfigError
 from common.topics import INGEST_TOPIC_REGEX
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _prefixed(prefix: str) -> SettingsConfigDict:
-    return SettingsConfigDict(env_prefix=prefix, extra="ignore", frozen=True)
+    return SettingsConfigDict(env_prefix=prefix, extra="forbid", frozen=True)
 
 
-class KafkaSettings(BaseSettings):
+class RefinerySettings(BaseSettings):
+    """Base of every settings class here: a misspelt setting is an error, never a silent default.
+    Unknown keyword arguments are refused (`extra="forbid"`, a pydantic ValidationError), and so are
+    environment variables under the class's prefix that no settings class reads (a ConfigError naming the
+    variable and the closest known one). A variable is judged only by the class with the longest prefix
+    it starts with: `REFINERY_LOCAL_KAFKA_HEAP` belongs to LocalKafkaSettings, not KafkaSettings, and
+    variables under no settings prefix (`REFINERY_SOAK`) are none of our business."""
+
+    def __init__(self, **values: Any) -> None:
+        problems = unknown_environment(type(self), os.environ)
+        if problems:
+            plural = "s" if len(problems) > 1 else ""
+            raise ConfigError(
+                f"{type(self).__name__}: unknown environment variable{plural} under "
+                f"{_env_prefix(type(self))}*: {'; '.join(problems)}"
+            )
+        super().__init__(**values)
+
+
+def _env_prefix(cls: type[BaseSettings]) -> str:
+    return (cls.model_config.get("env_prefix") or "").upper()
+
+
+def env_names(cls: type[BaseSettings]) -> set[str]:
+    """The environment variables a settings class reads (upper case: they are matched ignoring case)."""
+    names = set()
+    for name, info in cls.model_fields.items():
+        alias = info.validation_alias or info.alias
+        if isinstance(alias, str):
+            names.add(alias)
+        elif isinstance(alias, AliasChoices):
+            names |= {choice for choice in alias.choices if isinstance(choice, str)}
+        else:
+            names.add(_env_prefix(cls) + name)
+    return {name.upper() for name in names}
+
+
+def settings_classes() -> list[type[RefinerySettings]]:
+    """Every settings class defined so far (all of this module's, and any subclass made elsewhere)."""
+    found: list[type[RefinerySettings]] = []
+    pending = [RefinerySettings]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            found.append(sub)
+            pending.append(sub)
+    return found
+
+
+def unknown_environment(cls: type[RefinerySettings], environ: Mapping[str, str]) -> list[str]:
+    """One line per variable in `environ` under `cls`'s prefix that no settings class reads, with the
+    closest name `cls` does read. Variables under a longer prefix of another class are that class's."""
+    prefix = _env_prefix(cls)
+    if not prefix:
+        return []
+    classes = settings_classes()
+    known = set().union(*(env_names(c) for c in classes))
+    longer = {p for p in map(_env_prefix, classes) if len(p) > len(prefix) and p.startswith(prefix)}
+    own = sorted(name.removeprefix(prefix) for name in env_names(cls))
+    problems = []
+    for var in sorted(environ):
+        name = var.upper()
+        if not name.startswith(prefix) or name in known or any(name.startswith(p) for p in longer):
+            continue
+        close = difflib.get_close_matches(name.removeprefix(prefix), own, n=1)
+        problems.append(f"{var} (did you mean {prefix}{close[0]}?)" if close else f"{var} (no such setting)")
+    return problems
+
+
+class KafkaSettings(RefinerySettings):
     """Connection to the Kafka cluster, shared by every client we create. Prefix `REFINERY_KAFKA_`."""
 
     model_config = _prefixed("REFINERY_KAFKA_")
@@ -59,7 +131,7 @@ class KafkaSettings(BaseSettings):
         return host or "127.0.0.1", int(port or 9092)
 
 
-class LocalKafkaSettings(BaseSettings):
+class LocalKafkaSettings(RefinerySettings):
     """The single-node KRaft broker we run from Maven jars for development, tests and CI.
     Prefix `REFINERY_LOCAL_KAFKA_`. It listens on the port of `REFINERY_KAFKA_BOOTSTRAP_SERVERS`."""
 
@@ -73,7 +145,7 @@ class LocalKafkaSettings(BaseSettings):
     start_timeout_s: float = 90.0
 
 
-class LogSettings(BaseSettings):
+class LogSettings(RefinerySettings):
     """Structured logging. Prefix `REFINERY_LOG_`."""
 
     model_config = _prefixed("REFINERY_LOG_")
@@ -82,7 +154,7 @@ class LogSettings(BaseSettings):
     format: str = Field(default="json", pattern="^(json|text)$")
 
 
-class RegistrySettings(BaseSettings):
+class RegistrySettings(RefinerySettings):
     """The schema registry service and its clients. Prefix `REFINERY_REGISTRY_`."""
 
     model_config = _prefixed("REFINERY_REGISTRY_")
@@ -117,7 +189,7 @@ class RegistrySettings(BaseSettings):
         return (self.advertised_url or f"http://{host}:{self.port}").rstrip("/")
 
 
-class ProducerSettings(BaseSettings):
+class ProducerSettings(RefinerySettings):
     """Producer SDK defaults (owned by `producers/`). Prefix `REFINERY_PRODUCER_`."""
 
     model_config = _prefixed("REFINERY_PRODUCER_")
@@ -149,7 +221,7 @@ class ProducerSettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(RefinerySettings):
     """Refinery worker (owned by `refinery/`). Prefix `REFINERY_WORKER_`."""
 
     model_config = _prefixed("REFINERY_WORKER_")
@@ -228,7 +300,7 @@ class WorkerSettings(BaseSettings):
         return self.dedup_topic or f"_{self.group_id}-dedup"
 
 
-class CatalogSettings(BaseSettings):
+class CatalogSettings(RefinerySettings):
     """The catalog service, "what flows where" (owned by `refinery/catalog/`). Prefix `REFINERY_CATALOG_`.
     It reads `/stats` from every worker in `worker_urls` (comma-separated) and the registry's REST API."""
 
@@ -246,7 +318,7 @@ class CatalogSettings(BaseSettings):
         return [u.strip().rstrip("/") for u in self.worker_urls.split(",") if u.strip()]
 
 
-class StackSettings(BaseSettings):
+class StackSettings(RefinerySettings):
     """`refinery-stack`: the whole pipeline as local background processes (owned by `devstack/stack.py`).
     Prefix `REFINERY_STACK_`. Each process gets a pid file and a log in `run_dir`; worker i (from 0) serves
     its web views on `REFINERY_WORKER_WEB_PORT` + i."""
@@ -261,7 +333,7 @@ class StackSettings(BaseSettings):
     start_timeout_s: float = Field(default=60.0, gt=0)
 
 
-class BenchSettings(BaseSettings):
+class BenchSettings(RefinerySettings):
     """Fixtures of the benchmark harness (owned by `bench/`). Prefix `REFINERY_BENCH_`. The harness sets
     these for the subprocesses it starts (e.g. the Faust pass-through); nobody needs to set them by hand."""
 
