@@ -41,7 +41,9 @@ def test_live_route_change_reaches_two_running_workers(
         for w in workers:
             w.start()
         new_set = load_route_set(_route_set("second", "after"))
-        response = httpx.post(workers[0].url + "/routes", content=new_set.canonical_text, timeout=30)
+        # replacing the set's only route drops all of the live set, which the drop guard refuses unforced
+        forced = workers[0].url + "/routes?force=true"
+        response = httpx.post(forced, content=new_set.canonical_text, timeout=30)
         assert response.status_code == 200, response.text
         for w in workers:
             wait_for(lambda w=w: w.get("/routes").json()["version"] == new_set.version, what="new route set")
