@@ -8,7 +8,8 @@ Subject naming rule (one subject per title and category, its versions are our ve
 So `(title="1234", category="player_killed", version=2)` is version 2 of subject
 `1234.player_killed-value`, and the registry's compatibility rules apply between a category's versions.
 The schema is shared by every env and source. The `-value` suffix follows Confluent's convention for
-record values. We talk to the registry only through confluent-kafka's `SchemaRegistryClient`.
+record values. We talk to the registry only through confluent-kafka's `SchemaRegistryClient`, built
+by `common.registry_client`.
 
 Registering is an explicit step (`SchemaCatalog.register`, `refinery-client register`); `register`
 checks that the registry will give the version the caller expects before it writes anything.
@@ -25,12 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import fastavro
-import httpx
 import jsonschema
 from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from common.config import RegistrySettings
+from common.registry_client import TRANSPORT_ERRORS, is_not_found, registry_client
 from common.topics import validate_component, validate_version
 from producers.errors import (
     RegistryUnavailableError,
@@ -44,17 +45,8 @@ from producers.protobuf_schema import CompiledProto, compile_proto
 SUBJECT_SUFFIX = "-value"
 SCHEMA_TYPES = ("AVRO", "PROTOBUF", "JSON")
 FORMAT_BY_SCHEMA_TYPE = {"AVRO": "avro", "PROTOBUF": "protobuf", "JSON": "json"}
-# Confluent error codes meaning "no such subject / version / schema".
-_NOT_FOUND_CODES = {40401, 40402, 40403}
 
 T = TypeVar("T")
-
-try:  # confluent-kafka may run on the `httpx2` fork; catch its transport errors and plain httpx's.
-    from confluent_kafka.schema_registry.common._httpx_compat import httpx as _registry_httpx
-
-    _HTTP_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, _registry_httpx.HTTPError)
-except ImportError:  # pragma: no cover - older confluent-kafka used httpx directly
-    _HTTP_ERRORS = (httpx.HTTPError,)
 
 
 def subject_for(title: str, category: str) -> str:
@@ -62,23 +54,6 @@ def subject_for(title: str, category: str) -> str:
     validate_component("title", title)
     validate_component("category", category)
     return f"{title}.{category}{SUBJECT_SUFFIX}"
-
-
-def registry_client(
-    settings: RegistrySettings | None = None, *, timeout_s: float = 5.0
-) -> SchemaRegistryClient:
-    """confluent-kafka's registry client for our settings, with short timeouts and one retry."""
-    settings = settings or RegistrySettings()
-    conf: dict[str, Any] = {
-        "url": settings.url,
-        "timeout": timeout_s,
-        "max.retries": 1,
-        "retries.wait.ms": 200,
-    }
-    if settings.username is not None:
-        password = settings.password.get_secret_value() if settings.password else ""
-        conf["basic.auth.user.info"] = f"{settings.username}:{password}"
-    return SchemaRegistryClient(conf)
 
 
 @dataclass(frozen=True)
@@ -105,16 +80,12 @@ def _call(what: str, fn: Callable[[], T]) -> T:
     """Run a registry call, turning transport and server failures into RegistryUnavailableError."""
     try:
         return fn()
-    except _HTTP_ERRORS as exc:
+    except TRANSPORT_ERRORS as exc:
         raise RegistryUnavailableError(f"schema registry unreachable while {what}: {exc}") from None
     except SchemaRegistryError as exc:
         if exc.http_status_code >= 500 or exc.http_status_code < 0:
             raise RegistryUnavailableError(f"schema registry failed while {what}: {exc}") from None
         raise
-
-
-def _is_not_found(exc: SchemaRegistryError) -> bool:
-    return exc.http_status_code == 404 or exc.error_code in _NOT_FOUND_CODES
 
 
 class SchemaCatalog:
@@ -130,7 +101,7 @@ class SchemaCatalog:
     def from_settings(
         cls, settings: RegistrySettings | None = None, *, timeout_s: float = 5.0
     ) -> SchemaCatalog:
-        return cls(registry_client(settings, timeout_s=timeout_s))
+        return cls(registry_client(settings or RegistrySettings(), timeout=timeout_s))
 
     def close(self) -> None:
         self.client.close()
@@ -183,7 +154,7 @@ class SchemaCatalog:
         try:
             existing = self._lookup(subject, schema)
         except SchemaRegistryError as exc:
-            if not _is_not_found(exc):
+            if not is_not_found(exc):
                 raise SchemaRejectedError(f"registry refused the schema for {subject!r}: {exc}") from None
         else:
             if existing.version != version:
@@ -194,7 +165,7 @@ class SchemaCatalog:
         try:
             versions = _call(f"listing versions of {subject!r}", lambda: self.client.get_versions(subject))
         except SchemaRegistryError as exc:
-            if not _is_not_found(exc):
+            if not is_not_found(exc):
                 raise
             versions = []
         expected = max(versions, default=0) + 1
@@ -218,7 +189,7 @@ class SchemaCatalog:
                 f"looking up {subject!r} version {version}", lambda: self.client.get_version(subject, version)
             )
         except SchemaRegistryError as exc:
-            if _is_not_found(exc):
+            if is_not_found(exc):
                 raise SchemaNotRegisteredError(
                     f"no schema registered for title={title!r} category={category!r} version={version} "
                     f"(subject {subject!r}); register it first with `refinery-client register` or "
@@ -248,7 +219,7 @@ class SchemaCatalog:
         try:
             schema = _call(f"fetching schema id {schema_id}", lambda: self.client.get_schema(schema_id))
         except SchemaRegistryError as exc:
-            if _is_not_found(exc):
+            if is_not_found(exc):
                 raise SchemaNotRegisteredError(f"the registry has no schema with id {schema_id}") from None
             raise
         if schema.schema_str is None:
