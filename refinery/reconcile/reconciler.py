@@ -332,9 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     kafka, worker = KafkaSettings(), WorkerSettings()
     checker = None
-    if args.registry_check or worker.registry_check:
-        checker = SchemaIdChecker.from_url(RegistrySettings().url)
     try:
+        if args.registry_check or worker.registry_check:  # with the registry's credentials, like the workers
+            checker = SchemaIdChecker.from_settings(
+                RegistrySettings(), negative_ttl_s=worker.registry_negative_ttl_s
+            )
         reconciler = Reconciler(
             _router(args, kafka, worker), max_value_bytes=worker.max_value_bytes,
             schema_checker=checker, dlq_unmatched=worker.dlq_unmatched,
