@@ -5,7 +5,8 @@
 Inputs: its own header-only observer of the ingest topics (flows, rates, last seen), the route set in
 force (the routes topic, read like the workers read it), every worker's `GET /routes` (per-route rates)
 and `GET /stats` (REFINERY_CATALOG_WORKER_URLS), and the schema registry's REST API
-(REFINERY_REGISTRY_URL). A source that does not answer is reported in `sources`, never an error page.
+(REFINERY_REGISTRY_URL, through `common.registry_client`: its credentials and its reading of "not found").
+A source that does not answer is reported in `sources`, never an error page.
 """
 
 from __future__ import annotations
@@ -18,14 +19,26 @@ from importlib.resources import files
 from typing import Any
 
 import httpx
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastapi import FastAPI, Response
 from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
 from common.config import CatalogSettings, KafkaSettings, RegistrySettings, WorkerSettings
+from common.errors import ConfigError
+from common.registry_client import (
+    TRANSPORT_ERRORS,
+    is_access_denied,
+    is_not_found,
+    redacted_url,
+    registry_client,
+)
 from refinery.catalog.build import build_catalog
 from refinery.catalog.flows import FlowObserver, FlowTable
 from refinery.control.route_store import RouteWatcher
+
+_REGISTRY_ERRORS: tuple[type[Exception], ...] = (SchemaRegistryError, *TRANSPORT_ERRORS)
 
 
 class CatalogMetrics:
@@ -49,14 +62,17 @@ class CatalogSources:
     """Reads the workers and the registry; schema look-ups are cached (a schema id never changes)."""
 
     def __init__(
-        self, settings: CatalogSettings, registry: RegistrySettings, metrics: CatalogMetrics
+        self,
+        settings: CatalogSettings,
+        registry: RegistrySettings,
+        metrics: CatalogMetrics,
+        *,
+        schema_client: SchemaRegistryClient | None = None,
     ) -> None:
         self.settings = settings
-        self.registry_url = registry.url.rstrip("/")
-        auth = None
-        if registry.username is not None and registry.password is not None:
-            auth = httpx.BasicAuth(registry.username, registry.password.get_secret_value())
-        self.client = httpx.AsyncClient(timeout=settings.timeout_s, auth=auth)
+        self.registry_url = redacted_url(registry.url).rstrip("/")
+        self.registry = schema_client or registry_client(registry, timeout=settings.timeout_s)
+        self.client = httpx.AsyncClient(timeout=settings.timeout_s)  # the workers (no registry credentials)
         self.metrics = metrics
         self._schemas: dict[int, dict[str, Any]] = {}
 
@@ -92,31 +108,44 @@ class CatalogSources:
         status: dict[str, Any] = {"url": self.registry_url, "ok": True}
         for schema_id in missing:
             try:
-                found = await self._schema(schema_id)
-            except httpx.HTTPError as exc:
+                found = await asyncio.to_thread(self._schema, schema_id)
+            except _REGISTRY_ERRORS as exc:
                 self.metrics.source_errors.labels("registry").inc()
-                status = {"url": self.registry_url, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                status = {"url": self.registry_url, "ok": False, "error": _registry_error(exc)}
                 break
             if found is not None:
                 self._schemas[schema_id] = found
         return {i: self._schemas[i] for i in ids if i in self._schemas}, status
 
-    async def _schema(self, schema_id: int) -> dict[str, Any] | None:
-        base = f"{self.registry_url}/schemas/ids/{schema_id}"
-        schema_resp, versions_resp = await asyncio.gather(
-            self.client.get(base), self.client.get(f"{base}/versions")
-        )
-        if schema_resp.status_code == 404:
-            return None  # not cached: it may be registered later
-        schema_resp.raise_for_status()
-        versions_resp.raise_for_status()
-        subjects = versions_resp.json()
+    def _schema(self, schema_id: int) -> dict[str, Any] | None:
+        """The schema's format and subjects (blocking: run in a thread); None if it is not registered."""
+        try:
+            schema = self.registry.get_schema(schema_id)
+            versions = self.registry.get_schema_versions(schema_id)
+        except SchemaRegistryError as exc:
+            if is_not_found(exc):
+                return None  # not cached: it may be registered later
+            raise
+        subjects = [{"subject": v.subject, "version": v.version} for v in versions]
         return {
-            "format": schema_resp.json().get("schemaType", "AVRO"),  # Confluent omits the type for Avro
+            "format": schema.schema_type or "AVRO",  # Confluent omits the type for Avro
             "subject": subjects[0]["subject"] if subjects else None,
             "subject_version": subjects[0]["version"] if subjects else None,
             "subjects": subjects,
         }
+
+    def close(self) -> None:
+        self.registry.close()
+
+
+def _registry_error(exc: BaseException) -> str:
+    if is_access_denied(exc):
+        assert isinstance(exc, SchemaRegistryError)
+        return (
+            f"access denied (HTTP {exc.http_status_code}): check REFINERY_REGISTRY_USERNAME / "
+            "REFINERY_REGISTRY_PASSWORD and the user's role"
+        )
+    return f"{type(exc).__name__}: {exc}"
 
 
 def create_app(
@@ -150,6 +179,7 @@ def create_app(
             await asyncio.to_thread(observer.stop)
             await asyncio.to_thread(routes.stop)
             await sources.client.aclose()
+            await asyncio.to_thread(sources.close)
 
     app = FastAPI(title="Refinery catalog", lifespan=lifespan)
     app.state.flows = table
@@ -195,9 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="port (default REFINERY_CATALOG_PORT)")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = CatalogSettings(**overrides)
-    configure_logging()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    try:
+        settings = CatalogSettings(**overrides)
+        configure_logging()
+        app = create_app(settings)
+    except ConfigError as exc:  # e.g. a registry URL without http://: one line, no traceback
+        print(f"refinery-catalog: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
     return 0
 
 
