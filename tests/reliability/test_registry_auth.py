@@ -14,9 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from starlette.routing import BaseRoute
 
 from common.config import RegistrySettings
+from common.errors import RegistryAccessError
+from refinery.routing.schema_check import SchemaIdChecker
 from schema_registry.app import create_app
 from tests.reliability.figures import record_figures
 from tests.schema_registry.processes import RegistryProcess
@@ -148,3 +151,25 @@ def test_secrets_never_reach_the_log(secured: RegistryProcess) -> None:
     encoded = [base64.b64encode(f"{u}:{p}".encode()).decode() for u, p in SECRETS.items()]
     for secret in [*SECRETS.values(), TOKEN, *encoded]:
         assert secret not in log
+
+
+def test_the_worker_schema_check_uses_credentials_and_fails_closed(secured: RegistryProcess) -> None:
+    registered = httpx.post(f"{secured.url}/subjects/checker-auth-value/versions",
+                            json={"schema": '"string"'}, headers=basic("writer"), timeout=30)  # fmt: skip
+    assert registered.status_code == 200, registered.text
+    schema_id = str(registered.json()["id"]).encode()
+
+    def checker(username: str | None, password: str | None) -> SchemaIdChecker:
+        secret = SecretStr(password) if password is not None else None
+        settings = RegistrySettings(url=secured.url, username=username, password=secret)
+        return SchemaIdChecker.from_settings(settings, negative_ttl_s=1)
+
+    reader = checker("reader", SECRETS["reader"])
+    assert reader.known(schema_id)
+    assert not reader.known(b"987654321")  # a real "not found" with credentials that work
+    for refused in (checker("reader", "not-the-password"), checker(None, None)):
+        with pytest.raises(RegistryAccessError) as caught:
+            refused.known(schema_id)
+        assert secured.url in str(caught.value) and "HTTP 401" in str(caught.value)
+        assert SECRETS["reader"] not in str(caught.value) and "not-the-password" not in str(caught.value)
+        assert refused.unreachable == 0  # a refusal is not an outage: nothing was let through
