@@ -20,6 +20,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.errors import ConfigError
+from common.limits import MAX_RECORD_BYTES
 from common.topics import INGEST_TOPIC_REGEX
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -235,7 +236,9 @@ class WorkerSettings(RefinerySettings):
     routes_topic: str = "_refinery_routes"
     dlq_topic: str = "_refinery_dlq"
     dlq_unmatched: bool = False  # unmatched records are counted; also copy them to the DLQ when true
-    max_value_bytes: int = Field(default=1_000_000, ge=1)
+    # The largest record (key + value + headers + framing, `common.limits.record_size`) the guard passes;
+    # also the data plane producer's `message.max.bytes`, so whatever the guard passes can be forwarded.
+    max_record_bytes: int = Field(default=MAX_RECORD_BYTES, ge=1024)
     verify_envelope: bool = True  # DLQ values that are not an Envelope or that the headers contradict
     dedup_window_s: float = Field(default=600.0, gt=0)
     dedup_max_ids_per_partition: int = Field(default=500_000, ge=1)
@@ -260,6 +263,18 @@ class WorkerSettings(RefinerySettings):
     batch_idle_timeout_s: float = Field(default=0.005, gt=0)  # ... after a partial one (live feed: latency)
     max_inflight_batches: int = Field(default=4, ge=1)  # at-least-once: produced, awaiting acks/commit
     commit_interval_s: float = Field(default=0.1, ge=0)  # at-least-once: async commits at most this often
+    # Failure policy (refinery.worker.outcomes): librdkafka retries transient errors itself for
+    # message_timeout_ms; records still failing are sent again (only those) after a jittered backoff
+    # from retry_initial_backoff_s doubling to retry_max_backoff_s, at most retry_max_attempts times;
+    # then (or at once when the DLQ refuses a dead letter) the worker pauses consumption, reports not
+    # ready, and probes every pause_probe_interval_s until the writes go through.
+    message_timeout_ms: int = Field(default=60_000, ge=1000)
+    retry_initial_backoff_s: float = Field(default=0.2, gt=0)
+    retry_max_backoff_s: float = Field(default=10.0, gt=0)
+    retry_max_attempts: int = Field(default=5, ge=1)
+    pause_probe_interval_s: float = Field(default=5.0, gt=0)
+    drain_timeout_s: float = Field(default=30.0, gt=0)  # rebalance/stop: finish what is in flight, at most
+    stall_after_s: float = Field(default=30.0, gt=0)  # /ready fails after this long without progress
     linger_ms: int = Field(default=5, ge=0)
     batch_bytes: int = Field(default=1_000_000, ge=1)
     batch_num_messages: int = Field(default=10_000, ge=1)

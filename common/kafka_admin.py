@@ -19,7 +19,12 @@ from common.topics import parse_topic
 
 
 class TopicCreationError(RefineryError):
-    """The broker refused to create a topic (the message carries the broker's reason)."""
+    """The broker refused to create a topic (the message carries the broker's reason; `error` is the
+    broker's `KafkaError`, when there is one, so callers can tell a refusal from a timeout)."""
+
+    def __init__(self, message: str, error: KafkaError | None = None) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 class TopicNotAllowedError(TopicNameError):
@@ -90,7 +95,10 @@ class TopicEnsurer:
                 except KafkaException as exc:
                     err = exc.args[0]
                     if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-                        raise TopicCreationError(f"could not create topic {topic!r}: {err}") from None
+                        raise TopicCreationError(
+                            f"could not create topic {topic!r}: {err}",
+                            err if isinstance(err, KafkaError) else None,
+                        ) from None
                 self._known.add(topic)
 
     def forget(self, topic: str) -> None:

@@ -51,8 +51,10 @@ class RoutingService(mode.Service):
 
     @mode.Service.timer(1.0)
     async def _watch_dataplane(self) -> None:
-        if self.dataplane is not None and self.dataplane.error is not None:
-            await self.crash(self.dataplane.error)
+        if self.dataplane is not None:
+            self.dataplane.health.readiness()  # keeps refinery_worker_ready current between scrapes
+            if self.dataplane.error is not None:
+                await self.crash(self.dataplane.error)
 
     @mode.Service.timer(app.worker_settings.stats_interval_s)
     async def _tick_rates(self) -> None:

@@ -86,7 +86,7 @@ class Reconciler:
         self,
         router: Router,
         *,
-        max_value_bytes: int = WorkerSettings.model_fields["max_value_bytes"].default,
+        max_record_bytes: int = WorkerSettings.model_fields["max_record_bytes"].default,
         schema_checker: SchemaIdChecker | None = None,
         dlq_unmatched: bool = False,
         allowed_envs: Iterable[str] | None = None,
@@ -95,7 +95,7 @@ class Reconciler:
         self.router = router
         self._allowed_envs = {e.encode() for e in allowed_envs} if allowed_envs else None
         self._guard = RecordGuard(
-            max_value_bytes=max_value_bytes, schema_checker=schema_checker, verify_envelope=verify_envelope
+            max_record_bytes=max_record_bytes, schema_checker=schema_checker, verify_envelope=verify_envelope
         )
         self._dlq_unmatched = dlq_unmatched
         self._expected: Counter[tuple[bytes, str]] = Counter()  # (message id, topic) -> copies
@@ -111,13 +111,19 @@ class Reconciler:
     def expected_topics(self) -> set[str]:
         return {topic for _, topic in self._expected}
 
-    def expect(self, coordinate: Coordinate, value: bytes | None, headers: Headers | None) -> None:
+    def expect(
+        self,
+        coordinate: Coordinate,
+        value: bytes | None,
+        headers: Headers | None,
+        record_key: bytes | None = None,
+    ) -> None:
         """One record acknowledged on an ingest topic at `coordinate`."""
         self.report.sent += 1
         topic = coordinate[0]
         self._ingest_topics.add(topic)
         try:
-            hdrs = self._guard.check(topic, value, headers)
+            hdrs = self._guard.check(topic, value, headers, record_key)
         except Rejection:
             self._dead_expected[coordinate] += 1
             return
@@ -288,7 +294,7 @@ def reconcile_cluster(
     """Read the ingest topics (what was sent), then the derived topics and the DLQ, and reconcile."""
     for msg in read_topics(client_config, ingest_topics):
         coordinate = (msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
-        reconciler.expect(coordinate, msg.value(), msg.headers())  # type: ignore[arg-type]  # always a list
+        reconciler.expect(coordinate, msg.value(), msg.headers(), msg.key())  # type: ignore[arg-type]  # always a list
     existing = set(list_topics(client_config, ""))
     derived = set(reconciler.expected_topics)
     if derived_pattern is not None:
@@ -338,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                 RegistrySettings(), negative_ttl_s=worker.registry_negative_ttl_s
             )
         reconciler = Reconciler(
-            _router(args, kafka, worker), max_value_bytes=worker.max_value_bytes,
+            _router(args, kafka, worker), max_record_bytes=worker.max_record_bytes,
             schema_checker=checker, dlq_unmatched=worker.dlq_unmatched,
             allowed_envs=worker.derived_allowed_envs, verify_envelope=worker.verify_envelope,
         )  # fmt: skip

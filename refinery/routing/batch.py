@@ -70,6 +70,8 @@ class RoutedBatch:
     dedup_ids: dict[PartitionKey, dict[bytes, None]] = field(default_factory=dict)  # ordered set
     dedup_topics: set[str] = field(default_factory=set)  # derived topics of outputs on dedup routes
     intent: Intent | None = None  # at-least-once: announced in the dedup changelog before writing
+    # outputs Kafka refused for good (index in `outputs` -> why): written as `output_rejected` dead letters
+    rejected: dict[int, str] = field(default_factory=dict)
 
     @property
     def topics(self) -> set[str]:
@@ -101,7 +103,7 @@ def route_batch(
         batch.records.append(record)
         counts.records_in[topic] += 1
         try:
-            headers = guard.check(topic, record.value(), record.headers())
+            headers = guard.check(topic, record.value(), record.headers(), record.key())
         except Rejection as rej:
             dead.append(DeadLetter(record, rej.reason, rej.message, rej.route))
             continue

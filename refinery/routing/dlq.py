@@ -7,9 +7,11 @@ kept as they were (including duplicates), and the reason headers are appended af
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
 
 from common.headers import Headers
+from common.limits import record_size
 
 ERROR_HEADER_PREFIX = "__refinery.errors."
 REASON = ERROR_HEADER_PREFIX + "reason"
@@ -19,6 +21,8 @@ PARTITION = ERROR_HEADER_PREFIX + "partition"
 OFFSET = ERROR_HEADER_PREFIX + "offset"
 TIMESTAMP = ERROR_HEADER_PREFIX + "timestamp"
 ROUTE = ERROR_HEADER_PREFIX + "route"
+HEADERS_DROPPED = ERROR_HEADER_PREFIX + "headers.dropped"  # original headers left out to fit (their count)
+MAX_MESSAGE_CHARS = 2000  # a reason message longer than this is cut
 WORKER = ERROR_HEADER_PREFIX + "worker"
 # When the original record does not fit in a dead letter, its value is cut (or dropped) and these say so.
 VALUE_SIZE = ERROR_HEADER_PREFIX + "value.size"  # the original value's length in bytes (decimal)
@@ -59,7 +63,7 @@ def dlq_headers(
     out: Headers = list(original or ())
     out += [
         (REASON, reason.value.encode()),
-        (MESSAGE, message.encode("utf-8", "replace")),
+        (MESSAGE, message[:MAX_MESSAGE_CHARS].encode("utf-8", "replace")),
         (TOPIC, topic.encode()),
         (PARTITION, str(partition).encode()),
         (OFFSET, str(offset).encode()),
@@ -69,3 +73,30 @@ def dlq_headers(
     if route is not None:
         out.append((ROUTE, route.encode()))
     return out
+
+
+def fit_dead_letter(
+    key: bytes | None, value: bytes | None, headers: Headers, max_bytes: int
+) -> tuple[bytes | None, bytes | None, Headers]:
+    """A dead letter that the producer will accept (`record_size` <= `max_bytes`): as it is when it fits;
+    otherwise the value is cut to what fits (headers give its original size and SHA-256); if even the
+    headers do not fit, the original headers are left out (their count is kept), then the key."""
+    if record_size(key, value, headers) <= max_bytes:
+        return key, value, headers
+    original = value or b""
+    marks: Headers = [
+        (VALUE_SIZE, str(len(original)).encode()),
+        (VALUE_SHA256, hashlib.sha256(original).hexdigest().encode()),
+        (VALUE_TRUNCATED, b"false"),  # set below; "false" reserves the longer of the two values
+    ]
+    fitted = [*headers, *marks]
+    if record_size(key, b"", fitted) > max_bytes:
+        reason_headers = [(k, v) for k, v in headers if k.startswith(ERROR_HEADER_PREFIX)]
+        dropped = len(headers) - len(reason_headers)
+        fitted = [*reason_headers, *marks, (HEADERS_DROPPED, str(dropped).encode())]
+        if record_size(key, b"", fitted) > max_bytes:
+            key = None
+    room = max(0, max_bytes - record_size(key, b"", fitted))
+    if room < len(original):
+        fitted = [(k, b"true") if k == VALUE_TRUNCATED else (k, v) for k, v in fitted]
+    return key, original[:room], fitted

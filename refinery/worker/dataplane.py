@@ -1,55 +1,49 @@
-"""The data plane: a batched confluent-kafka consume -> route -> produce -> commit loop in a thread.
+"""The data plane: a batched confluent-kafka consume -> route -> write -> commit loop in a thread.
 
 Why not a Faust agent: Faust's per-event machinery moved ~3k records/s here, a plain confluent-kafka
 loop ~65k/s. Faust hosts the control plane around this loop (`refinery.control.services`).
 
-Guarantees
-- At-least-once (default): offsets are committed only after every output and dead letter of a batch
-  is acknowledged. Batches are pipelined: each record carries its batch's delivery callback
-  (`refinery.worker.inflight`, served by `poll()`), the loop keeps consuming and producing while earlier
-  batches deliver (at most `max_inflight_batches`), and the leading fully acknowledged batches get
-  their dedup ids recorded and their offsets committed asynchronously, in consume order. On a delivery
-  error every batch in flight is rewound (seek to its first offsets) and retried; a crash repeats at
-  most the batches in flight, never loses one. On revoke/stop the loop drains and commits
-  synchronously. A batch with outputs on `dedup` routes first drains the pipeline and writes an intent
-  to the dedup changelog, so a replay after a crash does not repeat those outputs (`refinery.dedup.store`).
-- Exactly-once (`exactly_once`): each batch is one Kafka transaction holding its outputs, dead letters,
-  dedup-changelog records and consumed offsets (`send_offsets_to_transaction`); on error it is aborted
-  and the consumer rewound. Readers of derived topics use `isolation.level=read_committed`.
-Rebalances run inside `consume()`, between batches, so no batch is ever half-done when partitions move.
+The loop only consumes, routes (`refinery.routing.batch.route_batch`) and hands each batch to a
+committer, which owns the delivery guarantee: `AtLeastOnceCommitter` (default) or
+`TransactionalCommitter` (`exactly_once`). Failures are dealt with per record by the committer; the
+loop never rewinds. When a batch cannot go on (the committer has no room, a batch waits for earlier
+ones, a write is being retried, the registry refuses our credentials), the loop holds it, stops
+consuming (pausing its partitions after a moment, so the consumer stays in its group) and tries again;
+`Health` says why. Rebalances run inside `consume()`, between batches: what is in flight is completed
+and committed first (bounded by `drain_timeout_s`, then abandoned to the next owner).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import os
-import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from common.config import KafkaSettings, RegistrySettings, WorkerSettings
-from common.errors import RefineryError, TopicNameError
-from common.kafka_admin import TopicEnsurer
-from common.topics import validate_kafka_topic
-from refinery.dedup.store import DedupChangelog, DedupStore, Intent
-from refinery.routing.batch import RoutedBatch, RouterLike, route_batch
-from refinery.routing.dlq import DlqReason, dlq_headers
+from common.errors import RegistryAccessError
+from refinery.dedup.store import DedupChangelog, DedupStore
+from refinery.routing.batch import RecordLike, RoutedBatch, RouterLike, route_batch
 from refinery.routing.guards import RecordGuard
 from refinery.routing.schema_check import SchemaIdChecker
-from refinery.worker.inflight import BatchTracker, Inflight, PendingDedup
+from refinery.worker.at_least_once import AtLeastOnceCommitter
+from refinery.worker.clients import build_consumer, derived_topics, ensure_internal_topics, producer_factory
+from refinery.worker.committing import Committer, Completion
+from refinery.worker.health import Health
 from refinery.worker.metrics import WorkerMetrics
+from refinery.worker.retry import Backoff
+from refinery.worker.transactional import TransactionalCommitter
+from refinery.worker.writer import BatchWriter, TransientWriteError
 
 log = logging.getLogger(__name__)
-DeliveryCallback = Callable[[Any, Any], None]
-
-RETRY_BACKOFF_S = 0.5
-FLUSH_STEP_S = 1.0
+HOLD = "held batch"  # the Health source name of the loop's own troubles
+PAUSE_CONSUMER_AFTER_S = 0.5  # holding longer than this pauses the partitions (keeps group membership)
+HOLD_POLL_S = 0.05
 
 
 def tune_gc(settings: WorkerSettings) -> None:
@@ -61,17 +55,6 @@ def tune_gc(settings: WorkerSettings) -> None:
         gc.freeze()  # everything alive now (Faust, imports, clients) is left out of later collections
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(settings.gc_gen0_threshold, gen1, gen2)
-
-
-class BatchFailedError(RefineryError):
-    """A batch could not be written or committed; it is rewound and retried."""
-
-
-class InternalTopics(TopicEnsurer):
-    """Our own topics (DLQ, dedup changelog) do not follow the derived-topic naming convention."""
-
-    def check_allowed(self, topic: str) -> None:
-        validate_kafka_topic(topic)
 
 
 class DataPlane:
@@ -90,13 +73,14 @@ class DataPlane:
         self.instance_id = settings.instance_id or uuid.uuid4().hex[:12]
         self._client_config = kafka.client_config()
         self._router_source = router_source
+        self.health = Health(metrics, stall_after_s=settings.stall_after_s)
         checker = None
         if settings.registry_check:
-            registry = registry or RegistrySettings()
-            checker = SchemaIdChecker.from_url(registry.url, negative_ttl_s=settings.registry_negative_ttl_s)
-        self._schema_checker = checker
+            checker = SchemaIdChecker.from_settings(
+                registry or RegistrySettings(), negative_ttl_s=settings.registry_negative_ttl_s
+            )
         self.guard = RecordGuard(
-            max_value_bytes=settings.max_value_bytes,
+            max_record_bytes=settings.max_record_bytes,
             schema_checker=checker,
             verify_envelope=settings.verify_envelope,
         )
@@ -104,26 +88,23 @@ class DataPlane:
             window_s=settings.dedup_window_s, max_ids_per_partition=settings.dedup_max_ids_per_partition
         )
         self.changelog = DedupChangelog(
-            self._client_config, settings.dedup_changelog, group_id=settings.group_id
-        )
-        self.topics = TopicEnsurer(
-            self._client_config,
-            partitions=settings.derived_partitions,
-            replication_factor=settings.derived_replication,
-            allowed_envs=settings.derived_allowed_envs,
-        )
-        self._ensured: set[str] = set()
+            self._client_config, settings.dedup_changelog, group_id=settings.group_id,
+            settle_window_s=settings.dedup_settle_window_s,
+        )  # fmt: skip
+        self._completion = Completion(self.dedup, metrics, self.health, checker)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._delivery_errors: list[KafkaError] = []  # of records outside any batch
-        self._inflight = Inflight()  # at-least-once: produced, not yet acknowledged/committed
-        self._seen = PendingDedup(self.dedup, self._inflight)
-        self._uncommitted: dict[tuple[str, int], int] = {}  # acknowledged, next offset per partition
-        self._committed_at = 0.0
-        self._last_full = False
         self.error: BaseException | None = None
         self.consumer: Consumer | None = None
-        self.producer: Producer | None = None
+        self.writer: BatchWriter | None = None
+        self.committer: Committer | None = None
+        self._last_full = False
+        self._backlog: list[Any] = []  # consumed, not yet routed (returned while holding)
+        self._held_records: list[Any] | None = None  # routing refused for now (registry denied)
+        self._held_batch: tuple[RoutedBatch, float] | None = None  # routed, not yet accepted
+        self._hold_backoff = self._new_backoff()
+        self._holding_since: float | None = None
+        self._consumer_paused = False
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -141,375 +122,235 @@ class DataPlane:
 
     def _run(self) -> None:
         try:
-            self._ensure_internal_topics()
-            self.producer = self._new_producer()
-            while not self._stop.is_set() and self._router_source() is None:
-                time.sleep(0.1)  # no route set yet: leave records in the ingest topics, do not guess
-            self.consumer = self._new_consumer()
-            tune_gc(self.settings)
+            self._start_clients()
             while not self._stop.is_set():
                 self._step()
-            self._drain()
+            self._shutdown()
         except BaseException as exc:
             self.error = exc
             log.exception("data plane stopped on an error")
             raise
         finally:
-            self._close()
+            self.health.stopped()
+            if self.consumer is not None:
+                self.consumer.close()
 
-    def _close(self) -> None:
-        if self.producer is not None:
-            self.producer.flush(10)
-        if self.consumer is not None:
-            self.consumer.close()
-
-    # -- clients ---------------------------------------------------------------------------------
-    def _ensure_internal_topics(self) -> None:
+    def _start_clients(self) -> None:
         s = self.settings
-        InternalTopics(
-            self._client_config, partitions=s.derived_partitions, replication_factor=s.internal_replication
-        ).ensure(s.dlq_topic)
-        retention_ms = str(int(max(s.dedup_window_s * 3, 3600) * 1000))
-        InternalTopics(
-            self._client_config,
-            partitions=1,
-            replication_factor=s.internal_replication,
-            topic_config={"cleanup.policy": "delete", "retention.ms": retention_ms},
-        ).ensure(s.dedup_changelog)
-
-    def _new_producer(self) -> Producer:
-        s = self.settings
-        conf: dict[str, Any] = {
-            **self._client_config,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": s.linger_ms,
-            "batch.size": s.batch_bytes,
-            "batch.num.messages": s.batch_num_messages,
-            "compression.type": s.compression,
-            "queue.buffering.max.messages": s.queue_max_messages,
-            # at-least-once completes a batch by counting its acknowledgements
-            "delivery.report.only.error": s.exactly_once,
-            "on_delivery": self._on_delivery,
-        }
-        if s.exactly_once:
-            conf["transactional.id"] = f"{s.group_id}-{self.instance_id}"
-            conf["transaction.timeout.ms"] = s.transaction_timeout_ms
-        producer = Producer(conf)
-        if s.exactly_once:
-            producer.init_transactions(60)
-        return producer
-
-    def _new_consumer(self) -> Consumer:
-        s = self.settings
-        consumer = Consumer(
-            {
-                **self._client_config,
-                "group.id": s.group_id,
-                "client.id": f"refinery-{self.instance_id}",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-                "topic.metadata.refresh.interval.ms": s.metadata_refresh_ms,
-                "session.timeout.ms": s.session_timeout_ms,
-                "heartbeat.interval.ms": max(s.session_timeout_ms // 3, 100),
-                "statistics.interval.ms": int(s.stats_interval_s * 1000),
-                "stats_cb": self.metrics.apply_librdkafka_stats,
-                "on_commit": self._on_commit,
-                "fetch.min.bytes": s.fetch_min_bytes,
-                "fetch.wait.max.ms": s.fetch_wait_max_ms,
-                "fetch.queue.backoff.ms": s.fetch_queue_backoff_ms,
-                "queued.min.messages": s.queued_min_messages,
-                "queued.max.messages.kbytes": s.queued_max_kbytes,
-                "max.partition.fetch.bytes": s.max_partition_fetch_bytes,
-            }
+        ensure_internal_topics(s, self._client_config)
+        transactional_id = f"{s.group_id}-{self.instance_id}" if s.exactly_once else None
+        self.writer = BatchWriter(
+            s, derived_topics(s, self._client_config),
+            producer_factory(s, self._client_config, transactional_id), self.instance_id,
+        )  # fmt: skip
+        while not self._stop.is_set() and self._router_source() is None:
+            time.sleep(0.1)  # no route set yet: leave records in the ingest topics, do not guess
+        committer_class: type[TransactionalCommitter | AtLeastOnceCommitter] = (
+            TransactionalCommitter if s.exactly_once else AtLeastOnceCommitter
         )
-        pattern = s.ingest_pattern if s.ingest_pattern.startswith("^") else "^" + s.ingest_pattern
-        consumer.subscribe(
-            [pattern], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
-        )
-        return consumer
+        self.committer = committer_class(
+            s, self.writer, self._the_consumer, self.dedup, self.changelog, self._completion, self.health,
+            self.metrics,
+        )  # fmt: skip
+        self.consumer = build_consumer(
+            s, self._client_config, self.metrics, client_id=f"refinery-{self.instance_id}",
+            on_assign=self._on_assign, on_revoke=self._on_revoke, on_commit=self._on_commit,
+        )  # fmt: skip
+        tune_gc(s)
+        self.health.started()
 
-    def _on_delivery(self, err: KafkaError | None, _msg: Any) -> None:
-        """Records outside any batch (dedup intents and changelog records)."""
-        if err is not None:
-            self._delivery_errors.append(err)
+    def _the_consumer(self) -> Consumer:
+        assert self.consumer is not None
+        return self.consumer
 
+    def _shutdown(self) -> None:
+        assert self.committer is not None and self.writer is not None
+        if not self.committer.drain(self.settings.drain_timeout_s):
+            log.warning("stopping with batches not acknowledged; the next owner repeats them")
+        self.writer.producer.flush(self.settings.drain_timeout_s)
+
+    # -- rebalances ------------------------------------------------------------------------------
     @staticmethod
     def _on_commit(err: KafkaError | None, _partitions: list[TopicPartition]) -> None:
         if err is not None:  # a later commit covers these offsets; a crash meanwhile repeats, never loses
             log.warning("asynchronous offset commit failed", extra={"error": str(err)})
 
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         owned = [(tp.topic, tp.partition) for tp in partitions]
         self.dedup.retain(owned)
-        loaded = self.changelog.restore(self.dedup, owned)
+        report = self.changelog.restore(self.dedup, owned)
+        self.metrics.apply_restore(report)
         self.metrics.dedup_ids.set(len(self.dedup))
-        log.info("partitions assigned", extra={"partitions": len(owned), "dedup_ids_restored": loaded})
+        if self._consumer_paused and partitions:
+            consumer.pause(partitions)
+        log.info(
+            "partitions assigned", extra={"partitions": len(owned), "dedup_ids_restored": report.ids_restored}
+        )
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._drain()  # commit what we wrote while the partitions are still ours
-        if self.producer is not None:
-            self.producer.flush(30)  # pending dedup-changelog records belong to the partitions leaving
+        """Complete and commit what we wrote while the partitions are still ours; what cannot be
+        completed in time is left to the next owner (it was not committed, so it is read again)."""
+        committer = self.committer
+        if committer is not None and not committer.drain(self.settings.drain_timeout_s):
+            dropped = committer.abandon()
+            log.warning("partitions revoked with batches not acknowledged; the next owner repeats them",
+                        extra={"batches": dropped})  # fmt: skip
+        self._backlog, self._held_records, self._held_batch = [], None, None
+        self._hold_backoff.reset()
+        self.health.report(HOLD, "running")
+        if self.writer is not None:
+            self.writer.producer.flush(self.settings.drain_timeout_s)  # dedup-changelog records in flight
         log.info("partitions revoked", extra={"partitions": len(partitions)})
 
     # -- the loop --------------------------------------------------------------------------------
     def _step(self) -> None:
-        assert self.consumer is not None and self.producer is not None
+        committer = self.committer
+        assert committer is not None and self.consumer is not None
+        committer.service()
+        if self._held_records is not None or self._held_batch is not None:
+            if self._hold_backoff.due():
+                self._release_held(committer)
+            if self._held_records is not None or self._held_batch is not None:
+                self._hold()
+                return
+        if not committer.idle() and (
+            self.health.trouble("writes") == "paused" or not self._has_room(committer)
+        ):
+            self._hold()
+            return
+        self._stop_holding()
+        records = self._next_records()
+        if not records:
+            if committer.idle():
+                self.health.progress()  # idle with nothing to read
+            return
+        self._route_and_submit(records, committer)
+
+    def _has_room(self, committer: Committer) -> bool:
+        return committer.accepts(RoutedBatch())
+
+    def _next_records(self) -> list[Any]:
+        if self._backlog:
+            backlog, self._backlog = self._backlog, []
+            return backlog
+        assert self.consumer is not None
         s = self.settings
         # a full previous batch means a deep queue: wait for a full one; otherwise forward what is there
         timeout = s.batch_timeout_s if self._last_full else s.batch_idle_timeout_s
         records: list[Any] = self.consumer.consume(s.batch_size, timeout)
         self._last_full = len(records) >= s.batch_size
-        self.producer.poll(0)  # serve delivery reports of the batches in flight
-        if not self._settle(records):
-            return
-        if not records:
-            return
+        return records
+
+    def _route_and_submit(self, records: list[Any], committer: Committer) -> None:
         router = self._router_source()
         assert router is not None
         started = time.monotonic()
-        batch = route_batch(records, router, self.guard, self._seen, dlq_unmatched=s.dlq_unmatched)
+        try:
+            batch = route_batch(
+                records, router, self.guard, committer.seen, dlq_unmatched=self.settings.dlq_unmatched
+            )
+        except RegistryAccessError as exc:  # fail closed: never route what we cannot check
+            self._held_records = records
+            self.metrics.registry_denied.inc()
+            self._hold_failed(exc, reason="registry_denied", pause_now=True)
+            return
         if not batch.records:
             return  # only error events (e.g. a topic deleted under the pattern): nothing to commit
-        if s.exactly_once:
-            try:
-                self._write(batch, BatchTracker(batch, started))
-            except (BatchFailedError, KafkaException) as exc:
-                self._recover([batch], exc)
-                return
-            self._completed(batch, started)
+        self._offer(batch, started, committer)
+
+    def _offer(self, batch: RoutedBatch, started: float, committer: Committer) -> None:
+        if not committer.accepts(batch):
+            self._held_batch = (batch, started)  # e.g. a dedup batch waits for the earlier ones
             return
-        while len(self._inflight) >= s.max_inflight_batches:  # bound what a failure has to redo
-            self.producer.poll(0.005)
-            if not self._settle(records):
-                return
-        if batch.dedup_topics and not self._drain(records):
-            return  # the intent protocol wants no earlier batch in flight
-        tracker = BatchTracker(batch, started)
         try:
-            self._write(batch, tracker)
-        except (BatchFailedError, KafkaException) as exc:
-            self._recover([*self._inflight.take_all(), batch], exc)
+            committer.submit(batch, started)
+        except TransientWriteError as exc:
+            self._held_batch = (batch, started)
+            self._hold_failed(exc, reason="retry_budget_spent")
             return
-        self._inflight.add(tracker)
-        self._settle()
+        self._hold_succeeded()
 
-    def _settle(self, unrouted: Sequence[Any] = (), *, sync: bool = False) -> bool:
-        """Complete the leading fully acknowledged batches: record their dedup ids, commit their offsets
-        (one commit, asynchronous unless `sync`). On a delivery error rewind every batch in flight (and
-        `unrouted`, consumed after them) and return False."""
-        failed = self._inflight.failed()
-        if failed is not None or self._delivery_errors:
-            errors = failed.errors if failed is not None else self._delivery_errors
-            exc = BatchFailedError(f"{len(errors)} records not delivered: {errors[0]}")
-            self._recover(self._inflight.take_all(), exc, unrouted)
-            return False
-        done = self._inflight.pop_done()
-        for tracker in done:
-            batch = tracker.batch
-            if batch.intent is not None and self.settings.test_crash_after_flush:
-                log.warning("test hook: SIGKILL after the flush, before the dedup ids and the commit")
-                os.kill(os.getpid(), signal.SIGKILL)
-            self._produce_changelog(batch)  # after the outputs are acknowledged
-            self._uncommitted.update(batch.next_offsets)
-            self._completed(batch, tracker.started)
-        self._commit(sync=sync)
-        return True
+    # -- holding: nothing new is consumed while a batch waits ---------------------------------------
+    def _release_held(self, committer: Committer) -> None:
+        if self._held_records is not None:
+            records, self._held_records = self._held_records, None
+            self._route_and_submit(records, committer)
+            if self._held_records is None:
+                self._hold_succeeded()
+        elif self._held_batch is not None:
+            batch, started = self._held_batch
+            if committer.accepts(batch):
+                self._held_batch = None
+                self._offer(batch, started, committer)
 
-    def _commit(self, *, sync: bool = False) -> None:
-        """Commit the offsets of the acknowledged batches: at once when `sync`, otherwise asynchronously
-        and at most every `commit_interval_s` (an offset commit per small batch cost the broker more
-        CPU than the records themselves under a live feed; a crash repeats at most that interval)."""
-        if not self._uncommitted:
+    def _hold_failed(self, exc: Exception, *, reason: str, pause_now: bool = False) -> None:
+        backoff = self._hold_backoff
+        delay = backoff.failed()
+        error = getattr(exc, "error", None)
+        self.metrics.retries.labels(reason if error is None else str(error.name()).lstrip("_").lower()).inc()
+        if pause_now or backoff.exhausted:
+            backoff.next_at = time.monotonic() + self.settings.pause_probe_interval_s
+            if self.health.trouble(HOLD) != "paused":
+                log.error("pausing consumption", extra={"reason": reason, "error": str(exc)})
+            self.health.report(HOLD, "paused", reason=reason, error=str(exc))
             return
-        now = time.monotonic()
-        if not sync and now - self._committed_at < self.settings.commit_interval_s:
-            return
-        assert self.consumer is not None
-        commit = [TopicPartition(t, p, o) for (t, p), o in self._uncommitted.items()]
-        self._uncommitted.clear()
-        self._committed_at = now
-        try:
-            if sync:
-                self.consumer.commit(offsets=commit, asynchronous=False)
-            else:
-                self.consumer.commit(offsets=commit, asynchronous=True)
-        except KafkaException as exc:  # the outputs are acknowledged: a replay only repeats them
-            log.warning("offset commit failed", extra={"error": str(exc)})
-
-    def _drain(self, unrouted: Sequence[Any] = ()) -> bool:
-        """Wait until every batch in flight is acknowledged, then commit synchronously."""
-        producer = self.producer
-        while len(self._inflight):
-            assert producer is not None
-            producer.poll(0.05)
-            if self._inflight.failed() is not None or self._delivery_errors:
-                break
-            if all(t.done for t in self._inflight):
-                break
-        return self._settle(unrouted, sync=True)
-
-    def _completed(self, batch: RoutedBatch, started: float) -> None:
-        for tp, ids in batch.dedup_ids.items():
-            self.dedup.add(tp, ids)
-        now = time.time()
-        latencies = [now - r.timestamp()[1] / 1000 for r in batch.records]
-        self.metrics.apply(batch.counts, time.monotonic() - started, latencies)
-        self.metrics.dedup_ids.set(len(self.dedup))
-        if self._schema_checker is not None and self._schema_checker.unreachable:
-            self.metrics.registry_unreachable.inc(self._schema_checker.unreachable)
-            self._schema_checker.unreachable = 0
-
-    def _write(self, batch: RoutedBatch, tracker: BatchTracker) -> None:
-        """Produce the batch, every record reporting to `tracker`. Exactly-once: as one transaction with
-        its offsets. At-least-once: acknowledgements and the commit come in `_settle`."""
-        producer = self.producer
-        assert producer is not None and self.consumer is not None
-        rejected = self._ensure_topics(batch)
-        eos = self.settings.exactly_once
-        if eos:
-            self._delivery_errors.clear()
-            producer.begin_transaction()
-        elif batch.dedup_topics:
-            self._announce(batch)
-        produce, retry = producer.produce, self._produce
-        on_delivery = tracker.on_delivery
-        routed = batch.counts.routed
-        sent = 0
-        for out in batch.outputs:
-            topic = out.topic
-            if topic in rejected:
-                self._dead_letter(
-                    batch, out.record, DlqReason.TOPIC_REJECTED, rejected[topic], out.route, on_delivery
-                )
-                sent += 1
-                continue
-            record = out.record
-            try:
-                produce(
-                    topic, record.value(), record.key(), headers=record.headers(), on_delivery=on_delivery
-                )
-            except BufferError:  # local queue full: let deliveries drain
-                retry(topic, record.value(), record.key(), record.headers(), on_delivery)
-            sent += 1
-            routed[out.route] += 1
-        for dead in batch.dead:
-            self._dead_letter(batch, dead.record, dead.reason, dead.message, dead.route, on_delivery)
-            sent += 1
-        tracker.left += sent
-        if eos:
-            offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
-            self._produce_changelog(batch)
-            producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata())
-            producer.commit_transaction()
-
-    def _announce(self, batch: RoutedBatch) -> None:
-        """Write and flush the intent of a batch with dedup-route outputs, before any of them."""
-        inputs = {tp: (batch.first_offsets[tp], batch.next_offsets[tp]) for tp in batch.dedup_ids}
-        batch.intent = Intent(uuid.uuid4().hex, inputs, sorted(batch.dedup_topics), int(time.time() * 1000))
-        key, value, headers = self.changelog.intent_record(batch.intent)
-        self._produce(self.changelog.topic, value, key, headers)
-        self._flush()
-
-    def _produce(
-        self, topic: str, value: Any, key: Any, headers: Any, on_delivery: DeliveryCallback | None = None
-    ) -> None:
-        producer = self.producer
-        assert producer is not None
-        while True:
-            try:
-                if on_delivery is None:
-                    producer.produce(topic, value, key, headers=headers)
-                else:
-                    producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
-                return
-            except BufferError:
-                producer.poll(0.05)  # local queue full: let deliveries drain
-
-    def _dead_letter(
-        self,
-        batch: RoutedBatch,
-        record: Any,
-        reason: DlqReason,
-        message: str,
-        route: str | None,
-        on_delivery: DeliveryCallback | None = None,
-    ) -> None:
-        batch.counts.dlq[reason.value] += 1  # counted here so rejections found while writing count too
-        headers = dlq_headers(
-            record.headers(), reason=reason, message=message, topic=record.topic(),
-            partition=record.partition(), offset=record.offset(), timestamp_ms=record.timestamp()[1],
-            worker=self.instance_id, route=route,
-        )  # fmt: skip
-        self._produce(self.settings.dlq_topic, record.value(), record.key(), headers, on_delivery)
-
-    def _produce_changelog(self, batch: RoutedBatch) -> None:
-        for key, value in self.changelog.records(batch.dedup_ids):
-            self._produce(self.changelog.topic, value, key, None)
-        if batch.intent is not None:
-            key, value, headers = self.changelog.done_record(batch.intent.batch_id)
-            self._produce(self.changelog.topic, value, key, headers)
-
-    def _flush(self) -> None:
-        producer = self.producer
-        assert producer is not None
-        while producer.flush(FLUSH_STEP_S) > 0:
-            if self._delivery_errors:
-                break
-        if self._delivery_errors:
-            raise BatchFailedError(
-                f"{len(self._delivery_errors)} records not delivered: {self._delivery_errors[0]}"
-            )
-
-    def _ensure_topics(self, batch: RoutedBatch) -> dict[str, str]:
-        """Create derived topics on first use; return {topic: why} for names that may not be created."""
-        rejected: dict[str, str] = {}
-        for topic in batch.topics - self._ensured:
-            try:
-                self.topics.ensure(topic)
-            except TopicNameError as exc:
-                rejected[topic] = str(exc)
-                continue
-            self._ensured.add(topic)
-            batch.counts.topics_created += 1
-        return rejected
-
-    def _recover(self, batches: list[RoutedBatch], exc: BaseException, unrouted: Sequence[Any] = ()) -> None:
-        """Undo failed batches (and every later one): abort the transaction (or accept duplicates) and
-        re-read them, plus `unrouted` records consumed after them, from their first offsets."""
         log.warning(
-            "batch failed; rewinding to retry it",
-            extra={
-                "error": str(exc),
-                "batches": len(batches),
-                "records": sum(len(b.records) for b in batches),
-            },
+            "batch not written; trying again", extra={"error": str(exc), "retry_in_s": round(delay, 3)}
         )
-        self.metrics.batches.labels("retried").inc()
-        assert self.producer is not None and self.consumer is not None
-        if self.settings.exactly_once:
-            try:
-                self.producer.abort_transaction(30)
-            except KafkaException:
-                self.producer = self._new_producer()  # fatal (e.g. fenced): start a fresh one
+        self.health.report(HOLD, "retrying", error=str(exc))
+
+    def _hold_succeeded(self) -> None:
+        if self._hold_backoff.attempts:
+            self._hold_backoff.reset()
+            self.health.report(HOLD, "running")
+            log.info("held batch went through; consuming again")
+
+    def _hold(self) -> None:
+        """Wait a moment without taking new records. Past `PAUSE_CONSUMER_AFTER_S` the partitions are
+        paused and the consumer is polled, so the worker stays in its group however long this lasts."""
+        assert self.consumer is not None and self.writer is not None
+        now = time.monotonic()
+        if self._holding_since is None:
+            self._holding_since = now
+        if not self._consumer_paused and now - self._holding_since > PAUSE_CONSUMER_AFTER_S:
+            self._set_paused(True)
+        if self._consumer_paused:
+            records = self.consumer.consume(self.settings.batch_size, HOLD_POLL_S)
+            self._backlog += [r for r in records if r.error() is None]  # fetched before the pause took hold
         else:
-            self.producer.flush(30)  # late acknowledgements must not land in a retry's bookkeeping
-            for batch in batches:  # remember the dedup outputs that did land, so the retry skips them
-                if batch.intent is not None:
-                    self.changelog.settle(self.dedup, batch.intent, batch.intent.inputs)
-        self._delivery_errors.clear()
-        rewind: dict[tuple[str, int], int] = {}
-        for batch in batches:  # consume order: the first batch that holds a partition has its lowest offset
-            for tp, offset in batch.first_offsets.items():
-                rewind.setdefault(tp, offset)
-        for record in unrouted:
-            if record.error() is None:
-                rewind.setdefault((record.topic(), record.partition()), record.offset())
-        for (topic, partition), offset in rewind.items():
-            try:
-                self.consumer.seek(TopicPartition(topic, partition, offset))
-            except KafkaException:
-                pass  # no longer ours after a rebalance: the new owner reads from the committed offset
-        self._last_full = False
-        time.sleep(RETRY_BACKOFF_S)
+            self.writer.producer.poll(0.005)
+
+    def _stop_holding(self) -> None:
+        self._holding_since = None
+        if self._consumer_paused:
+            self._set_paused(False)
+
+    def _set_paused(self, paused: bool) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        try:
+            assignment = consumer.assignment()
+            if assignment:
+                (consumer.pause if paused else consumer.resume)(assignment)
+        except KafkaException as exc:
+            log.warning("could not pause or resume partitions", extra={"error": str(exc)})
+            return
+        self._consumer_paused = paused
+
+    def _new_backoff(self) -> Backoff:
+        s = self.settings
+        return Backoff(
+            initial_s=s.retry_initial_backoff_s,
+            max_s=s.retry_max_backoff_s,
+            max_attempts=s.retry_max_attempts,
+        )
+
+    # -- for tests and views ---------------------------------------------------------------------
+    def held(self) -> list[RecordLike]:
+        """Records consumed but not yet handed to the committer."""
+        held = list(self._backlog)
+        if self._held_records is not None:
+            held += self._held_records
+        if self._held_batch is not None:
+            held += self._held_batch[0].records
+        return held

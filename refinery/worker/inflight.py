@@ -1,10 +1,11 @@
-"""At-least-once pipelining: batches whose outputs are produced but not yet all acknowledged.
+"""At-least-once pipelining: batches whose records are produced but not yet all acknowledged.
 
 Each produced batch gets a `BatchTracker`; every record written for it (outputs and dead letters)
-carries the tracker's `on_delivery`, served by `Producer.poll()`. A batch is complete when its
-outstanding count is back to zero with no error. Batches complete in consume order (`Inflight.pop_done`
-stops at the first unfinished one), so the offsets committed are always those of fully acknowledged
-batches, never of a later batch that overtook an earlier one.
+carries the tracker's `on_delivery`, served by `Producer.poll()`. A batch is complete when every record
+written for it is acknowledged. A failed record is kept with its error (`failures`), so that exactly
+that record is dealt with (dead-lettered, or sent again), never the whole batch. Batches complete in
+consume order (`Inflight.pop_done` stops at the first unfinished one), so the offsets committed are
+always those of fully acknowledged batches.
 """
 
 from __future__ import annotations
@@ -17,27 +18,48 @@ from confluent_kafka import KafkaError
 
 from refinery.dedup.store import DedupStore, PartitionKey
 from refinery.routing.batch import RoutedBatch
+from refinery.worker.retry import Backoff
 
 
 class BatchTracker:
     """Delivery bookkeeping of one produced batch."""
 
-    __slots__ = ("batch", "errors", "left", "started")
+    __slots__ = ("_index", "backoff", "batch", "dead_sent", "failures", "left", "resend", "started")
 
-    def __init__(self, batch: RoutedBatch, started: float) -> None:
+    def __init__(self, batch: RoutedBatch, started: float, backoff: Backoff) -> None:
         self.batch = batch
         self.started = started
-        self.left = 0  # records produced and not yet acknowledged (may dip below 0 while producing)
-        self.errors: list[KafkaError] = []
+        self.left = 0  # records produced and not yet reported (may dip below 0 while producing)
+        self.failures: list[tuple[KafkaError, Any]] = []  # (error, the failed message) not yet handled
+        self.resend: list[tuple[str, Any]] = []  # ("output", index) / ("dead", (key, value)) awaiting resend
+        self.dead_sent: dict[tuple[Any, Any], Any] = {}  # dead letters written: (key, value) -> headers
+        self.backoff = backoff
+        self._index: dict[tuple[Any, Any, Any], list[int]] | None = None
 
-    def on_delivery(self, err: KafkaError | None, _msg: Any) -> None:
+    def on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         self.left -= 1
         if err is not None:
-            self.errors.append(err)
+            self.failures.append((err, msg))
+
+    @property
+    def reported(self) -> bool:
+        """Every record written so far has its delivery report."""
+        return self.left <= 0
 
     @property
     def done(self) -> bool:
-        return self.left <= 0
+        return self.left <= 0 and not self.failures and not self.resend
+
+    def output_index(self, msg: Any) -> int | None:
+        """The output a failed message was written for. Delivery reports carry topic, key and value
+        but no headers or input coordinates; the index is built on the first failure only."""
+        if self._index is None:
+            index: dict[tuple[Any, Any, Any], list[int]] = {}
+            for i, out in enumerate(self.batch.outputs):
+                index.setdefault((out.topic, out.record.key(), out.record.value()), []).append(i)
+            self._index = index
+        found = self._index.get((msg.topic(), msg.key(), msg.value()))
+        return found.pop(0) if found else None
 
 
 class Inflight:
@@ -55,22 +77,18 @@ class Inflight:
     def add(self, tracker: BatchTracker) -> None:
         self._queue.append(tracker)
 
-    def failed(self) -> BatchTracker | None:
-        """The first batch with a delivery error, if any."""
-        return next((t for t in self._queue if t.errors), None)
-
     def pop_done(self) -> list[BatchTracker]:
         """Remove and return the leading batches that are fully and successfully acknowledged."""
         done: list[BatchTracker] = []
         queue = self._queue
-        while queue and queue[0].done and not queue[0].errors:
+        while queue and queue[0].done:
             done.append(queue.popleft())
         return done
 
-    def take_all(self) -> list[RoutedBatch]:
-        batches = [t.batch for t in self._queue]
+    def clear(self) -> int:
+        dropped = len(self._queue)
         self._queue.clear()
-        return batches
+        return dropped
 
 
 class PendingDedup:

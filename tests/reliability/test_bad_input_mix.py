@@ -21,6 +21,7 @@ from confluent_kafka import Producer
 
 from common.headers import Headers
 from common.kafka_admin import TopicEnsurer
+from common.limits import MAX_RECORD_BYTES
 from refinery.control.route_store import publish_route_set
 from refinery.reconcile.reconciler import Reconciler
 from refinery.routing import dlq
@@ -35,7 +36,6 @@ from tests.support import consume_all, wait_for
 pytestmark = pytest.mark.integration
 
 GOOD = 100_000 if os.environ.get("REFINERY_SOAK") == "1" else 10_000
-MAX_VALUE_BYTES = 4000
 ROUTES = """
 envs: [prod, dev]
 routes:
@@ -70,7 +70,7 @@ def worker(
     kafka_bootstrap: str, registry_url: str, name: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
     tmp = tmp_path_factory.mktemp("bad-input")
-    env = worker_env(kafka_bootstrap, name, tmp, max_value_bytes=MAX_VALUE_BYTES, registry_check=True)
+    env = worker_env(kafka_bootstrap, name, tmp, registry_check=True)  # production limits
     env["REFINERY_REGISTRY_URL"] = registry_url
     publish_route_set({"bootstrap.servers": kafka_bootstrap}, env["REFINERY_WORKER_ROUTES_TOPIC"],
                       load_route_set(ROUTES))  # fmt: skip
@@ -100,7 +100,8 @@ def bad_kinds(name: str, schema_id: int) -> dict[str, Callable[[random.Random], 
         "missing_message_id": lambda rng: without("ce_id"),
         "unknown_schema_id": lambda rng: record("prod", name, "1", "k", schema_id=10**9 + rng.randrange(9)),
         "wrong_env": lambda rng: good(env="dev"),  # dev data on the prod ingest topic
-        "oversized_value": lambda rng: (rng.randbytes(MAX_VALUE_BYTES + 1), good()[1]),
+        # under the limit as a value, over it once the headers count (the realistic poison record)
+        "oversized_value": lambda rng: (rng.randbytes(MAX_RECORD_BYTES - rng.randint(1, 300)), good()[1]),
         "duplicated_header": lambda rng: (good()[0], [*(good()[1] or []), ("ce_title", b"2345")]),
         "oversized_message_id": lambda rng: replace("ce_id", b"x" * 5000),
         # route `exact` puts the category in the topic name, which cannot hold 300 characters
@@ -162,8 +163,7 @@ def test_bad_input_mix_lands_in_the_dlq_and_counts_add_up(
     conf = {"bootstrap.servers": kafka_bootstrap}
     wait_caught_up(conf, name, [prod, dev])
     checker = SchemaIdChecker.from_url(registry_url)
-    expected = Reconciler(compile_router(load_route_set(ROUTES)), max_value_bytes=MAX_VALUE_BYTES,
-                          schema_checker=checker)  # fmt: skip
+    expected = Reconciler(compile_router(load_route_set(ROUTES)), schema_checker=checker)
     for coordinate, value, headers in acked:
         expected.expect(coordinate, value, headers)
     dlq_topic = worker.env["REFINERY_WORKER_DLQ_TOPIC"]
@@ -171,7 +171,7 @@ def test_bad_input_mix_lands_in_the_dlq_and_counts_add_up(
     for msg in dead:
         expected.observe_dead_letter(msg.headers())
     report = reconcile_worker_output(conf, ROUTES, name=name, dlq_topic=dlq_topic,
-                                     max_value_bytes=MAX_VALUE_BYTES, schema_checker=checker)  # fmt: skip
+                                     schema_checker=checker)  # fmt: skip
     prediction = expected.finish()
 
     # every bad record is in the DLQ once, by its key, with a reason and a message saying what is wrong

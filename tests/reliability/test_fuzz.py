@@ -125,7 +125,7 @@ topics = st.sampled_from(["prod.s.ingest.all-v1", "dev.s.ingest.all-v1"])
 @given(topics, record_values, mutated_headers)
 def test_guard_rejects_only_with_a_dlq_reason(topic: str, value: bytes | None, headers: Any) -> None:
     count("record_guard")
-    guard = RecordGuard(max_value_bytes=4000)
+    guard = RecordGuard(max_record_bytes=4000)
     try:
         checked = guard.check(topic, value, headers)
     except Rejection as rej:
@@ -150,7 +150,7 @@ def test_routed_batch_accounts_for_every_record(records: list[tuple[str, bytes |
     count("route_batch")
     batch = [FakeRecord(t, i, v, h) for i, (t, v, h) in enumerate(records)]
     routed = route_batch(
-        batch, ROUTER, RecordGuard(max_value_bytes=4000), DedupStore(window_s=60, max_ids_per_partition=100)
+        batch, ROUTER, RecordGuard(max_record_bytes=4000), DedupStore(window_s=60, max_ids_per_partition=100)
     )
     outcome = {id(o.record) for o in routed.outputs} | {id(d.record) for d in routed.dead}
     dedup_dropped = sum(routed.counts.deduplicated.values())

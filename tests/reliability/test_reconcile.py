@@ -35,7 +35,7 @@ def dead_letter(coordinate: tuple[str, int, int], reason: str = "missing_header"
 
 
 def reconciler() -> Reconciler:
-    return Reconciler(compile_router(load_route_set(ROUTES)), max_value_bytes=100)
+    return Reconciler(compile_router(load_route_set(ROUTES)), max_record_bytes=100)
 
 
 def test_clean_run_with_fan_out_and_unmatched() -> None:
@@ -88,7 +88,7 @@ def test_dead_letters_reconcile_by_ingest_coordinates() -> None:
     no_team_value, no_team = record("prod", "s", "1", "team")
     cases = {
         (INGEST, 0, 0): (b"\x00random", None),  # no headers
-        (INGEST, 0, 1): (b"x" * 101, good),  # over max_value_bytes
+        (INGEST, 0, 1): (b"x" * 101, good),  # over max_record_bytes
         (INGEST, 1, 0): (b"v", [*good, ("ce_env", b"prod")]),  # duplicated header
         (INGEST, 1, 1): (good_value, [(k, v) for k, v in good if k != "ce_env"]),
         (INGEST, 2, 0): (*record("dev", "s", "1", "x"),),  # dev data on a prod ingest topic

@@ -34,7 +34,7 @@ def test_only_outputs_on_dedup_routes_name_their_topics() -> None:
     records = [FakeRecord(topic, 0, *record("prod", "s", "1", "once")),
                FakeRecord(topic, 1, *record("prod", "s", "1", "other"))]  # fmt: skip
     batch = route_batch(
-        records, compile_router(ROUTES), RecordGuard(max_value_bytes=1000),
+        records, compile_router(ROUTES), RecordGuard(max_record_bytes=1000),
         DedupStore(window_s=60, max_ids_per_partition=100),
     )  # fmt: skip
     assert batch.dedup_topics == {"prod.s.1.once-v1"}

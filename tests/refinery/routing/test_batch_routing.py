@@ -74,7 +74,7 @@ def _batch(
 
 
 def _route(records: list[FakeRecord], store: DedupStore | None = None) -> Any:
-    guard = RecordGuard(max_value_bytes=1000)
+    guard = RecordGuard(max_record_bytes=1000)
     store = store or DedupStore(window_s=60, max_ids_per_partition=100)
     return route_batch(records, compile_router(ROUTES), guard, store)
 

@@ -4,6 +4,7 @@ views and refusal of invalid route sets. One worker serves the whole module to k
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 from confluent_kafka import Message
 
 from common.config import KafkaSettings
+from common.limits import MAX_RECORD_BYTES
 from refinery.control.route_store import RouteWatcher, publish_route_set
 from refinery.routing import dlq
 from refinery.routing.rules import load_route_set
@@ -63,7 +65,7 @@ def worker(
     kafka_bootstrap: str, name: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
     tmp = tmp_path_factory.mktemp("worker")
-    env = worker_env(kafka_bootstrap, name, tmp, max_value_bytes=5000, derived_allowed_envs='["prod","dev"]')
+    env = worker_env(kafka_bootstrap, name, tmp, derived_allowed_envs='["prod","dev"]')
     conf = {"bootstrap.servers": kafka_bootstrap}
     publish_route_set(conf, env["REFINERY_WORKER_ROUTES_TOPIC"], load_route_set(ROUTES))
     proc = WorkerProcess(env, tmp / "worker.log").start()
@@ -130,7 +132,8 @@ def test_dead_letters_carry_reason_headers(worker: WorkerProcess, kafka_bootstra
         b"malformed": (b"v", [(k, b"1.2" if k == "ce_title" else v) for k, v in malformed],
                        dlq.DlqReason.MALFORMED_HEADER),
         b"env": (dev_value, dev_headers, dlq.DlqReason.ENV_MISMATCH),  # dev data on a prod ingest topic
-        b"too-large": (b"x" * 6000, good_headers, dlq.DlqReason.VALUE_TOO_LARGE),
+        # under the limit as a value, over it with its headers: the default limit, not a shrunk one
+        b"too-large": (b"x" * (MAX_RECORD_BYTES - 100), good_headers, dlq.DlqReason.VALUE_TOO_LARGE),
         b"template": (no_team_value, no_team, dlq.DlqReason.ROUTE_ERROR),  # {attribute.team} missing
         b"truncated": (good_value[:20], good_headers, R.MALFORMED_ENVELOPE),  # valid headers, cut value
         b"mismatch": (good_value, [(k, b"x" if k == "ce_id" else v) for k, v in good_headers],
@@ -152,7 +155,13 @@ def test_dead_letters_carry_reason_headers(worker: WorkerProcess, kafka_bootstra
         assert errors[dlq.TOPIC] == (qa_topic if key == b"qa" else topic).encode()
         assert int(errors[dlq.PARTITION]) >= 0
         assert int(errors[dlq.OFFSET]) >= 0 and int(errors[dlq.TIMESTAMP]) > 0 and errors[dlq.MESSAGE]
-        assert msg.value() == value and got[: len(headers or [])] == list(headers or [])
+        assert got[: len(headers or [])] == list(headers or [])
+        if key == b"too-large":  # the original does not fit in a dead letter: its value is cut, and said so
+            assert value.startswith(msg.value() or b"") and len(msg.value() or b"") < len(value)
+            assert errors[dlq.VALUE_TRUNCATED] == b"true" and int(errors[dlq.VALUE_SIZE]) == len(value)
+            assert errors[dlq.VALUE_SHA256] == hashlib.sha256(value).hexdigest().encode()
+        else:
+            assert msg.value() == value
     stats = wait_for(lambda: (s := worker.stats())["dlq"] and sum(v["total"] for v in s["dlq"].values()) >= 7
                      and s, what="dlq counts")  # fmt: skip
     assert stats["dlq"]["missing_header"]["total"] >= 2

@@ -118,7 +118,15 @@ def record(
 def send(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes | None, Any]]) -> None:
     """Produce (key, value, headers) records to `topic` (created if missing) and wait for the acks."""
     TopicEnsurer({"bootstrap.servers": bootstrap}, partitions=3).ensure(topic)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True})
+    # a raw client that can send what our SDK refuses: records up to 10 MB (the topic must accept them)
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 20,
+            "enable.idempotence": True,
+            "message.max.bytes": 10_000_000,
+        }
+    )
     for key, value, headers in items:
         while True:
             try:

@@ -1,0 +1,36 @@
+"""Bounded exponential backoff with jitter for transient write failures."""
+
+from __future__ import annotations
+
+import random
+import time
+
+
+class Backoff:
+    """Delays of `initial_s` doubling up to `max_s` (full jitter over the upper half), for at most
+    `max_attempts` attempts; after that `exhausted` is true and the caller pauses instead of spinning."""
+
+    def __init__(self, *, initial_s: float, max_s: float, max_attempts: int) -> None:
+        self._initial_s = initial_s
+        self._max_s = max_s
+        self.max_attempts = max_attempts
+        self.attempts = 0
+        self.next_at = 0.0
+
+    def failed(self) -> float:
+        """Count a failed attempt; return the delay before the next one (also set in `next_at`)."""
+        self.attempts += 1
+        ceiling = min(self._max_s, self._initial_s * 2 ** (self.attempts - 1))
+        delay = random.uniform(ceiling / 2, ceiling)
+        self.next_at = time.monotonic() + delay
+        return delay
+
+    @property
+    def exhausted(self) -> bool:
+        return self.attempts >= self.max_attempts
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.next_at
+
+    def reset(self) -> None:
+        self.attempts, self.next_at = 0, 0.0

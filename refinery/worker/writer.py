@@ -1,0 +1,189 @@
+"""Writing a routed batch: outputs, dead letters and derived topics, on the current producer.
+
+Both guarantees write through one `BatchWriter`; they differ only in what they do around it
+(`refinery.worker.at_least_once`, `refinery.worker.transactional`). Every record written for a batch
+reports to the caller's `on_delivery`. Outputs are the consumed records' own key, value and header
+objects (byte-identical); a record whose output Kafka refused for good is written as a dead letter
+instead (`RoutedBatch.rejected`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from common.config import WorkerSettings
+from common.errors import RefineryError, TopicNameError
+from common.kafka_admin import TopicCreationError, TopicEnsurer
+from refinery.routing.batch import Output, RecordLike, RoutedBatch
+from refinery.routing.dlq import DlqReason, dlq_headers, fit_dead_letter
+from refinery.worker.outcomes import Outcome, classify
+
+log = logging.getLogger(__name__)
+DeliveryCallback = Callable[[Any, Any], None]
+DeadSent = dict[tuple[Any, Any], Any]
+QUEUE_FULL_WAIT_S = 0.05
+
+
+class TransientWriteError(RefineryError):
+    """The batch could not be written now (e.g. topic creation timed out); retry it later."""
+
+    def __init__(self, message: str, error: KafkaError | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class BatchWriter:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        topics: TopicEnsurer,
+        producer_factory: Callable[[], Producer],
+        instance_id: str,
+    ) -> None:
+        self._settings = settings
+        self._topics = topics
+        self._producer_factory = producer_factory
+        self.producer = producer_factory()
+        self.instance_id = instance_id
+        self.dlq_topic = settings.dlq_topic
+        self._max_bytes = settings.max_record_bytes
+        self._ensured: set[str] = set()
+        self._refused: dict[str, tuple[DlqReason, str]] = {}  # topics that may never be written
+
+    def replace_producer(self) -> Producer:
+        """After a fatal producer error: drop the instance (its queue is lost) and build a new one."""
+        old = self.producer
+        try:
+            old.purge()
+        except (KafkaException, RuntimeError):
+            pass
+        self.producer = self._producer_factory()
+        return self.producer
+
+    # -- a whole batch -----------------------------------------------------------------------------
+    def write(
+        self, batch: RoutedBatch, on_delivery: DeliveryCallback, *, dead_sent: DeadSent | None = None
+    ) -> int:
+        """Produce every output and dead letter of `batch`; return how many records were produced.
+        Raises TransientWriteError before producing anything when a derived topic cannot be created
+        now. Dead letters written are noted in `dead_sent` ((key, value) -> headers), for a resend."""
+        self.prepare_topics(batch)
+        rejected, refused = batch.rejected, self._refused
+        routed = batch.counts.routed
+        routed.clear()  # counted per attempt: a transaction may write the batch again after an abort
+        batch.counts.dlq.clear()
+        produce = self.producer.produce
+        sent = 0
+        for index, out in enumerate(batch.outputs):
+            topic = out.topic
+            if rejected or refused:
+                why = self._refusal(batch, index, topic)
+                if why is not None:
+                    self.dead_letter(batch, out.record, why[0], why[1], out.route, on_delivery, dead_sent)
+                    sent += 1
+                    continue
+            record = out.record
+            try:
+                produce(
+                    topic, record.value(), record.key(), headers=record.headers(), on_delivery=on_delivery
+                )
+            except BufferError:
+                self.produce(topic, record.value(), record.key(), record.headers(), on_delivery)
+            except KafkaException as exc:  # refused at once by the client (e.g. a local size check)
+                if classify(exc.args[0]) is not Outcome.PERMANENT:
+                    raise
+                reason = rejected[index] = f"Kafka refused the output to {topic!r}: {exc.args[0]}"
+                self.dead_letter(
+                    batch, record, DlqReason.OUTPUT_REJECTED, reason, out.route, on_delivery, dead_sent
+                )
+                sent += 1
+                continue
+            sent += 1
+            routed[out.route] += 1
+        for dead in batch.dead:
+            self.dead_letter(
+                batch, dead.record, dead.reason, dead.message, dead.route, on_delivery, dead_sent
+            )
+            sent += 1
+        return sent
+
+    def _refusal(self, batch: RoutedBatch, index: int, topic: str) -> tuple[DlqReason, str] | None:
+        why = batch.rejected.get(index)
+        if why is not None:
+            return DlqReason.OUTPUT_REJECTED, why
+        return self._refused.get(topic)
+
+    def prepare_topics(self, batch: RoutedBatch) -> None:
+        """Create the batch's derived topics on first use. Names we may not create, or that the broker
+        refuses for good, become dead letters (`topic_rejected` / `output_rejected`)."""
+        for topic in batch.topics - self._ensured:
+            if topic in self._refused:
+                continue
+            try:
+                self._topics.ensure(topic)
+            except TopicNameError as exc:
+                self._refused[topic] = (DlqReason.TOPIC_REJECTED, str(exc))
+                continue
+            except TopicCreationError as exc:
+                if exc.error is not None and classify(exc.error) is Outcome.PERMANENT:
+                    log.warning(
+                        "derived topic refused by the broker", extra={"topic": topic, "error": str(exc)}
+                    )
+                    self._refused[topic] = (DlqReason.OUTPUT_REJECTED, str(exc))
+                    continue
+                raise TransientWriteError(str(exc), exc.error) from None
+            except KafkaException as exc:
+                raise TransientWriteError(f"could not create topic {topic!r}: {exc}", exc.args[0]) from None
+            self._ensured.add(topic)
+            batch.counts.topics_created += 1
+
+    def forget_topic(self, topic: str) -> None:
+        """A write found the topic missing: create it again on next use."""
+        self._ensured.discard(topic)
+        self._topics.forget(topic)
+
+    # -- single records ----------------------------------------------------------------------------
+    def resend_output(self, out: Output, on_delivery: DeliveryCallback) -> None:
+        record = out.record
+        self.produce(out.topic, record.value(), record.key(), record.headers(), on_delivery)
+
+    def dead_letter(
+        self,
+        batch: RoutedBatch,
+        record: RecordLike,
+        reason: DlqReason,
+        message: str,
+        route: str | None,
+        on_delivery: DeliveryCallback | None,
+        dead_sent: DeadSent | None = None,
+    ) -> None:
+        """Write one dead letter (cut to fit when the original is too large)."""
+        batch.counts.dlq[reason.value] += 1  # counted here so rejections found while writing count too
+        headers = dlq_headers(
+            record.headers(), reason=reason, message=message, topic=record.topic() or "",
+            partition=record.partition() or 0, offset=record.offset() or 0,
+            timestamp_ms=record.timestamp()[1], worker=self.instance_id, route=route,
+        )  # fmt: skip
+        key, value, headers = fit_dead_letter(record.key(), record.value(), headers, self._max_bytes)
+        self.produce(self.dlq_topic, value, key, headers, on_delivery)
+        if dead_sent is not None:
+            dead_sent[(key, value)] = headers
+
+    def produce(
+        self, topic: str, value: Any, key: Any, headers: Any, on_delivery: DeliveryCallback | None = None
+    ) -> None:
+        """Produce one record, waiting (serving delivery reports) while the local queue is full."""
+        producer = self.producer
+        while True:
+            try:
+                if on_delivery is None:
+                    producer.produce(topic, value, key, headers=headers)
+                else:
+                    producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+                return
+            except BufferError:
+                producer.poll(QUEUE_FULL_WAIT_S)
