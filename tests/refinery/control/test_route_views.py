@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +21,11 @@ from common.auth import RoleAuthenticator
 from common.config import KafkaSettings, WorkerSettings
 from refinery.control import route_views
 from refinery.control.app import app
+from refinery.control.route_records import os_user
 from refinery.control.route_store import RouteWatcher, publish_route_set, read_route_log
 from refinery.routing.rules import load_route_file, load_route_set
-from tests.support import free_port
+from tests.refinery.worker.worker_harness import WorkerProcess, worker_env
+from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -183,3 +186,45 @@ def test_history_lists_every_publish_newest_first(
 def test_invalid_sets_are_still_422(server: ViewServer, topic: str) -> None:
     bad = post(server, "routes:\n  - name: x\n    match: {nosuchfield: 1}\n    to: {topic: prod.a.b.c-v1}\n")
     assert bad.status_code == 422 and bad.json()["error_code"] == 42201 and "nosuchfield" in bad.text
+
+
+def test_a_real_worker_reads_its_auth_settings(
+    kafka_bootstrap: str, unique_name: str, tmp_path: Path
+) -> None:
+    users = [
+        f"reader:{USERS['reader']}:read",
+        f"writer:{USERS['writer']}:write",
+        f"boss:{USERS['boss']}:admin",
+    ]
+    env = worker_env(kafka_bootstrap, unique_name, tmp_path, auth_users=json.dumps(users))
+    env["REFINERY_LOG_LEVEL"] = "DEBUG"
+    publish_route_set({"bootstrap.servers": kafka_bootstrap}, env["REFINERY_WORKER_ROUTES_TOPIC"], WORKLOAD)
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        assert worker.get("/routes").status_code == 401
+        assert worker.get("/stats").status_code == 200  # status views stay open
+        empty = httpx.post(
+            f"{worker.url}/routes", content='{"routes": []}', headers=basic("writer"), timeout=60
+        )
+        assert empty.status_code == 409 and "drop all 8 live routes" in empty.json()["message"]
+        forced = httpx.post(
+            f"{worker.url}/routes?force=true", content=SMALL, headers=basic("boss"), timeout=60
+        )
+        assert forced.status_code == 200, forced.text
+        wait_for(
+            lambda: (
+                httpx.get(f"{worker.url}/routes", headers=basic("reader"), timeout=10).json()["version"]
+                == forced.json()["version"]
+            ),
+            what="the forced set in force",
+        )
+        history = httpx.get(f"{worker.url}/routes/history", headers=basic("reader"), timeout=30).json()
+        assert [(h["who"], h["forced"]) for h in history["history"]] == [
+            ("boss", True),
+            (f"python:{os_user()}", False),
+        ]
+    finally:
+        worker.stop()
+    log = worker.log_path.read_text(errors="replace")
+    for secret in USERS.values():
+        assert secret not in log
