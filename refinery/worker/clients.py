@@ -72,6 +72,8 @@ def producer_factory(
         if transactional_id is not None:
             conf["transactional.id"] = transactional_id
             conf["transaction.timeout.ms"] = s.transaction_timeout_ms
+            # librdkafka: a message may not outlive the transaction it belongs to
+            conf["message.timeout.ms"] = min(s.message_timeout_ms, s.transaction_timeout_ms)
         producer = Producer(conf)
         if transactional_id is not None:
             producer.init_transactions(INIT_TRANSACTIONS_TIMEOUT_S)

@@ -59,7 +59,11 @@ class BatchTracker:
                 index.setdefault((out.topic, out.record.key(), out.record.value()), []).append(i)
             self._index = index
         found = self._index.get((msg.topic(), msg.key(), msg.value()))
-        return found.pop(0) if found else None
+        if not found:
+            return None
+        position = found.pop(0)
+        found.append(position)  # identical outputs (two routes, one topic) take turns
+        return position
 
 
 class Inflight:

@@ -1,0 +1,339 @@
+"""Both committers in-process with fake clients: per-record outcomes, bounded retries, pauses.
+
+The fake producer delivers on poll/flush and fails the records a test's policy picks, with real
+`KafkaError`s; the fake consumer records commits. Real-broker behaviour is in tests/reliability/.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from common.config import WorkerSettings
+from common.limits import record_size
+from refinery.dedup.store import DedupChangelog, DedupStore
+from refinery.routing.batch import Output, RoutedBatch
+from refinery.routing.dlq import REASON, VALUE_TRUNCATED, DlqReason
+from refinery.worker.at_least_once import AtLeastOnceCommitter
+from refinery.worker.committing import Completion
+from refinery.worker.health import Health
+from refinery.worker.metrics import WorkerMetrics
+from refinery.worker.transactional import TransactionalCommitter
+from refinery.worker.writer import BatchWriter
+
+DLQ = "_test-dlq"
+Policy = Callable[[str, bytes | None, int], KafkaError | None]  # (topic, key, attempt) -> error or None
+
+
+class FakeMessage:
+    def __init__(self, topic: str, key: Any, value: Any) -> None:
+        self._topic, self._key, self._value = topic, key, value
+
+    def topic(self) -> str:
+        return self._topic
+
+    def key(self) -> Any:
+        return self._key
+
+    def value(self) -> Any:
+        return self._value
+
+
+class FakeRecord:
+    """A consumed ingest record."""
+
+    def __init__(self, offset: int, key: bytes, value: bytes = b"v" * 100) -> None:
+        self._offset, self._key, self._value = offset, key, value
+
+    def topic(self) -> str:
+        return "prod.s.ingest.all-v1"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes:
+        return self._key
+
+    def value(self) -> bytes:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [("ce_id", self._key)]
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, int(time.time() * 1000))
+
+    def error(self) -> None:
+        return None
+
+
+class FakeProducer:
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.attempts: dict[tuple[str, Any], int] = {}
+        self.written: list[tuple[str, Any, Any, Any]] = []  # acknowledged (topic, key, value, headers)
+        self._queue: list[tuple[Any, FakeMessage, KafkaError | None, tuple[str, Any, Any, Any]]] = []
+        self.transactions: list[str] = []  # "commit" / "abort"
+        self._open: list[tuple[str, Any, Any, Any]] | None = None
+        self.offsets: list[Any] = []
+
+    def produce(self, topic: str, value: Any = None, key: Any = None, headers: Any = None,
+                on_delivery: Any = None) -> None:  # fmt: skip
+        n = self.attempts[(topic, key)] = self.attempts.get((topic, key), 0) + 1
+        error = self.policy(topic, key, n)
+        self._queue.append((on_delivery, FakeMessage(topic, key, value), error, (topic, key, value, headers)))
+
+    def poll(self, _timeout: float = 0) -> int:
+        queue, self._queue = self._queue, []
+        for callback, msg, error, record in queue:
+            if error is None:
+                (self._open if self._open is not None else self.written).append(record)
+            if callback is not None and (error is not None or self._open is None):
+                callback(error, msg)  # transactional producers report errors only
+        return len(queue)
+
+    def flush(self, _timeout: float = 0) -> int:
+        self.poll()
+        return 0
+
+    def purge(self, **_kwargs: Any) -> None:
+        self._queue.clear()
+
+    # transactions
+    def begin_transaction(self) -> None:
+        self._open = []
+
+    def send_offsets_to_transaction(self, offsets: Any, _metadata: Any) -> None:
+        self.offsets.append(offsets)
+
+    def commit_transaction(self, _timeout: float = 0) -> None:
+        assert self._open is not None
+        self.written += self._open
+        self._open = None
+        self.transactions.append("commit")
+
+    def abort_transaction(self, _timeout: float = 0) -> None:
+        if self._open is None:
+            raise KafkaException(KafkaError(KafkaError._STATE))
+        self._open = None
+        self.transactions.append("abort")
+
+
+class FakeConsumer:
+    def __init__(self) -> None:
+        self.commits: list[dict[tuple[str, int], int]] = []
+
+    def commit(self, offsets: Any, asynchronous: bool = True) -> None:
+        self.commits.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
+
+    def consumer_group_metadata(self) -> object:
+        return object()
+
+
+class FakeTopics:
+    def ensure(self, _topic: str) -> None:
+        pass
+
+    def forget(self, _topic: str) -> None:
+        pass
+
+
+def ok(_topic: str, _key: Any, _attempt: int) -> KafkaError | None:
+    return None
+
+
+def settings(**overrides: Any) -> WorkerSettings:
+    base: dict[str, Any] = {
+        "dlq_topic": DLQ, "retry_initial_backoff_s": 0.01, "retry_max_backoff_s": 0.02,
+        "retry_max_attempts": 3, "pause_probe_interval_s": 0.05, "commit_interval_s": 0,
+    }  # fmt: skip
+    return WorkerSettings(**{**base, **overrides})
+
+
+def batch(n: int = 3, value: bytes = b"v" * 100) -> RoutedBatch:
+    b = RoutedBatch()
+    for i in range(n):
+        record = FakeRecord(i, f"id{i}".encode(), value)
+        b.records.append(record)
+        b.outputs.append(Output("prod.s.t.c-v1", record, "r"))
+    b.first_offsets[("prod.s.ingest.all-v1", 0)] = 0
+    b.next_offsets[("prod.s.ingest.all-v1", 0)] = n
+    return b
+
+
+def build(kind: type, policy: Policy, **overrides: Any) -> tuple[Any, FakeProducer, FakeConsumer, Health]:
+    s = settings(**overrides)
+    producer, consumer = FakeProducer(policy), FakeConsumer()
+    metrics = WorkerMetrics()
+    health = Health(metrics, stall_after_s=30)
+    health.started()
+    writer = BatchWriter(s, FakeTopics(), lambda: producer, "w1")  # type: ignore[arg-type]
+    dedup = DedupStore(window_s=60, max_ids_per_partition=100)
+    changelog = DedupChangelog({}, "_test-dedup", group_id="g")
+    completion = Completion(dedup, metrics, health, None)
+    committer = kind(s, writer, lambda: consumer, dedup, changelog, completion, health, metrics)
+    return committer, producer, consumer, health
+
+
+def run_until(committer: Any, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        committer.service()
+        time.sleep(0.005)
+
+
+def outputs_written(producer: FakeProducer) -> list[Any]:
+    return sorted(k for t, k, _, _ in producer.written if t != DLQ)
+
+
+def dead_written(producer: FakeProducer) -> list[tuple[Any, bytes]]:
+    return [(k, dict(h)[REASON]) for t, k, _, h in producer.written if t == DLQ]
+
+
+# -- at-least-once -----------------------------------------------------------------------------------
+def test_at_least_once_commits_after_every_record_is_acknowledged() -> None:
+    committer, producer, consumer, health = build(AtLeastOnceCommitter, ok)
+    committer.submit(batch(), time.monotonic())
+    run_until(committer, committer.idle)
+    assert outputs_written(producer) == [b"id0", b"id1", b"id2"]
+    assert consumer.commits == [{("prod.s.ingest.all-v1", 0): 3}]
+    assert health.state == "running"
+
+
+def test_at_least_once_dead_letters_a_record_kafka_refuses_and_writes_the_rest_once() -> None:
+    def policy(topic: str, key: Any, _n: int) -> KafkaError | None:
+        return (
+            KafkaError(KafkaError.MSG_SIZE_TOO_LARGE) if (topic, key) == ("prod.s.t.c-v1", b"id1") else None
+        )
+
+    committer, producer, consumer, health = build(AtLeastOnceCommitter, policy)
+    b = batch()
+    committer.submit(b, time.monotonic())
+    run_until(committer, committer.idle)
+    assert outputs_written(producer) == [b"id0", b"id2"]
+    assert dead_written(producer) == [(b"id1", DlqReason.OUTPUT_REJECTED.value.encode())]
+    assert producer.attempts[("prod.s.t.c-v1", b"id0")] == 1  # nothing written twice
+    assert consumer.commits == [{("prod.s.ingest.all-v1", 0): 3}]
+    assert b.counts.routed["r"] == 2 and b.counts.dlq["output_rejected"] == 1
+    assert health.state == "running"
+
+
+def test_at_least_once_resends_only_the_record_that_failed_transiently() -> None:
+    def policy(topic: str, key: Any, n: int) -> KafkaError | None:
+        return KafkaError(KafkaError._MSG_TIMED_OUT) if key == b"id2" and n == 1 else None
+
+    committer, producer, consumer, _health = build(AtLeastOnceCommitter, policy)
+    committer.submit(batch(), time.monotonic())
+    run_until(committer, committer.idle)
+    assert outputs_written(producer) == [b"id0", b"id1", b"id2"]
+    assert [producer.attempts[("prod.s.t.c-v1", k)] for k in (b"id0", b"id1", b"id2")] == [1, 1, 2]
+    assert consumer.commits == [{("prod.s.ingest.all-v1", 0): 3}]
+
+
+def test_at_least_once_pauses_when_the_retry_budget_is_spent_and_resumes_when_it_clears() -> None:
+    broken = {"on": True}
+
+    def policy(_topic: str, key: Any, _n: int) -> KafkaError | None:
+        return KafkaError(KafkaError._MSG_TIMED_OUT) if broken["on"] and key == b"id0" else None
+
+    committer, producer, consumer, health = build(AtLeastOnceCommitter, policy)
+    committer.submit(batch(), time.monotonic())
+    run_until(committer, lambda: health.state == "paused")
+    assert health.paused_reason == "retry_budget_spent" and not health.readiness().ready
+    assert consumer.commits == []  # nothing committed while a record of the batch is missing
+    tries = producer.attempts[("prod.s.t.c-v1", b"id0")]
+    time.sleep(0.2)
+    for _ in range(20):  # paused: probes at pause_probe_interval_s, not a spin
+        committer.service()
+        time.sleep(0.005)
+    assert producer.attempts[("prod.s.t.c-v1", b"id0")] <= tries + 4
+    broken["on"] = False
+    run_until(committer, committer.idle)
+    assert health.state == "running" and consumer.commits == [{("prod.s.ingest.all-v1", 0): 3}]
+    assert outputs_written(producer) == [b"id0", b"id1", b"id2"]
+
+
+def test_at_least_once_pauses_at_once_when_the_dlq_refuses_a_dead_letter() -> None:
+    dlq_open = {"on": False}
+
+    def policy(topic: str, key: Any, _n: int) -> KafkaError | None:
+        if topic == DLQ and not dlq_open["on"]:
+            return KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)
+        return KafkaError(KafkaError.MSG_SIZE_TOO_LARGE) if key == b"id1" and topic != DLQ else None
+
+    committer, producer, consumer, health = build(AtLeastOnceCommitter, policy)
+    committer.submit(batch(), time.monotonic())
+    run_until(committer, lambda: health.state == "paused")
+    assert health.paused_reason == "dlq_unwritable" and "refused a dead letter" in (health.last_error or "")
+    assert consumer.commits == []
+    dlq_open["on"] = True
+    run_until(committer, committer.idle)
+    assert dead_written(producer) == [(b"id1", b"output_rejected")] and health.state == "running"
+    assert consumer.commits == [{("prod.s.ingest.all-v1", 0): 3}]
+
+
+def test_a_dead_letter_of_a_record_too_large_to_forward_is_cut_to_fit() -> None:
+    committer, producer, _consumer, _health = build(AtLeastOnceCommitter, ok)
+    b = RoutedBatch()
+    record = FakeRecord(0, b"big", b"x" * 5_000_000)
+    b.records.append(record)
+    b.first_offsets[("prod.s.ingest.all-v1", 0)], b.next_offsets[("prod.s.ingest.all-v1", 0)] = 0, 1
+    from refinery.routing.batch import DeadLetter
+
+    b.dead.append(DeadLetter(record, DlqReason.VALUE_TOO_LARGE, "too large"))
+    committer.submit(b, time.monotonic())
+    run_until(committer, committer.idle)
+    [(_topic, key, value, headers)] = producer.written
+    assert record_size(key, value, headers) <= WorkerSettings().max_record_bytes
+    assert dict(headers)[VALUE_TRUNCATED] == b"true"
+
+
+# -- exactly-once ------------------------------------------------------------------------------------
+def test_transactional_writes_a_refused_output_as_a_dead_letter_in_the_next_transaction() -> None:
+    def policy(topic: str, key: Any, _n: int) -> KafkaError | None:
+        return KafkaError(KafkaError.MSG_SIZE_TOO_LARGE) if topic != DLQ and key == b"id1" else None
+
+    committer, producer, _consumer, health = build(TransactionalCommitter, policy, exactly_once=True)
+    committer.submit(batch(), time.monotonic())
+    run_until(committer, committer.idle)
+    assert producer.transactions == ["abort", "commit"]
+    assert outputs_written(producer) == [b"id0", b"id2"]  # only the committed transaction is visible
+    assert dead_written(producer) == [(b"id1", b"output_rejected")]
+    assert len(producer.offsets) == 1 and health.state == "running"  # the aborted attempt got no further
+
+
+def test_transactional_retries_a_transient_failure_then_pauses_when_the_budget_is_spent() -> None:
+    def policy(topic: str, _key: Any, _n: int) -> KafkaError | None:
+        return KafkaError(KafkaError.NOT_ENOUGH_REPLICAS) if topic != DLQ else None
+
+    committer, producer, _consumer, health = build(TransactionalCommitter, policy, exactly_once=True)
+    committer.submit(batch(), time.monotonic())
+    run_until(committer, lambda: health.state == "paused")
+    assert health.paused_reason == "retry_budget_spent"
+    assert "commit" not in producer.transactions and producer.written == []
+    aborts = producer.transactions.count("abort")
+    assert aborts == 3  # retry_max_attempts
+    producer.policy = ok
+    run_until(committer, committer.idle)
+    assert producer.transactions[-1] == "commit" and outputs_written(producer) == [b"id0", b"id1", b"id2"]
+    assert health.state == "running"
+
+
+@pytest.mark.parametrize("kind", [AtLeastOnceCommitter, TransactionalCommitter])
+def test_abandon_drops_what_is_in_flight(kind: type) -> None:
+    committer, _producer, consumer, _health = build(
+        kind, lambda *_: KafkaError(KafkaError._MSG_TIMED_OUT), exactly_once=kind is TransactionalCommitter
+    )
+    committer.submit(batch(), time.monotonic())
+    committer.service()
+    assert not committer.idle()
+    assert committer.abandon() == 1 and committer.idle()
+    assert consumer.commits == []
