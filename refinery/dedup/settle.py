@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 SCAN_MARGIN_MS = 1000  # read derived topics from a little before the intent (clock granularity)
 DEFAULT_SETTLE_WINDOW_S = 30.0
+# Both restore readers read data already written, to its end, and end-of-partition is only known from
+# an empty fetch, which the broker holds for fetch.wait.max.ms (librdkafka: 500 ms) waiting for more.
+READ_FETCH_WAIT_MS = 20
+FIRST_STAGE_MS = 1000  # the first read stage: outputs are stamped within milliseconds of the intent
 
 
 class OutputMatcher:
@@ -102,7 +106,13 @@ def scan_outputs(
     timeout_s: float = 30.0,
 ) -> Scan:
     """Read the intent's derived topics over its time span, offering every `ce_id` to `matcher`, until
-    the span is read or `matcher` is complete."""
+    the span is read or `matcher` is complete.
+
+    In stages: first every partition up to `FIRST_STAGE_MS` after the intent, then the rest of the
+    window. The consumer hands over records partition by partition (each one's prefetched run), so in one
+    pass the last of the batch's outputs turns up only after most of every partition's span was read;
+    in stages, a batch whose outputs all landed (the common crash: after its flush) costs about the first
+    stage, and only one that crashed mid-write reads the whole window."""
     scan = Scan()
     if not matcher.needs_reading:
         return scan
@@ -117,83 +127,100 @@ def scan_outputs(
             # the batch's outputs are never transactional: read_committed would only add a wait on
             # other writers' open transactions
             "isolation.level": "read_uncommitted",
+            "fetch.wait.max.ms": READ_FETCH_WAIT_MS,
         }
     )
+    deadline = time.monotonic() + timeout_s
     try:
-        ends = _offset_ranges(consumer, intent.topics, since_ms, until_ms, timeout_s)
-        if not ends:
-            return scan
-        deadline = time.monotonic() + timeout_s
-        while ends and not matcher.complete:
-            if time.monotonic() > deadline:
-                log.warning(
-                    "derived topics not read to the end of the settle window in time",
-                    extra={"batch": intent.batch_id, "unread_partitions": len(ends)},
-                )
-                scan.finished = False
+        position = _offsets_at(consumer, _partitions(consumer, intent.topics, timeout_s), since_ms, timeout_s)
+        position = {tp: offset for tp, offset in position.items() if offset >= 0}  # -1: nothing since
+        cuts = sorted({min(intent.timestamp_ms + FIRST_STAGE_MS, until_ms), until_ms})
+        for cut in cuts:
+            if not position or matcher.complete:
                 break
-            done: list[TopicPartition] = []
-            for msg in consumer.consume(1000, 0.5):
-                key = (msg.topic() or "", msg.partition() or 0)
-                end = ends.get(key)
-                if end is None:
-                    continue
-                err = msg.error()
-                offset = msg.offset() or 0
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        del ends[key]
-                        done.append(TopicPartition(*key))
-                    continue
-                if offset < end:
-                    scan.records_read += 1
-                    if since_ms <= msg.timestamp()[1] < until_ms:
-                        message_id = header_value(msg.headers(), h.MESSAGE_ID)
-                        if message_id:
-                            matcher.offer(message_id)
-                            if matcher.complete:
-                                break  # every id of the batch found: the rest of the span is others'
-                if offset + 1 >= end:
-                    del ends[key]
-                    done.append(TopicPartition(*key))
-            if done and ends:
-                consumer.pause(done)  # stop fetching past the span
+            # up to the first offset at `cut`; None (nothing written after it yet): to the current end
+            ends = {
+                tp: (o if o >= 0 else None)
+                for tp, o in _offsets_at(consumer, position, cut, timeout_s).items()
+            }
+            pending = {tp: end for tp, end in ends.items() if end is None or position[tp] < end}
+            if pending:
+                assignment = [TopicPartition(t, p, position[(t, p)]) for t, p in pending]
+                consumer.assign(assignment)
+                consumer.resume(assignment)  # a partition paused at the end of a stage stays paused
+                if not _read(consumer, pending, matcher, scan, since_ms, until_ms, deadline):
+                    log.warning(
+                        "derived topics not read to the end of the settle window in time",
+                        extra={"batch": intent.batch_id, "unread_partitions": len(pending)},
+                    )
+                    scan.finished = False
+                    break
+            position = {tp: end for tp, end in ends.items() if end is not None}
     finally:
         consumer.close()
     return scan
 
 
-def _offset_ranges(
-    consumer: Consumer, topics: Iterable[str], since_ms: int, until_ms: int, timeout_s: float
-) -> dict[PartitionKey, int]:
-    """Assign `consumer` to every partition of `topics` from its first offset at `since_ms`; return the
-    offset each is read up to (its first offset at `until_ms`, or its end)."""
-    partitions: list[PartitionKey] = []
+def _read(
+    consumer: Consumer,
+    pending: dict[PartitionKey, int | None],
+    matcher: OutputMatcher,
+    scan: Scan,
+    since_ms: int,
+    until_ms: int,
+    deadline: float,
+) -> bool:
+    """Consume the assigned partitions up to their `pending` end offsets (None: to their end), offering
+    ids in the time span to `matcher`; False if `deadline` passed first."""
+    while pending and not matcher.complete:
+        if time.monotonic() > deadline:
+            return False
+        done: list[TopicPartition] = []
+        for msg in consumer.consume(1000, 0.5):
+            key = (msg.topic() or "", msg.partition() or 0)
+            if key not in pending:
+                continue
+            end = pending[key]
+            err = msg.error()
+            offset = msg.offset() or 0
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    del pending[key]
+                    done.append(TopicPartition(*key))
+                continue
+            if end is None or offset < end:
+                scan.records_read += 1
+                if since_ms <= msg.timestamp()[1] < until_ms:
+                    message_id = header_value(msg.headers(), h.MESSAGE_ID)
+                    if message_id:
+                        matcher.offer(message_id)
+                        if matcher.complete:
+                            return True  # every id of the batch found: the rest of the span is others'
+            if end is not None and offset + 1 >= end:
+                del pending[key]
+                done.append(TopicPartition(*key))
+        if done and pending:
+            consumer.pause(done)  # stop fetching past the span
+    return True
+
+
+def _partitions(consumer: Consumer, topics: Iterable[str], timeout_s: float) -> list[PartitionKey]:
+    out: list[PartitionKey] = []
     for topic in topics:
         meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
         if meta is None or meta.error is not None:
             continue  # never created (e.g. its name was rejected): nothing landed there
-        partitions += [(topic, p) for p in sorted(meta.partitions)]
-    if not partitions:
+        out += [(topic, p) for p in sorted(meta.partitions)]
+    return out
+
+
+def _offsets_at(
+    consumer: Consumer, partitions: Iterable[PartitionKey], timestamp_ms: int, timeout_s: float
+) -> dict[PartitionKey, int]:
+    """The first offset of each partition at or after `timestamp_ms` (-1: none yet)."""
+    wanted = [TopicPartition(t, p, timestamp_ms) for t, p in partitions]
+    if not wanted:
         return {}
-    starts = consumer.offsets_for_times(
-        [TopicPartition(t, p, since_ms) for t, p in partitions], timeout=timeout_s
-    )
-    stops = consumer.offsets_for_times(
-        [TopicPartition(t, p, until_ms) for t, p in partitions], timeout=timeout_s
-    )
-    ends: dict[PartitionKey, int] = {}
-    assignment = []
-    for start, stop in zip(starts, stops, strict=True):
-        if start.offset < 0:
-            continue  # nothing written since the intent
-        end = stop.offset
-        if end < 0:  # nothing written after the span (yet): read to the current end
-            end = consumer.get_watermark_offsets(
-                TopicPartition(start.topic, start.partition), timeout=timeout_s
-            )[1]
-        if start.offset < end:
-            ends[(start.topic, start.partition)] = end
-            assignment.append(TopicPartition(start.topic, start.partition, start.offset))
-    consumer.assign(assignment)
-    return ends
+    return {
+        (tp.topic, tp.partition): tp.offset for tp in consumer.offsets_for_times(wanted, timeout=timeout_s)
+    }

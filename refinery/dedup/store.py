@@ -40,7 +40,13 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaError, Producer, TopicPar
 from common.errors import RefineryError
 from refinery.dedup import records as rec
 from refinery.dedup.records import ChangelogRecord, Intent, PartitionKey, changelog_key, parse_changelog_key
-from refinery.dedup.settle import DEFAULT_SETTLE_WINDOW_S, OutputMatcher, Scan, scan_outputs
+from refinery.dedup.settle import (
+    DEFAULT_SETTLE_WINDOW_S,
+    READ_FETCH_WAIT_MS,
+    OutputMatcher,
+    Scan,
+    scan_outputs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -204,15 +210,20 @@ class DedupChangelog:
         key, value, headers, _ = rec.done_record(batch_id)
         return key, value, headers or []
 
-    def write(self, records: Sequence[ChangelogRecord], timeout_s: float = 30.0) -> None:
-        """Write `records` in order and wait for their acknowledgements, with a short-lived idempotent
-        producer of its own: the caller's producer may be transactional (exactly-once) or hold a batch
-        in flight, and settling is rare. Raises `ChangelogWriteError`."""
+    def writer(self) -> Producer:
+        """A short-lived idempotent producer for `write`, of its own: the data plane's producer may be
+        transactional (exactly-once) or hold a batch in flight, and settling is rare. It connects and
+        gets its producer id in the background (~0.5 s), so make it before the settle read."""
+        return Producer({**self._client_config, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
+
+    def write(
+        self, records: Sequence[ChangelogRecord], timeout_s: float = 30.0, *, producer: Producer | None = None
+    ) -> None:
+        """Write `records` in order and wait for their acknowledgements (with `producer`, from `writer`,
+        or a new one). Raises `ChangelogWriteError`."""
         if not records:
             return
-        producer = Producer(
-            {**self._client_config, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
-        )
+        producer = producer or self.writer()
         errors: list[KafkaError] = []
 
         def on_delivery(err: KafkaError | None, _msg: Any) -> None:
@@ -244,10 +255,12 @@ class DedupChangelog:
             return RestoreReport()
         replay = ChangelogReplay(store, wanted)
         self._replay(replay, store.window_s, timeout_s)
-        settled = [self._settle(intent, left, timeout_s) for intent, left in replay.unfinished()]
+        unfinished = replay.unfinished()
+        producer = self.writer() if unfinished else None
+        settled = [self._settle(intent, left, timeout_s) for intent, left in unfinished]
         written = True
         try:
-            self.write([r for s in settled for r in s.changelog_records()], timeout_s)
+            self.write([r for s in settled for r in s.changelog_records()], timeout_s, producer=producer)
         except ChangelogWriteError as exc:  # the ids are in the store; a later restore settles again
             log.warning("settled dedup batches not recorded", extra={"error": str(exc)})
             written = False
@@ -278,6 +291,7 @@ class DedupChangelog:
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
                 "isolation.level": "read_committed",
+                "fetch.wait.max.ms": READ_FETCH_WAIT_MS,
             }
         )
         try:
@@ -324,9 +338,10 @@ class DedupChangelog:
         `partitions`: add them to `store`, write them and the batch's DONE to the changelog (so no
         restore settles it again); return how many ids were added. A failed write is logged: the ids
         are in `store`, and a later restore settles the batch again."""
+        producer = self.writer()
         settled = self._settle(intent, partitions, timeout_s)
         try:
-            self.write(settled.changelog_records(), timeout_s)
+            self.write(settled.changelog_records(), timeout_s, producer=producer)
         except ChangelogWriteError as exc:
             log.warning(
                 "settled dedup batch not recorded", extra={"batch": intent.batch_id, "error": str(exc)}

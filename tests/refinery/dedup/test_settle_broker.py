@@ -138,3 +138,25 @@ def test_settle_after_a_failed_batch_records_done(kafka_bootstrap: str, unique_n
     assert (report.batches_settled, report.ids_restored) == (0, 2) and restored.ids((ingest, 0)) == ids(
         "m", 2
     )
+
+
+def test_a_batch_that_did_not_all_land_is_read_to_the_end_of_its_window(
+    kafka_bootstrap: str, unique_name: str
+) -> None:
+    """Busy partitions: the read goes stage by stage (first second, then the rest of the window), and a
+    partition finished early in one stage is read again in the next."""
+    conf = {"bootstrap.servers": kafka_bootstrap}
+    name = unique_name
+    ingest, x, log_topic = f"prod.{name}.ingest.all-v1", f"prod.{name}.1.x-v1", f"_{name}-dedup"
+    create_topics(conf, {x: 2, log_topic: 1})
+    batch = ids("m", 10)
+    intent = Intent.for_batch({(ingest, 0): (0, 10)}, [x], {(ingest, 0): batch})
+    t = intent.timestamp_ms = int(time.time() * 1000) - 60_000
+    announce(conf, log_topic, intent)
+    first = [(x, n % 2, i, t + 5) for n, i in enumerate(batch[:4] + ids("u", 3000))]  # 4 landed, then busy
+    second = [(x, n % 2, i, t + 3_000) for n, i in enumerate(ids("v", 20))]  # after the first second
+    write(conf, first + second + [(x, 0, i, t + 20_000) for i in ids("w", 10)])
+    changelog = DedupChangelog(conf, log_topic, group_id=name, settle_window_s=WINDOW_S)
+    report = changelog.restore(DedupStore(window_s=600, max_ids_per_partition=100_000), [(ingest, 0)], 20)
+    assert (report.batches_settled, report.ids_settled) == (1, 4), report
+    assert report.derived_records_read == len(first) + len(second), report
