@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, str] = {
     "registry": "schema registry id lookups, subject lookups and re-registrations under concurrency",
     "scale": "1,000 routes vs 8 routes",
     "memory": "peak and steady RSS of a worker at goal throughput",
+    "dedup_restore": "dedup store rebuild after a crash mid-batch vs a raw read of the derived topics",
 }
 CHEAP = ("producer", "registry", "scale")
 
