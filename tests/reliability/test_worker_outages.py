@@ -104,6 +104,10 @@ class Feeder:
             self._thread.join(30)
         return int(self.producer.flush(flush_timeout))
 
+    def close(self) -> None:
+        self.stop(10)
+        self.producer.close()
+
 
 def test_broker_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(
     own_broker: LocalKafka, unique_name: str, tmp_path: Path
@@ -140,7 +144,7 @@ def test_broker_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(
         # not heartbeat for session.timeout.ms): its partitions were revoked and assigned again
         revoked = worker.log_path.read_text(errors="replace").count('"partitions revoked"')
     finally:
-        feeder.stop(10)
+        feeder.close()  # before the broker fixture wipes the broker, or its client keeps reconnecting
         worker.stop()
     report = reconcile_worker_output(conf, ROUTES, name=name, dlq_topic=env["REFINERY_WORKER_DLQ_TOPIC"])
     not_ready = [o for o in watcher.seen if o.ready not in (200, None)]
