@@ -86,10 +86,16 @@ class StackPlan:
         return f"http://127.0.0.1:{self.stack.demo_metrics_port}/metrics"
 
     def common_env(self) -> dict[str, str]:
-        return {
+        """Where every service finds Kafka and the registry (with the registry's credentials, if set)."""
+        env = {
             "REFINERY_KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
             "REFINERY_REGISTRY_URL": self.registry_url,
         }
+        if self.registry.username:
+            env["REFINERY_REGISTRY_USERNAME"] = self.registry.username
+        if self.registry.password is not None:
+            env["REFINERY_REGISTRY_PASSWORD"] = self.registry.password.get_secret_value()
+        return env
 
     def services(self) -> list[Service]:
         env = self.common_env()
@@ -99,11 +105,14 @@ class StackPlan:
                 argv=[_script("refinery"), "worker"],
                 env={
                     **env,
+                    # every record's schema id is checked (unknown ids: `unknown_schema` dead letters)
+                    "REFINERY_WORKER_REGISTRY_CHECK": "true",
                     "REFINERY_WORKER_WEB_PORT": str(self.worker.web_port + i),
                     "REFINERY_WORKER_INSTANCE_ID": f"stack-worker-{i}",
                 },
-                ready_url=f"{self.worker_url(i)}/routes",
+                ready_url=f"{self.worker_url(i)}/health",  # alive; /ready also needs partitions
                 links={
+                    "ready": f"{self.worker_url(i)}/ready",
                     "routes": f"{self.worker_url(i)}/routes",
                     "stats": f"{self.worker_url(i)}/stats",
                     "metrics": f"{self.worker_url(i)}/metrics",

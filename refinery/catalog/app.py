@@ -81,27 +81,32 @@ class CatalogSources:
         worker's status."""
         answers = await asyncio.gather(*(self._worker(url) for url in self.settings.worker_url_list))
         rates: dict[str, dict[str, float]] = {}
-        for routes, _ in answers:
-            for route in (routes or {}).get("routes") or []:
-                total = rates.setdefault(route["name"], {"total": 0.0, "per_second": 0.0})
+        for route_rates, _ in answers:
+            for name, routed in (route_rates or {}).items():
+                total = rates.setdefault(name, {"total": 0.0, "per_second": 0.0})
                 for key in total:
-                    total[key] += float(route.get("routed", {}).get(key, 0.0))
+                    total[key] += float(routed.get(key, 0.0))
         return rates, [status for _, status in answers]
 
     async def _worker(self, url: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """A worker's per-route rates and status from its `/stats` (open even with route auth on). A
+        worker that answers but is not ready (paused, stalled, starting) is not `ok`: it says why."""
         try:
-            routes_resp, stats_resp = await asyncio.gather(
-                self.client.get(f"{url}/routes"), self.client.get(f"{url}/stats")
-            )
-            routes_resp.raise_for_status()
+            stats_resp = await self.client.get(f"{url}/stats")
             stats_resp.raise_for_status()
         except httpx.HTTPError as exc:
             self.metrics.source_errors.labels("worker").inc()
-            return None, {"url": url, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            return None, {"url": url, "ok": False, "state": "down", "error": f"{type(exc).__name__}: {exc}"}
         stats = stats_resp.json()
-        status = {"url": url, "ok": True, "worker": stats.get("worker"), "running": stats.get("running"),
-                  "routes_version": stats.get("routes_version"), "totals": stats.get("totals")}  # fmt: skip
-        return routes_resp.json(), status
+        ready = bool(stats.get("ready", stats.get("running")))
+        status = {
+            "url": url, "ok": ready, "worker": stats.get("worker"), "running": stats.get("running"),
+            "state": stats.get("state"), "ready": ready, "why": stats.get("why"),
+            "paused_reason": stats.get("paused_reason"), "last_error": stats.get("last_error"),
+            "last_progress_at": stats.get("last_progress_at"),
+            "routes_version": stats.get("routes_version"), "totals": stats.get("totals"),
+        }  # fmt: skip
+        return stats.get("routes") or {}, status
 
     async def schemas(self, ids: set[int]) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
         missing = sorted(ids - set(self._schemas))
