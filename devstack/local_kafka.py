@@ -225,8 +225,9 @@ class LocalKafka:
                 f"{libs}/*",
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                # one argument: a URL-safe base64 id can begin with "-", which argparse would
+                # take for an option ("argument --cluster-id/-t: expected one argument")
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(config),
                 "--ignore-formatted",

@@ -29,3 +29,16 @@ def test_start_reuse_stop_restart(tmp_path: Path, kafka_bootstrap: str) -> None:
     finally:
         broker.wipe()
     assert not port_open("127.0.0.1", port)
+
+
+def test_storage_formats_with_a_cluster_id_that_begins_with_a_dash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """URL-safe base64 ids begin with "-" one time in 64; kafka-storage must still take it as the id."""
+    cluster_id = "-" + LocalKafka._cluster_id()[1:]
+    monkeypatch.setattr(LocalKafka, "_cluster_id", staticmethod(lambda: cluster_id))
+    broker = LocalKafka(port=free_port(), home=tmp_path / "kafka")
+    broker.settings = broker.settings.model_copy(update={"controller_port": free_port()})
+    broker._format_storage(broker._write_config(), broker.ensure_jars())
+    meta = (broker.data_dir / "meta.properties").read_text()
+    assert f"cluster.id={cluster_id}\n" in meta
