@@ -1,4 +1,4 @@
-# One image for all of our services (registry, workers, catalog, demo producer); compose picks the command.
+# One image for all of our services (registry, workers, catalog, gateway, demo producer); compose picks the command.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -10,10 +10,10 @@ WORKDIR /app
 # Dependencies first, so editing code does not reinstall them: install the project's metadata with
 # empty packages, then copy the code and reinstall only our own (no dependency resolution).
 COPY pyproject.toml README.md ./
-RUN mkdir -p common devstack proto producers schema_registry refinery \
-    && for p in common devstack proto producers schema_registry refinery; do touch "$p/__init__.py"; done \
+RUN mkdir -p common devstack proto producers schema_registry refinery gateway \
+    && for p in common devstack proto producers schema_registry refinery gateway; do touch "$p/__init__.py"; done \
     && pip install . \
-    && rm -rf common devstack proto producers schema_registry refinery build *.egg-info
+    && rm -rf common devstack proto producers schema_registry refinery gateway build *.egg-info
 
 COPY common ./common
 COPY devstack ./devstack
@@ -21,6 +21,7 @@ COPY proto ./proto
 COPY producers ./producers
 COPY schema_registry ./schema_registry
 COPY refinery ./refinery
+COPY gateway ./gateway
 RUN pip install --no-deps . && rm -rf build *.egg-info
 
 # Non-root at run time, in a writable working folder (Faust keeps local state in its cwd). Every service

@@ -333,6 +333,40 @@ class CatalogSettings(RefinerySettings):
         return [u.strip().rstrip("/") for u in self.worker_urls.split(",") if u.strip()]
 
 
+class GatewaySettings(RefinerySettings):
+    """The HTTP ingest gateway, `refinery-gateway` (owned by `gateway/`). Prefix `REFINERY_GATEWAY_`.
+    Records are built and sent with the producer SDK, so `REFINERY_PRODUCER_*` (partitions, linger,
+    compression, queue sizes, key fields) apply to it too; these settings are the HTTP side's."""
+
+    model_config = _prefixed("REFINERY_GATEWAY_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8092, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)  # server processes (uvicorn workers) sharing the port
+    # API keys: a compacted one-partition topic every gateway process reads from the start and tails.
+    keys_topic: str = "_refinery_gateway_keys"
+    keys_replication: int = Field(default=1, ge=1)
+    # Limits, each answered with 413 naming it: the body as received, the body decompressed (a gzip
+    # or zstd bomb stops there), and events per request.
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_decompressed_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_events: int = Field(default=1000, ge=1)
+    body_timeout_s: float = Field(default=10.0, gt=0)  # the whole body must arrive within this (408)
+    # Per-key token bucket, in events: a key's own rate when it has one, else this; split evenly
+    # between the `workers` processes. The bucket holds `burst_s` seconds of rate, at least one full batch.
+    rate_limit_events_per_s: float = Field(default=5000.0, gt=0)
+    burst_s: float = Field(default=2.0, gt=0)
+    # Back-pressure: a request is answered 503 at once when its events would take the producer's
+    # queue (records sent, not yet acknowledged) above this, or while Kafka is unreachable.
+    max_inflight_events: int = Field(default=50_000, ge=1)
+    # How long the producer tries to deliver a record (its message.timeout.ms); the response waits this
+    # long at most for Kafka's acknowledgements, then reports the rest as failed (503).
+    delivery_timeout_ms: int = Field(default=15_000, ge=1000)
+    retry_after_s: int = Field(default=1, ge=1)  # Retry-After of a 503
+    schema_negative_ttl_s: float = Field(default=5.0, ge=0)  # how long "not registered" is remembered
+    kafka_check_interval_s: float = Field(default=2.0, gt=0)  # how often /ready asks Kafka (while down)
+
+
 class StackSettings(RefinerySettings):
     """`refinery-stack`: the whole pipeline as local background processes (owned by `devstack/stack.py`).
     Prefix `REFINERY_STACK_`. Each process gets a pid file and a log in `run_dir`; worker i (from 0) serves

@@ -1,4 +1,5 @@
-"""Regenerate `proto/envelope_pb2.py` (and its `.pyi` stub) from `proto/envelope.proto`.
+"""Regenerate `proto/envelope_pb2.py` and `proto/gateway_pb2.py` (and their `.pyi` stubs) from the
+`.proto` files beside them.
 
 Run from anywhere:  python -m proto.generate
 The test suite compiles the schema again and fails when the committed code is stale.
@@ -13,11 +14,11 @@ from grpc_tools import protoc
 
 PROTO_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PROTO_DIR.parent
-SCHEMAS = ["proto/envelope.proto"]
+SCHEMAS = ["proto/envelope.proto", "proto/gateway.proto"]
 
 
 def compile_protos(out_dir: Path, *, descriptor_set: Path | None = None) -> None:
-    """Compile the envelope schema into `out_dir` (Python code) or a descriptor set file."""
+    """Compile the schemas into `out_dir` (Python code) or a descriptor set file."""
     args = ["grpc_tools.protoc", f"-I{REPO_ROOT}"]
     if descriptor_set is not None:
         args.append(f"--descriptor_set_out={descriptor_set}")
