@@ -17,26 +17,28 @@ import datetime as dt
 import functools
 from collections.abc import Iterable, Mapping
 
+from common import contract
 from common.envelope import FORMAT_BY_NAME, NAME_BY_FORMAT, validate_metadata
 from common.errors import EnvelopeError, HeaderError
 from proto.envelope_pb2 import Envelope, Metadata
 
-SPECVERSION = "ce_specversion"
-CONTENT_TYPE = "content-type"
-MESSAGE_ID = "ce_id"
-SOURCE = "ce_source"
-CATEGORY = "ce_type"
-TIME = "ce_time"
-ENV = "ce_env"
-TITLE = "ce_title"
-VERSION = "ce_version"
-SCHEMA_ID = "ce_schemaid"
-FORMAT = "ce_format"
-PRODUCER = "ce_producer"
-ATTRIBUTE_PREFIX = "attr."
+# Header names, the required set and the constant values are the contract's (`common.contract`).
+SPECVERSION = contract.SPECVERSION
+CONTENT_TYPE = contract.CONTENT_TYPE
+MESSAGE_ID = contract.MESSAGE_ID
+SOURCE = contract.SOURCE
+CATEGORY = contract.CATEGORY
+TIME = contract.TIME
+ENV = contract.ENV
+TITLE = contract.TITLE
+VERSION = contract.VERSION
+SCHEMA_ID = contract.SCHEMA_ID
+FORMAT = contract.FORMAT
+PRODUCER = contract.PRODUCER
+ATTRIBUTE_PREFIX = contract.ATTRIBUTE_PREFIX
 
-SPECVERSION_VALUE = b"1.0"
-CONTENT_TYPE_VALUE = b"application/x-protobuf; messageType=refinery.envelope.v1.Envelope"
+SPECVERSION_VALUE = contract.SPECVERSION_VALUE
+CONTENT_TYPE_VALUE = contract.CONTENT_TYPE_VALUE
 
 # Routing field name (as used in route rules) -> header name.
 FIELD_HEADERS: dict[str, str] = {
@@ -50,7 +52,7 @@ FIELD_HEADERS: dict[str, str] = {
     "format": FORMAT,
     "producer": PRODUCER,
 }
-REQUIRED_HEADERS = (MESSAGE_ID, ENV, SOURCE, TITLE, CATEGORY, VERSION, SCHEMA_ID)
+REQUIRED_HEADERS = contract.REQUIRED_HEADERS
 
 # confluent-kafka's header type: we always write bytes values, and accept str or None when reading.
 HeaderValue = bytes | str | None
@@ -148,6 +150,9 @@ def _text(headers: Mapping[str, bytes], name: str) -> str:
     raw = headers.get(name)
     if raw is None:
         raise HeaderError(f"required header {name!r} is missing", header=name)
+    problem = contract.header_problem(name, raw)  # value rules of the contract's headers
+    if problem is not None:
+        raise HeaderError(problem[1], header=name)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -155,18 +160,13 @@ def _text(headers: Mapping[str, bytes], name: str) -> str:
 
 
 def _int(headers: Mapping[str, bytes], name: str) -> int:
-    text = _text(headers, name)
-    if not text.isascii() or not text.isdigit():
-        raise HeaderError(f"header {name!r} must be a positive integer, got {text!r}", header=name)
-    return int(text)
+    return int(_text(headers, name))  # _text applied the contract's integer rule
 
 
 def headers_to_metadata(headers: RawHeaders) -> Metadata:
     """Rebuild envelope metadata from record headers; raise HeaderError naming the bad header."""
     h = headers_dict(headers)
-    fmt_name = _text(h, FORMAT) if FORMAT in h else ""
-    if fmt_name and fmt_name not in FORMAT_BY_NAME:
-        raise HeaderError(f"header {FORMAT!r} has unknown payload format {fmt_name!r}", header=FORMAT)
+    fmt_name = _text(h, FORMAT)
     md = Metadata(
         message_id=_text(h, MESSAGE_ID),
         env=_text(h, ENV),
@@ -175,7 +175,7 @@ def headers_to_metadata(headers: RawHeaders) -> Metadata:
         category=_text(h, CATEGORY),
         version=_int(h, VERSION),
         schema_id=_int(h, SCHEMA_ID),
-        payload_format=FORMAT_BY_NAME.get(fmt_name, 0),  # type: ignore[arg-type]
+        payload_format=FORMAT_BY_NAME[fmt_name],  # type: ignore[arg-type]
         produced_at_ms=parse_time(_text(h, TIME)) if TIME in h else 0,
         producer=_text(h, PRODUCER) if PRODUCER in h else "",
         attributes={k[len(ATTRIBUTE_PREFIX) :]: _text(h, k) for k in h if k.startswith(ATTRIBUTE_PREFIX)},

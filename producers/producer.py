@@ -48,11 +48,13 @@ from confluent_kafka import KafkaException
 from confluent_kafka.schema_registry import Schema
 from google.protobuf.message import Message as ProtobufMessage
 
+from common import contract
 from common.config import KafkaSettings, ProducerSettings, RegistrySettings
 from common.envelope import encode_envelope, make_envelope, new_message_id, now_ms
 from common.errors import InvalidInputError
 from common.headers import Headers, metadata_to_headers
 from common.kafka_admin import TopicEnsurer
+from common.limits import MAX_RECORD_BYTES, record_size
 from common.topics import ingest_topic
 from producers.client_errors import ClientErrors
 from producers.codecs import encode_payload
@@ -221,14 +223,19 @@ class Producer:
                 produced_at_ms=produced_at_ms,
             )
             topic = self._ready_topics.get((env, source)) or self._ready_topic(env, source)
+            record_key, value = self._key(key, payload), encode_envelope(envelope)
+            headers = metadata_to_headers(envelope.metadata)
+            # The headers mirror the metadata in the value: they add at most ~512 bytes plus ~16 per
+            # attribute beyond its size, so only records near half the limit are counted exactly.
+            rough = 2 * len(value) + len(record_key or b"") + 16 * len(envelope.metadata.attributes) + 512
+            if rough > MAX_RECORD_BYTES and record_size(record_key, value, headers) > MAX_RECORD_BYTES:
+                raise InvalidInputError(
+                    f"record would be {record_size(record_key, value, headers)} bytes (payload "
+                    f"{len(payload_bytes)}, with envelope, key, headers and framing); the contract's "
+                    f"limit is {MAX_RECORD_BYTES} (common/limits.py)"
+                )
             return OutgoingRecord(
-                topic,
-                self._key(key, payload),
-                encode_envelope(envelope),
-                metadata_to_headers(envelope.metadata),
-                message_id,
-                produced_at_ms,
-                (env, source, category),
+                topic, record_key, value, headers, message_id, produced_at_ms, (env, source, category)
             )
         except Exception as exc:
             self.metrics.count_refused(exc)
@@ -394,10 +401,10 @@ class Producer:
 
 
 def _check_attributes(attributes: Mapping[str, str]) -> Mapping[str, str]:
-    """`attributes` itself (the envelope copies it) once every name and value is a non-empty string."""
+    """`attributes` itself (the envelope copies it) once every name follows the contract and every value
+    is a string."""
     for name, value in attributes.items():
-        if not isinstance(name, str) or not name or not isinstance(value, str):
-            raise InvalidInputError(
-                f"attribute {name!r}: names and values must be non-empty strings / strings"
-            )
+        problem = contract.attribute_name_problem(name)
+        if problem is not None or not isinstance(value, str):
+            raise InvalidInputError(problem or f"attribute {name!r}: the value must be a string")
     return attributes

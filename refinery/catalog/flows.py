@@ -18,6 +18,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message
 
+from common import contract
 from common import headers as h
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,14 @@ def _text(value: bytes | str | None) -> str:
     return value or ""
 
 
+_KEY_HEADERS = (h.ENV, h.SOURCE, h.TITLE, h.CATEGORY, h.VERSION)
+
+
+def _routable(key: FlowKey) -> bool:
+    """True when the key's header values follow the contract (records with others are dead-lettered)."""
+    return all(contract.header_problem(n, v.encode()) is None for n, v in zip(_KEY_HEADERS, key, strict=True))
+
+
 def _add_bounded(values: set[Any], value: Any) -> None:
     if len(values) < MAX_VALUES_KEPT:
         values.add(value)
@@ -78,21 +87,19 @@ class FlowTable:
         with self._lock:
             for topic, headers, timestamp_ms in records:
                 self.records_seen += 1
-                env, source, title, category, version = (
-                    _text(headers.get(n)) for n in (h.ENV, h.SOURCE, h.TITLE, h.CATEGORY, h.VERSION)
-                )
+                env, source, title, category, version = (_text(headers.get(n)) for n in _KEY_HEADERS)
                 key: FlowKey = (env, source, title, category, version)
-                if not all(key):
+                flow = self._flows.get(key)
+                if flow is None and not _routable(key):
                     self.records_without_metadata += 1  # the workers dead-letter these; not a flow
                     continue
-                flow = self._flows.get(key)
                 if flow is None:
                     flow = self._flows[key] = Flow(key=key, ingest_topic=topic)
                     flow.history.append((now, 0))
                 flow.records += 1
                 flow.last_seen_ms = max(flow.last_seen_ms, timestamp_ms)
                 schema_id = _text(headers.get(h.SCHEMA_ID))
-                if schema_id.isdigit():
+                if contract.header_problem(h.SCHEMA_ID, schema_id.encode()) is None:
                     _add_bounded(flow.schema_ids, int(schema_id))
                 _add_bounded(flow.formats, _text(headers.get(h.FORMAT)))
                 _add_bounded(flow.producers, _text(headers.get(h.PRODUCER)))

@@ -5,11 +5,12 @@ envs, titles, categories and versions), so each (header, value) pair is validate
 remembered. The envelope check (`verify_envelope`, on by default) parses the envelope framing with
 the upb protobuf runtime (~1 us for a 1 KB record; the payload stays opaque bytes, never decoded) and
 compares the routing fields of its metadata (message id, env, source, title, category, version, schema
-id) with the headers, so a truncated or foreign value, or headers that lie about the envelope, go to
-the DLQ instead of being routed: an env disagreement as `env_mismatch` (the envelope's env must be the
-header's and the ingest topic's), any other as `header_mismatch`. The comparison is one tuple equality
-against the envelope values each cached header combination stands for.
-A failed check is a `Rejection` that names the DLQ reason and says what is wrong.
+id, payload format) with the headers, so a truncated or foreign value, or headers that lie about the
+envelope, go to the DLQ instead of being routed: an env disagreement as `env_mismatch` (the envelope's
+env must be the header's and the ingest topic's), any other as `header_mismatch`. The comparison is one
+tuple equality against the envelope values each cached header combination stands for.
+A failed check is a `Rejection` that names the DLQ reason and says what is wrong. The value rules are the
+contract's (`common.contract`, `docs/contract.md`).
 """
 
 from __future__ import annotations
@@ -21,19 +22,18 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
+from common import contract
 from common import headers as h
-from common.envelope import envelope_metadata
-from common.errors import EnvelopeError, HeaderError, RefineryError, TopicNameError
+from common.envelope import FORMAT_BY_NAME, NAME_BY_FORMAT, envelope_metadata
+from common.errors import EnvelopeError, HeaderError, RefineryError
 from common.headers import REQUIRED_HEADERS, Headers, headers_dict
 from common.limits import MAX_RECORD_BYTES, record_size
-from common.topics import parse_topic, validate_component
+from common.topics import parse_topic
 from proto.envelope_pb2 import Envelope
 from refinery.routing.dlq import DlqReason
 from refinery.routing.schema_check import SchemaIdChecker
 
-_COMPONENT_HEADERS = {h.ENV: "env", h.SOURCE: "source", h.TITLE: "title", h.CATEGORY: "category"}
-_POSITIVE_INT_HEADERS = (h.VERSION, h.SCHEMA_ID)
-MAX_MESSAGE_ID_BYTES = 200
+MAX_MESSAGE_ID_BYTES = contract.MAX_MESSAGE_ID_BYTES
 # Records whose key and value leave less than this under the limit get their exact size counted
 # (headers included, ~1.3 us); smaller ones are not counted on the hot path. A small record with more
 # than this in headers would be refused by the producer instead, and dead-lettered as output_rejected.
@@ -41,12 +41,13 @@ HEADER_SLACK_BYTES = 64 * 1024
 _VALID_CACHE_LIMIT = 100_000
 # The required headers but the message id, with the Metadata field each mirrors (the env first).
 _MIRRORED = ((h.ENV, "env"), (h.SOURCE, "source"), (h.TITLE, "title"), (h.CATEGORY, "category"),
-             (h.VERSION, "version"), (h.SCHEMA_ID, "schema_id"))  # fmt: skip
+             (h.VERSION, "version"), (h.SCHEMA_ID, "schema_id"), (h.FORMAT, "payload_format"))  # fmt: skip
 assert {name for name, _ in _MIRRORED} == set(REQUIRED_HEADERS) - {h.MESSAGE_ID}
 _parse_envelope = Envelope.FromString
 _OTHER_REQUIRED = itemgetter(*(name for name, _ in _MIRRORED))
-# What the envelope must hold for one header combination: str fields as text, version and schema id as int.
-EnvelopeValues = tuple[str, str, str, str, int, int]
+# What the envelope must hold for one header combination: str fields as text, version, schema id and
+# payload format as int.
+EnvelopeValues = tuple[str, str, str, str, int, int, int]
 
 
 class Rejection(RefineryError):
@@ -66,20 +67,9 @@ def topic_env(topic: str) -> bytes:
 
 
 def _check_value(name: str, value: bytes) -> str | None:
-    """What is wrong with one required header's value, or None."""
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError:
-        return f"header {name!r} is not valid UTF-8"
-    if name in _COMPONENT_HEADERS:
-        try:
-            validate_component(_COMPONENT_HEADERS[name], text)
-        except TopicNameError as exc:
-            return f"header {name!r}: {exc}"
-    elif name in _POSITIVE_INT_HEADERS:
-        if not (text.isascii() and text.isdigit() and text[0] != "0"):
-            return f"header {name!r} must be a positive integer, got {text!r}"
-    return None
+    """What is wrong with one required header's value, or None (the contract's rule)."""
+    problem = contract.header_problem(name, value)
+    return None if problem is None else problem[1]
 
 
 class RecordGuard:
@@ -149,9 +139,15 @@ class RecordGuard:
             except DecodeError:
                 pass
             else:
-                if (md.env, md.source, md.title, md.category, md.version, md.schema_id) == expected and (
-                    md.message_id.encode() == headers[h.MESSAGE_ID]
-                ):
+                if (
+                    md.env,
+                    md.source,
+                    md.title,
+                    md.category,
+                    md.version,
+                    md.schema_id,
+                    md.payload_format,
+                ) == expected and md.message_id.encode() == headers[h.MESSAGE_ID]:
                     return
         raise _envelope_rejection(topic, value, headers)
 
@@ -169,9 +165,9 @@ class RecordGuard:
                 return expected
         self._check_required_slowly(headers)  # raises unless every required header is there and valid
         assert combo is not None
-        env, source, title, category, version, schema_id = combo
+        env, source, title, category, version, schema_id, payload_format = combo
         expected = (env.decode(), source.decode(), title.decode(), category.decode(),
-                    int(version), int(schema_id))  # fmt: skip
+                    int(version), int(schema_id), FORMAT_BY_NAME[payload_format.decode()])  # fmt: skip
         if len(self._valid_combos) >= _VALID_CACHE_LIMIT:
             self._valid_combos.clear()
         self._valid_combos[combo] = expected
@@ -216,7 +212,8 @@ def _envelope_rejection(topic: str, value: bytes | None, headers: Mapping[str, b
     problems = []
     for name, field in ((h.MESSAGE_ID, "message_id"), *_MIRRORED[1:]):
         in_header = headers[name].decode("utf-8", "replace")
-        in_envelope = str(getattr(md, field))
+        raw = getattr(md, field)
+        in_envelope = NAME_BY_FORMAT.get(raw, str(raw)) if name == h.FORMAT else str(raw)
         if in_header != in_envelope:
             problems.append(f"header {name!r} is {in_header!r} but the envelope's {field} is {in_envelope!r}")
     return Rejection(DlqReason.HEADER_MISMATCH, "; ".join(problems) or "headers contradict the envelope")

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from common.envelope import FORMAT_BY_NAME
+from common import contract
 from common.errors import TopicNameError
 from common.topics import INGEST_TITLE, parse_topic, validate_component
 from refinery.routing.rules.envs import env_violation
@@ -40,13 +40,12 @@ from refinery.routing.rules.templates import parse_template
 MAX_DEPTH = 32
 MAX_NODES = 100_000
 _ROUTE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-_POSITIVE_INT = re.compile(r"^[1-9][0-9]*$")
 _TOP_KEYS = ("envs", "routes", "catch_all")
 _ROUTE_KEYS = ("name", "description", "match", "to", "dedup")
 _CONDITION_OPS = ("eq", "in", "glob", "not")
 _NULLS = ("", "~", "null", "Null", "NULL")
 _BOOLS = {"true": True, "false": False}
-_FORMATS = (*FORMAT_BY_NAME, "unspecified")
+_INT_HEADERS = {"version": contract.VERSION, "schema_id": contract.SCHEMA_ID}
 
 
 class _StrictLoader(yaml.BaseLoader):
@@ -311,10 +310,15 @@ def _value(
             raise err(f"{exc}; no record can match it", path) from None
         if field == "env" and envs is not None and value not in envs:
             raise err(f"env {value!r} is not one of the declared envs ({', '.join(envs)})", path)
-    elif field in ("version", "schema_id") and not _POSITIVE_INT.match(value):
-        raise err(f"{field} {value!r} must be a positive integer; no record can match it", path)
-    elif field == "format" and value not in _FORMATS:
-        raise err(f"format {value!r} is unknown; use one of {', '.join(_FORMATS)}", path)
+    elif field in _INT_HEADERS and contract.header_problem(_INT_HEADERS[field], value.encode()):
+        limit = contract.INT_LIMITS[_INT_HEADERS[field]]
+        raise err(
+            f"{field} {value!r} must be a positive integer (no sign or leading zero, at most {limit}); "
+            "no record can match it",
+            path,
+        )
+    elif field == "format" and value not in contract.FORMATS:
+        raise err(f"format {value!r} is unknown; use one of {', '.join(contract.FORMATS)}", path)
     return value
 
 

@@ -48,7 +48,8 @@ def test_unique_message_ids_leave_the_caches_at_the_number_of_header_combination
     assert _feed(guard, router, items) == RECORDS  # every record is routed (all-prod), none rejected
     combos = len(titles) * len(categories)
     assert len(guard._valid_combos) == combos
-    assert len(guard._valid) <= 2 + len(titles) + len(categories) + 2  # env, source, titles, categories, ...
+    # env, source, titles, categories, version, schema id, format
+    assert len(guard._valid) <= 2 + len(titles) + len(categories) + 3
     assert len(router._cache) <= combos
 
 
