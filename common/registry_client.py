@@ -68,7 +68,7 @@ def registry_client(settings: RegistrySettings, **overrides: Any) -> SchemaRegis
     """confluent-kafka's registry client for `settings` (see the module docstring); ConfigError if the
     settings or overrides cannot make one."""
     conf: dict[str, Any] = {"url": check_registry_url(settings.url), **DEFAULTS}
-    if settings.username is not None:
+    if settings.username:  # an empty REFINERY_REGISTRY_USERNAME means none
         password = settings.password.get_secret_value() if settings.password is not None else ""
         conf["basic.auth.user.info"] = f"{settings.username}:{password}"
     conf.update({key.replace("_", "."): value for key, value in overrides.items()})

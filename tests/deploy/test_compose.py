@@ -92,6 +92,17 @@ def test_services_run_the_same_commands_as_the_local_stack(compose: dict[str, An
         assert _words(command[1:]) == _words(argv[1:]), f"{name}: {command} vs {argv}"
 
 
+def test_workers_check_schema_ids_like_the_local_stack(compose: dict[str, Any]) -> None:
+    local = {s.name: s.env for s in StackPlan().services()}
+    for name, local_name in (("worker-1", "worker-0"), ("worker-2", "worker-1")):
+        env = compose["services"][name]["environment"]
+        check = "REFINERY_WORKER_REGISTRY_CHECK"
+        assert env[check] == local[local_name][check] == "true", name
+        assert env["REFINERY_REGISTRY_URL"].startswith("http://"), name
+        # credentials come from the host's environment when set (null here: left unset in the container)
+        assert {"REFINERY_REGISTRY_USERNAME", "REFINERY_REGISTRY_PASSWORD"} <= set(env), name
+
+
 def _words(args: list[str]) -> list[str]:
     """The sub-command words of an argv: up to the first option, file names reduced to their base name."""
     words = []

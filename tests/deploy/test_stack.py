@@ -15,9 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from common.config import REPO_ROOT
+from common.config import REPO_ROOT, RegistrySettings
 from devstack.local_kafka import port_open
+from devstack.stack import StackPlan
+from refinery.routing import dlq
+from tests.refinery.worker.worker_harness import record, send
 from tests.support import consume_all, free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -96,6 +100,38 @@ def test_records_flow_into_derived_topics(stack: LocalStack) -> None:
     records = consume_all(stack.bootstrap, ["prod.telemetry.all.player_killed-v2"], expected=5, timeout=60)
     assert len(records) >= 5
     assert all(dict(r.headers() or [])["ce_type"] == b"player_killed" for r in records)
+
+
+def test_the_workers_dead_letter_an_unknown_schema_id(stack: LocalStack) -> None:
+    value, headers = record("prod", "telemetry", "1234", "player_killed", version=2, schema_id=987_654)
+    message_id = dict(headers)["ce_id"]
+    send(stack.bootstrap, "prod.telemetry.ingest.all-v1", [(b"unknown-schema", value, headers)])
+
+    def dead_letter() -> dict | None:
+        for msg in consume_all(stack.bootstrap, ["_refinery_dlq"], timeout=10, idle=2):
+            got = dict(msg.headers() or [])
+            if got.get("ce_id") == message_id:
+                return got
+        return None
+
+    got = wait_for(dead_letter, timeout=60, interval=1, what="the unknown schema id in the stack's DLQ")
+    assert got[dlq.REASON] == b"unknown_schema", got
+    assert b"987654" in got[dlq.MESSAGE]
+
+
+def test_the_plan_turns_the_registry_check_on_with_the_registry_credentials() -> None:
+    registry = RegistrySettings(username="stack-user", password=SecretStr("stack-pw"))
+    services = {s.name: s for s in StackPlan(registry=registry).services()}
+    for name in ("worker-0", "worker-1"):
+        env = services[name].env
+        assert env["REFINERY_WORKER_REGISTRY_CHECK"] == "true"
+        assert env["REFINERY_REGISTRY_URL"].startswith("http://")
+        assert env["REFINERY_REGISTRY_USERNAME"] == "stack-user"
+        assert env["REFINERY_REGISTRY_PASSWORD"] == "stack-pw"
+    assert (
+        "REFINERY_REGISTRY_USERNAME"
+        not in StackPlan(registry=RegistrySettings(username=None, password=None)).services()[0].env
+    )
 
 
 def test_catalog_shows_the_demo_flows(stack: LocalStack) -> None:
