@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 MAX_ID_KEY = b"max-schema-id"
 COMPACTED = {"cleanup.policy": "compact", "min.insync.replicas": "1"}
+IDLE_WAIT_S = 0.2  # the reader's longest wait for a record (then it notes its positions)
+MAX_BATCH = 500
 
 
 def ensure_topics(client_config: dict[str, Any], topics: Sequence[str], *, timeout: float = 30.0) -> None:
@@ -113,7 +115,7 @@ class KafkaLog:
     def _read_forever(self, consumer: Consumer) -> None:
         try:
             while not self._stop.is_set():
-                batch = consumer.consume(num_messages=500, timeout=0.2)
+                batch = self._next_batch(consumer)
                 if not batch:
                     self._note_positions(consumer)
                     continue
@@ -131,6 +133,18 @@ class KafkaLog:
                     self._applied_changed.notify_all()
         finally:
             consumer.close()
+
+    @staticmethod
+    def _next_batch(consumer: Consumer) -> list[Any]:
+        """The records there are, as soon as there is one: `poll` returns with the first record (or after
+        IDLE_WAIT_S without one), then `consume(timeout=0)` takes whatever else has arrived.
+
+        Not `consume(500, timeout)` alone: librdkafka's batch consume returns only once it holds 500
+        records or the timeout has passed, so every write waited the whole timeout to be read back."""
+        first = consumer.poll(IDLE_WAIT_S)
+        if first is None:
+            return []
+        return [first, *consumer.consume(num_messages=MAX_BATCH - 1, timeout=0)]
 
     def _note_positions(self, consumer: Consumer) -> None:
         """When idle, count offsets the fetcher skipped (compacted away, transaction markers) as read."""
