@@ -175,8 +175,7 @@ class RecordBuilder:
             )
         except PayloadValidationError as exc:
             sdk.metrics.count_refused(exc)
-            name = f"payload.{exc.field}" if exc.field and not exc.field.startswith("(") else "payload"
-            raise EventRejected(str(exc), field=name) from None
+            raise EventRejected(str(exc), field=_payload_field(exc.field, schema)) from None
         except EventRejected as exc:
             sdk.metrics.count_refused(exc)
             raise
@@ -186,6 +185,17 @@ class RecordBuilder:
 
     def schema_registered(self, title: str, category: str, version: int) -> bool:
         return isinstance(self._schemas.get((title, category, version)), ResolvedSchema)
+
+
+def _payload_field(name: str | None, schema: object) -> str:
+    """`payload.<field>` for the field the SDK named (an Avro field without its record's full name)."""
+    if not name or name.startswith("("):
+        return "payload"
+    avro = getattr(schema, "avro", None)
+    record = avro.get("name") if isinstance(avro, dict) else None
+    if record and name.startswith(record + "."):
+        name = name[len(record) + 1 :]
+    return f"payload.{name}"
 
 
 def _protobuf_payload(data: bytes, schema: ResolvedSchema) -> object:
