@@ -1,13 +1,18 @@
-"""`refinery-client`: register schemas, produce JSON lines, tail decoded records.
+"""`refinery-client`: register schemas, produce JSON lines, tail decoded records, verify the contract.
 
     refinery-client register schemas/kill.avsc --title 1234 --category player_killed [--version 2]
     refinery-client register schemas/kill.avsc --subject 1234.player_killed-value --type AVRO
     echo '{"match_id": "m-1", ...}' | refinery-client produce --title 1234 --category match_started \\
         --version 1 --env dev --source telemetry --attr platform=pc
     refinery-client tail prod.telemetry.ingest.all-v1 --from-beginning --max 10 --where title=1234
+    refinery-client verify prod.telemetry.ingest.all-v1 [--max 1000] [--no-registry]
 
+`verify` reads the topics from the beginning to their current end and prints every violation of the
+envelope contract (docs/contract.md) as a JSON line (rule, level, the worker's DLQ reason, message,
+partition, offset), then a summary line.
 Connection flags default to the settings (`REFINERY_KAFKA_BOOTSTRAP_SERVERS`, `REFINERY_REGISTRY_URL`).
-Exit codes: 0 success, 1 a service is unreachable or failed, 2 bad input (the message says what to fix).
+Exit codes: 0 success, 1 a service is unreachable or failed, 2 bad input (the message says what to fix),
+3 `verify` found violations of MUST rules.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from common.logs import configure_logging
 from producers.producer import Producer
 from producers.reader import Reader, parse_where
 from producers.schemas import SCHEMA_TYPES, SchemaCatalog
+from producers.verify import Report, verify_topics
 
-EXIT_OK, EXIT_UNAVAILABLE, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_UNAVAILABLE, EXIT_BAD_INPUT, EXIT_VIOLATIONS = 0, 1, 2, 3
 _TYPE_BY_SUFFIX = {".avsc": "AVRO", ".proto": "PROTOBUF", ".json": "JSON"}
 
 
@@ -149,6 +155,27 @@ def cmd_tail(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
+    kafka, _ = _settings(args)
+    catalog = None if args.no_registry else _catalog(args)
+    report = Report()
+    try:
+        if catalog is not None:
+            catalog.ping()
+        for item in verify_topics(
+            args.topics, kafka=kafka, catalog=catalog, max_records=args.max, timeout_s=args.timeout
+        ):
+            if isinstance(item, Report):
+                report = item
+            else:
+                out.write(json.dumps(item.to_dict(), ensure_ascii=False) + "\n")
+    finally:
+        if catalog is not None:
+            catalog.close()
+    out.write(json.dumps({"summary": report.summary()}) + "\n")
+    return EXIT_VIOLATIONS if report.must_violations else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="refinery-client", description=__doc__.split("\n", 1)[0])
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default from settings)")
@@ -182,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--max", type=int, help="stop after N records")
     tail.add_argument("--where", action="append", default=[], metavar="KEY=VALUE", help="header filter")
     tail.add_argument("--idle-timeout", type=float, help="stop after this many seconds without a record")
+
+    verify = sub.add_parser("verify", help="check the records of ingest topics against the envelope contract")
+    verify.add_argument("topics", nargs="+", metavar="TOPIC")
+    verify.add_argument("--max", type=int, help="stop after N records")
+    verify.add_argument(
+        "--no-registry", action="store_true", help="skip the schema rules (no registry look-ups)"
+    )
     return parser
 
 
@@ -196,6 +230,8 @@ def main(
             return cmd_register(args, out)
         if args.command == "produce":
             return cmd_produce(args, out, stdin or sys.stdin)
+        if args.command == "verify":
+            return cmd_verify(args, out)
         return cmd_tail(args, out)
     except InvalidInputError as exc:
         print(f"refinery-client: {exc}", file=sys.stderr)
