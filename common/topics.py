@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from common.errors import TopicNameError
 
 MAX_TOPIC_LENGTH = 249
+# Used with fullmatch: `$` alone also matches before a trailing newline ("prod\n" is not a component).
 _KAFKA_LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
 _COMPONENT = re.compile(r"^[a-zA-Z0-9_-]+$")
 _VERSION = re.compile(r"^[1-9][0-9]*$")
@@ -40,7 +41,7 @@ def validate_kafka_topic(name: str) -> str:
             f"topic name is {len(name)} characters long; Kafka allows at most {MAX_TOPIC_LENGTH}",
             part="topic",
         )
-    if not _KAFKA_LEGAL.match(name):
+    if not _KAFKA_LEGAL.fullmatch(name):
         bad = sorted({c for c in name if not _KAFKA_LEGAL.match(c)})
         raise TopicNameError(
             f"topic name {name!r} has characters Kafka does not allow: {''.join(bad)!r} "
@@ -54,7 +55,7 @@ def validate_component(part: str, value: str) -> str:
     """Check one convention component (env, source, title or category); return it."""
     if not isinstance(value, str) or not value:
         raise TopicNameError(f"{part} is empty; every topic-name component needs a value", part=part)
-    if not _COMPONENT.match(value):
+    if not _COMPONENT.fullmatch(value):
         raise TopicNameError(
             f"{part} {value!r} is not allowed in a topic name: use letters, digits, '_' and '-' only "
             "(no '.', which separates components)",
@@ -115,7 +116,7 @@ def parse_topic(name: str) -> TopicName:
         raise TopicNameError(
             f"topic {name!r} does not end in '-v{{version}}' after the category", part="version"
         )
-    if not _VERSION.match(version):
+    if not _VERSION.fullmatch(version):
         raise TopicNameError(
             f"topic {name!r}: version {version!r} must be a positive integer without leading zeros",
             part="version",
@@ -140,4 +141,4 @@ def ingest_topic(env: str, source: str) -> str:
 
 
 def is_ingest_topic(name: str) -> bool:
-    return re.match(INGEST_TOPIC_REGEX, name) is not None
+    return re.fullmatch(INGEST_TOPIC_REGEX, name) is not None

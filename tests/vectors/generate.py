@@ -99,7 +99,7 @@ HEADER_VALUES: list[tuple[str, bytes]] = [
     *((contract.SCHEMA_ID, v) for v in (b"1", b"2147483647", b"2147483648", b"007")),
     *((contract.ENV, v) for v in (b"prod", b"a-b_C9", b"pr.od", b"prod env", "prüd".encode(), b"\xff\xfe")),
     *((contract.SOURCE, v) for v in (b"telemetry", b"tele/metry")),
-    *((contract.TITLE, v) for v in (b"0123", b"1234", b"12:34")),
+    *((contract.TITLE, v) for v in (b"0123", b"1234", b"12:34", b"1234\n")),
     *((contract.CATEGORY, v) for v in (b"player_killed", b"player.killed")),
     *((contract.FORMAT, v) for v in (b"avro", b"protobuf", b"json", b"raw", b"AVRO", b"unspecified")),
     *((contract.MESSAGE_ID, v) for v in (b"019b7a3e-5c1d-7c3a-9f2e-3b4c5d6e7f80", b"x" * 200, b"x" * 201)),
@@ -112,7 +112,7 @@ KEYS: list[bytes] = [
     *(f"match-{n}".encode() for n in range(24)),
 ]  # fmt: skip
 
-ATTRIBUTE_NAMES = ["platform", "a.b-c_D9", "", "with space", "plätform", "x=y"]
+ATTRIBUTE_NAMES = ["platform", "a.b-c_D9", "", "with space", "plätform", "x=y", "platform\n"]
 
 
 def envelope_vector(
