@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, str] = {
     "scale": "1,000 routes vs 8 routes",
     "memory": "peak and steady RSS of a worker at goal throughput",
     "dedup_restore": "dedup store rebuild after a crash mid-batch vs a raw read of the derived topics",
+    "gateway": "HTTP ingest gateway: accepted events/s vs the SDK, p99 at half load vs a constant-202 app",
 }
 CHEAP = ("producer", "registry", "scale")
 
