@@ -362,6 +362,9 @@ class GatewaySettings(RefinerySettings):
     # How long the producer tries to deliver a record (its message.timeout.ms); the response waits this
     # long at most for Kafka's acknowledgements, then reports the rest as failed (503).
     delivery_timeout_ms: int = Field(default=15_000, ge=1000)
+    # The producer's linger: every request waits for its batch's acknowledgements, so less than the
+    # SDK's default 20 ms (REFINERY_PRODUCER_LINGER_MS is not used by the gateway).
+    linger_ms: int = Field(default=5, ge=0)
     retry_after_s: int = Field(default=1, ge=1)  # Retry-After of a 503
     schema_negative_ttl_s: float = Field(default=5.0, ge=0)  # how long "not registered" is remembered
     kafka_check_interval_s: float = Field(default=2.0, gt=0)  # how often /ready asks Kafka (while down)

@@ -115,7 +115,7 @@ class Gateway:
         self.kafka = kafka
         self.registry = registry
         self.producer_settings = producer_settings or ProducerSettings(
-            delivery_timeout_ms=settings.delivery_timeout_ms
+            delivery_timeout_ms=settings.delivery_timeout_ms, linger_ms=settings.linger_ms
         )
         self.metrics = GatewayMetrics()
         self.limiter = RateLimiter(
