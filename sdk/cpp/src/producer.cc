@@ -1,0 +1,415 @@
+#include "refinery/producer.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/message.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafkacpp.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cctype>
+#include <climits>
+
+namespace refinery {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const char* schema_type_of_format(const std::string& format) {
+  if (format == "avro") return "AVRO";
+  if (format == "json") return "JSON";
+  if (format == "protobuf") return "PROTOBUF";
+  return nullptr;  // raw fits any registered type
+}
+
+std::string default_producer_id() {
+  char host[256] = {0};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return std::string(host[0] ? host : "unknown-host") + "/" + std::to_string(getpid());
+}
+
+// The full name of the first top-level message of a .proto text ("package.Name"), or "".
+std::string first_message_type(const std::string& text) {
+  std::string package, token;
+  int depth = 0;
+  bool want_package = false, want_message = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '/' && i + 1 < text.size() && text[i + 1] == '/') {
+      while (i < text.size() && text[i] != '\n') ++i;
+      continue;
+    }
+    if (c == '/' && i + 1 < text.size() && text[i + 1] == '*') {
+      std::size_t end = text.find("*/", i + 2);
+      i = end == std::string::npos ? text.size() : end + 1;
+      continue;
+    }
+    if (c == '"' || c == '\'') {  // skip string literals
+      char quote = c;
+      for (++i; i < text.size() && text[i] != quote; ++i) {
+        if (text[i] == '\\') ++i;
+      }
+      continue;
+    }
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.') {
+      token.push_back(c);
+      continue;
+    }
+    if (!token.empty()) {
+      if (want_package) {
+        package = token;
+        want_package = false;
+      } else if (want_message) {
+        return package.empty() ? token : package + "." + token;
+      } else if (depth == 0 && token == "package") {
+        want_package = true;
+      } else if (depth == 0 && token == "message") {
+        want_message = true;
+      }
+      token.clear();
+    }
+    if (c == '{') ++depth;
+    if (c == '}') --depth;
+  }
+  return "";
+}
+
+}  // namespace
+
+class Producer::Callbacks : public RdKafka::DeliveryReportCb, public RdKafka::EventCb {
+ public:
+  void dr_cb(RdKafka::Message& message) override {
+    auto* callback = static_cast<DeliveryCallback*>(message.msg_opaque());
+    if (message.err() == RdKafka::ERR_NO_ERROR) {
+      delivered.fetch_add(1, std::memory_order_relaxed);
+      if (has_problem.load(std::memory_order_relaxed)) clear();
+    } else {
+      failed.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (callback == nullptr) return;
+    DeliveryReport report;
+    report.topic = message.topic_name();
+    report.partition = message.partition();
+    report.offset = message.offset();
+    report.error_code = static_cast<int>(message.err());
+    if (message.err() != RdKafka::ERR_NO_ERROR) {
+      report.error = message.errstr();
+      std::string cause = problem();
+      if (!cause.empty()) report.error += " (last broker error: " + cause + ")";
+    }
+    if (RdKafka::Headers* headers = message.headers()) {
+      RdKafka::Headers::Header id = headers->get_last(contract::kMessageId);
+      if (id.err() == RdKafka::ERR_NO_ERROR && id.value() != nullptr) {
+        report.message_id.assign(static_cast<const char*>(id.value()), id.value_size());
+      }
+    }
+    try {
+      (*callback)(report);
+    } catch (...) {  // a throwing callback must not stop delivery reports for everyone else
+    }
+    delete callback;
+  }
+
+  void event_cb(RdKafka::Event& event) override {
+    if (event.type() != RdKafka::Event::EVENT_ERROR) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    last_error_ = RdKafka::err2str(event.err()) + ": " + event.str();
+    has_problem.store(true);
+  }
+
+  std::string problem() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return last_error_;
+  }
+
+  void clear() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    last_error_.clear();
+    has_problem.store(false);
+  }
+
+  std::atomic<uint64_t> queued{0}, delivered{0}, failed{0};
+  std::atomic<bool> has_problem{false};
+
+ private:
+  std::mutex mutex_;
+  std::string last_error_;
+};
+
+Producer::Producer(ProducerConfig config)
+    : Producer(config, std::make_shared<RegistryClient>(config.registry)) {}
+
+Producer::Producer(ProducerConfig config, std::shared_ptr<SchemaSource> schemas)
+    : config_(std::move(config)), schemas_(std::move(schemas)), callbacks_(std::make_unique<Callbacks>()) {
+  for (const auto& [part, value] : {std::pair{"env", &config_.env}, std::pair{"source", &config_.source}}) {
+    std::string problem = contract::component_problem(part, *value);
+    if (!problem.empty()) throw ConfigError(problem);
+  }
+  if (config_.producer_id.empty()) config_.producer_id = default_producer_id();
+  if (!contract::is_utf8(config_.producer_id)) throw ConfigError("producer_id is not valid UTF-8");
+  if (config_.partitions < 1) throw ConfigError("partitions must be >= 1");
+  std::map<std::string, std::string> properties = {
+      {"bootstrap.servers", config_.bootstrap_servers},
+      {"enable.idempotence", "true"},
+      {"acks", "all"},
+      {"linger.ms", std::to_string(config_.linger_ms)},
+      {"compression.type", config_.compression},
+      {"queue.buffering.max.messages", std::to_string(config_.queue_max_messages)},
+      {"message.timeout.ms", std::to_string(config_.delivery_timeout_ms)},
+      {"message.max.bytes", std::to_string(contract::kMaxRecordBytes)},
+      // Same key -> same partition as the Java client and the Python SDK: per-key order across languages.
+      {"partitioner", contract::kPartitioner},
+  };
+  for (const auto& [key, value] : config_.kafka_overrides) {
+    if (key == "enable.idempotence" && value != "true") {
+      throw ConfigError("Kafka override enable.idempotence=" + value + " would weaken delivery guarantees");
+    }
+    if (key == "acks" && value != "all" && value != "-1") {
+      throw ConfigError("Kafka override acks=" + value + " would weaken delivery guarantees");
+    }
+    properties[key] = value;
+  }
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string error;
+  for (const auto& [key, value] : properties) {
+    if (conf->set(key, value, error) != RdKafka::Conf::CONF_OK) {
+      throw ConfigError("invalid Kafka client configuration " + key + "=" + value + ": " + error);
+    }
+  }
+  if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(callbacks_.get()), error) != RdKafka::Conf::CONF_OK ||
+      conf->set("event_cb", static_cast<RdKafka::EventCb*>(callbacks_.get()), error) != RdKafka::Conf::CONF_OK) {
+    throw ConfigError("cannot set the SDK's callbacks: " + error);
+  }
+  producer_.reset(RdKafka::Producer::create(conf.get(), error));
+  if (!producer_) throw ConfigError("invalid Kafka client configuration: " + error);
+  poller_ = std::thread([this] { poll_loop(); });
+}
+
+Producer::~Producer() {
+  try {
+    flush(config_.delivery_timeout_ms);
+  } catch (const Error&) {
+  }
+  // Whatever is left is failed now, so every callback runs (with ERR__PURGE_QUEUE) and nothing leaks.
+  producer_->purge(RdKafka::Producer::PURGE_QUEUE | RdKafka::Producer::PURGE_INFLIGHT);
+  stop_.store(true);
+  if (poller_.joinable()) poller_.join();
+  producer_->poll(0);
+  producer_.reset();
+}
+
+void Producer::poll_loop() {
+  while (!stop_.load(std::memory_order_relaxed)) producer_->poll(100);
+}
+
+Schema Producer::schema_of(const std::string& title, const std::string& category, uint32_t version) {
+  std::string key;
+  key.reserve(title.size() + category.size() + 12);
+  key.append(title).push_back('\x1f');
+  key.append(category).push_back('\x1f');
+  key.append(std::to_string(version));
+  {
+    std::lock_guard<std::mutex> lock(schema_mutex_);
+    auto it = schema_cache_.find(key);
+    if (it != schema_cache_.end()) return it->second;
+  }
+  for (const auto& [part, value] : {std::pair{"title", &title}, std::pair{"category", &category}}) {
+    std::string problem = contract::component_problem(part, *value);
+    if (!problem.empty()) throw InvalidInputError(problem);
+  }
+  if (version < 1) throw InvalidInputError("version must be >= 1");
+  Schema schema = schemas_->resolve(title, category, version);
+  std::lock_guard<std::mutex> lock(schema_mutex_);
+  return schema_cache_.emplace(key, std::move(schema)).first->second;
+}
+
+void Producer::ensure_topic(const std::string& topic) {
+  std::lock_guard<std::mutex> lock(topic_mutex_);
+  if (ready_topics_.count(topic) != 0) return;
+  if (config_.create_topics) {
+    rd_kafka_t* rk = producer_->c_ptr();
+    char error[512];
+    rd_kafka_NewTopic_t* request = rd_kafka_NewTopic_new(topic.c_str(), config_.partitions,
+                                                         config_.replication_factor, error, sizeof error);
+    if (request == nullptr) throw InvalidInputError("cannot create topic '" + topic + "': " + error);
+    rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_request_timeout(options, config_.admin_timeout_ms, error, sizeof error);
+    rd_kafka_AdminOptions_set_operation_timeout(options, config_.admin_timeout_ms, error, sizeof error);
+    rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &request, 1, options, queue);
+    rd_kafka_event_t* event = rd_kafka_queue_poll(queue, config_.admin_timeout_ms + 5000);
+    std::string failure;
+    bool unavailable = false;
+    if (event == nullptr) {
+      failure = "no answer";
+      unavailable = true;
+    } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      failure = rd_kafka_event_error_string(event);
+      unavailable = true;
+    } else {
+      std::size_t count = 0;
+      const rd_kafka_topic_result_t** results =
+          rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
+      rd_kafka_resp_err_t err = count ? rd_kafka_topic_result_error(results[0]) : RD_KAFKA_RESP_ERR_NO_ERROR;
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        const char* text = rd_kafka_topic_result_error_string(results[0]);
+        failure = std::string(rd_kafka_err2name(err)) + ": " + (text ? text : rd_kafka_err2str(err));
+      }
+    }
+    if (event != nullptr) rd_kafka_event_destroy(event);
+    rd_kafka_queue_destroy(queue);
+    rd_kafka_AdminOptions_destroy(options);
+    rd_kafka_NewTopic_destroy(request);
+    if (!failure.empty()) {
+      std::string cause = callbacks_->problem();
+      std::string message = "could not create topic '" + topic + "': " + failure + (cause.empty() ? "" : " (" + cause + ")");
+      if (unavailable) throw BrokerUnavailableError(message);
+      throw Error(message);
+    }
+  }
+  ready_topics_.insert(topic);
+}
+
+Record Producer::prepare_record(const std::string& title, const std::string& category, uint32_t version,
+                                std::string_view payload, const std::string& format, const SendOptions& options,
+                                const Schema& schema) {
+  if (options.schema_id && *options.schema_id != schema.id) {
+    throw InvalidInputError("schema id " + std::to_string(*options.schema_id) + " is not the registered one: " +
+                            schema.subject + " version " + std::to_string(version) + " is schema id " +
+                            std::to_string(schema.id));
+  }
+  const char* wanted = schema_type_of_format(format);
+  if (format != "raw" && (wanted == nullptr || schema.type != wanted)) {
+    throw InvalidInputError("payload format '" + format + "' does not fit schema id " + std::to_string(schema.id) +
+                            " (" + schema.type + "); use raw, or the format of the registered type");
+  }
+  Metadata md;
+  md.produced_at_ms = options.produced_at_ms ? *options.produced_at_ms : now_ms();
+  md.message_id = options.message_id ? *options.message_id : new_message_id(md.produced_at_ms);
+  md.env = options.env.empty() ? config_.env : options.env;
+  md.source = options.source.empty() ? config_.source : options.source;
+  md.title = title;
+  md.category = category;
+  md.version = version;
+  md.schema_id = schema.id;
+  md.payload_format = format;
+  md.producer = config_.producer_id;
+  md.attributes = options.attributes;
+  Record record = build_record(md, payload, options.key ? &*options.key : nullptr);
+  std::size_t size = record_size(record);
+  if (size > contract::kMaxRecordBytes) {
+    throw InvalidInputError("record would be " + std::to_string(size) + " bytes (payload " +
+                            std::to_string(payload.size()) + ", with envelope, key, headers and framing); the "
+                            "contract's limit is " + std::to_string(contract::kMaxRecordBytes));
+  }
+  ensure_topic(record.topic);
+  return record;
+}
+
+Record Producer::prepare(const std::string& title, const std::string& category, uint32_t version,
+                         std::string_view payload, const SendOptions& options) {
+  const std::string format = options.format.empty() ? "raw" : options.format;
+  return prepare_record(title, category, version, payload, format, options, schema_of(title, category, version));
+}
+
+std::string Producer::send(const std::string& title, const std::string& category, uint32_t version,
+                           std::string_view payload, const SendOptions& options) {
+  Record record = prepare(title, category, version, payload, options);
+  std::string message_id = record.headers[2].second;  // ce_id
+  return queue(record, message_id, options.on_delivery);
+}
+
+std::string Producer::send(const std::string& title, const std::string& category, uint32_t version,
+                           const google::protobuf::Message& payload, const SendOptions& options) {
+  Schema schema = schema_of(title, category, version);
+  const std::string& type = payload.GetDescriptor()->full_name();
+  if (schema.type != "PROTOBUF") {
+    throw InvalidInputError("a protobuf message (" + type + ") was given but schema id " +
+                            std::to_string(schema.id) + " is " + schema.type);
+  }
+  const std::string checked = std::to_string(schema.id) + ":" + type;
+  bool known;
+  {
+    std::lock_guard<std::mutex> lock(schema_mutex_);
+    known = checked_proto_types_.count(checked) != 0;
+  }
+  if (!known) {
+    std::string registered = first_message_type(schema.text);
+    if (registered != type) {
+      throw InvalidInputError("protobuf message type " + type + " is not the registered type " + registered +
+                              " (schema id " + std::to_string(schema.id) + ")");
+    }
+    std::lock_guard<std::mutex> lock(schema_mutex_);
+    checked_proto_types_.insert(checked);
+  }
+  if (!payload.IsInitialized()) {
+    throw InvalidInputError("protobuf message lacks required fields: " + payload.InitializationErrorString());
+  }
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    payload.SerializeToCodedStream(&coded);
+  }
+  Record record = prepare_record(title, category, version, bytes, "protobuf", options, schema);
+  std::string message_id = record.headers[2].second;
+  return queue(record, message_id, options.on_delivery);
+}
+
+std::string Producer::queue(Record& record, const std::string& message_id, const DeliveryCallback& callback) {
+  RdKafka::Headers* headers = RdKafka::Headers::create();
+  for (const auto& [name, value] : record.headers) headers->add(name, value.data(), value.size());
+  auto* opaque = callback ? new DeliveryCallback(callback) : nullptr;
+  std::optional<Clock::time_point> deadline;
+  while (true) {
+    RdKafka::ErrorCode err = producer_->produce(
+        record.topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY, record.value.data(),
+        record.value.size(), record.has_key ? record.key.data() : nullptr, record.has_key ? record.key.size() : 0,
+        record.timestamp_ms, headers, opaque);
+    if (err == RdKafka::ERR_NO_ERROR) {
+      callbacks_->queued.fetch_add(1, std::memory_order_relaxed);
+      return message_id;
+    }
+    if (err == RdKafka::ERR__QUEUE_FULL) {
+      auto now = Clock::now();
+      if (!deadline) deadline = now + std::chrono::milliseconds(config_.block_timeout_ms);
+      if (now < *deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the poll thread serves reports
+        continue;
+      }
+    }
+    delete headers;
+    delete opaque;
+    std::string cause = callbacks_->problem();
+    if (err == RdKafka::ERR__QUEUE_FULL) {
+      throw QueueFullError("send queue full for " + std::to_string(config_.block_timeout_ms) + " ms (" +
+                           std::to_string(producer_->outq_len()) + " records waiting); " +
+                           (cause.empty() ? "the broker is slow or unreachable" : "last broker error: " + cause));
+    }
+    throw DeliveryError("librdkafka refused the record for " + record.topic + ": " + RdKafka::err2str(err));
+  }
+}
+
+void Producer::flush(int timeout_ms) {
+  producer_->flush(timeout_ms);
+  int remaining = producer_->outq_len();
+  if (remaining > 0) {
+    throw FlushTimeoutError(std::to_string(remaining) + " records still undelivered after " +
+                                std::to_string(timeout_ms) + " ms",
+                            remaining);
+  }
+}
+
+int Producer::in_flight() const { return producer_->outq_len(); }
+
+ProducerStats Producer::stats() const {
+  return {callbacks_->queued.load(), callbacks_->delivered.load(), callbacks_->failed.load()};
+}
+
+std::string Producer::broker_problem() const { return callbacks_->problem(); }
+
+}  // namespace refinery
