@@ -1,7 +1,7 @@
 """The whole pipeline on this machine without Docker: the same services as `docker-compose.yml`, each a
 background process with a pid file and a log under `.run/stack/`.
 
-    refinery-stack up       # Kafka, registry, route set, workers, catalog, demo producer (idempotent)
+    refinery-stack up       # Kafka, registry, routes, workers, catalog, demo producer, gateway (idempotent)
     refinery-stack status
     refinery-stack down     # stops them all, Kafka too (unless --keep-kafka)
 
@@ -26,6 +26,7 @@ import httpx
 
 from common.config import (
     CatalogSettings,
+    GatewaySettings,
     KafkaSettings,
     RegistrySettings,
     StackSettings,
@@ -68,6 +69,7 @@ class StackPlan:
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
     stack: StackSettings = field(default_factory=StackSettings)
 
     @property
@@ -80,6 +82,15 @@ class StackPlan:
     @property
     def catalog_url(self) -> str:
         return f"http://{self.catalog.host}:{self.catalog.port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.gateway.host}:{self.gateway.port}"
+
+    @property
+    def gateway_key_file(self) -> Path:
+        """The local stack's demo API key (a dev key for title 1234), made once and kept while valid."""
+        return self.stack.run_dir / "gateway" / "demo.key"
 
     @property
     def demo_metrics_url(self) -> str:
@@ -157,7 +168,59 @@ class StackPlan:
                 env={**env, "REFINERY_PRODUCER_METRICS_PORT": str(self.stack.demo_metrics_port)},
                 links={"metrics": self.demo_metrics_url},
             ),
+            Service(
+                name="gateway-key",
+                argv=[
+                    _script("refinery-gateway"),
+                    "keys",
+                    "create",
+                    "--env",
+                    "dev",
+                    "--title",
+                    "1234",
+                    "--source",
+                    "telemetry",
+                    "--source",
+                    "backend",
+                    "--name",
+                    "local stack demo",
+                    "--save",
+                    str(self.gateway_key_file),
+                    "--reuse",
+                ],
+                env=env,
+                one_shot=True,
+            ),
+            Service(
+                name="gateway",
+                argv=[
+                    _script("refinery-gateway"),
+                    "serve",
+                    "--host",
+                    self.gateway.host,
+                    "--port",
+                    str(self.gateway.port),
+                ],
+                env=env,
+                ready_url=f"{self.gateway_url}/ready",
+                links={
+                    "docs": f"{self.gateway_url}/docs",
+                    "events": f"{self.gateway_url}/v1/events",
+                    "metrics": f"{self.gateway_url}/metrics",
+                },
+            ),
         ]
+
+    def gateway_curl(self) -> str:
+        """A curl command that sends one event through the local gateway with the demo key."""
+        event = (
+            '[{"category":"session_heartbeat","version":1,"attributes":{"platform":"pc"},'
+            '"payload":{"session_id":"s-1","player_id":"p-1","sent_at_ms":1764496800000,"latency_ms":31.5}}]'
+        )
+        auth = f'-H "Authorization: Bearer $(cat {self.gateway_key_file})"'
+        return (
+            f"curl -sS {self.gateway_url}/v1/events {auth} -H 'Content-Type: application/json' -d '{event}'"
+        )
 
 
 class ServiceProcess:
@@ -312,6 +375,10 @@ class Stack:
             f"  REFINERY_KAFKA_BOOTSTRAP_SERVERS={self.plan.kafka.bootstrap_servers} "
             f"REFINERY_REGISTRY_URL={self.plan.registry_url} \\",
             "    .venv/bin/refinery-client tail prod.telemetry.1234.player_killed-v2",
+            "",
+            f"Send events over HTTP (gateway {self.plan.gateway_url}; the demo key sends as dev, title 1234,",
+            "so this lands in dev.all.all.all-v1; more keys: .venv/bin/refinery-gateway keys create --help):",
+            f"  {self.plan.gateway_curl()}",
             "Stop everything: bash scripts/stop.sh",
         ]
         return "\n".join(lines)

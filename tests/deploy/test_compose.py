@@ -20,7 +20,7 @@ from devstack.stack import StackPlan
 from tests.deploy.compose_plugin import ComposeUnavailableError, ensure_compose
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
-OUR_SERVICES = {"registry", "routes", "worker-1", "worker-2", "catalog", "demo"}
+OUR_SERVICES = {"registry", "routes", "worker-1", "worker-2", "catalog", "demo", "gateway"}
 THIRD_PARTY = {"kafka", "prometheus", "grafana"}
 
 
@@ -82,7 +82,8 @@ def test_services_run_the_same_commands_as_the_local_stack(compose: dict[str, An
     """Same console script and sub-command per service; options may differ (ports, paths, rate)."""
     local = {s.name: s.argv for s in StackPlan().services()}
     local_by_compose_name = {"registry": "registry", "routes": "routes", "worker-1": "worker-0",
-                             "worker-2": "worker-1", "catalog": "catalog", "demo": "demo"}  # fmt: skip
+                             "worker-2": "worker-1", "catalog": "catalog", "demo": "demo",
+                             "gateway": "gateway"}  # fmt: skip
     scripts = console_scripts()
     for name, local_name in local_by_compose_name.items():
         command = compose["services"][name]["command"]
@@ -123,7 +124,7 @@ def test_every_service_listens_where_prometheus_scrapes(compose: dict[str, Any])
         ports = _listening_ports(compose["services"][host])
         assert int(port) in ports, f"prometheus scrapes {target}, but {host} listens on {sorted(ports)}"
     scraped = {t.partition(":")[0] for t in targets}
-    assert {"registry", "worker-1", "worker-2", "catalog", "demo"} <= scraped
+    assert {"registry", "worker-1", "worker-2", "catalog", "demo", "gateway"} <= scraped
 
 
 def _listening_ports(spec: dict[str, Any]) -> set[int]:

@@ -1,5 +1,6 @@
-"""The committed Grafana dashboard loads and every PromQL expression in it queries series our services and
-the producer SDK really export (collected from their own metrics classes) or that Prometheus makes (`up`)."""
+"""The committed Grafana dashboard loads and every PromQL expression in it queries series our services,
+the gateway and the producer SDK really export (collected from their own metrics classes) or that
+Prometheus makes (`up`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from common.config import REPO_ROOT
+from gateway.metrics import GatewayMetrics
 from producers.metrics import ProducerMetrics
 from refinery.catalog.app import CatalogMetrics
 from refinery.worker.metrics import WorkerMetrics
@@ -31,7 +33,8 @@ def exported_names(registry: CollectorRegistry) -> set[str]:
 @pytest.fixture(scope="module")
 def known_series() -> set[str]:
     names = set(PROMETHEUS_SERIES)
-    for metrics in (WorkerMetrics(), RegistryMetrics(), CatalogMetrics(), ProducerMetrics()):
+    exporters = (WorkerMetrics(), RegistryMetrics(), CatalogMetrics(), ProducerMetrics(), GatewayMetrics())
+    for metrics in exporters:
         names |= exported_names(metrics.registry)
     return names
 
@@ -65,7 +68,8 @@ def test_dashboard_is_valid_and_covers_the_pipeline() -> None:
     titles = {p["title"] for p in panels(dashboard)}
     for needed in ("Throughput per route", "DLQ by reason", "Deduplicated outputs", "Consumer lag",
                    "End-to-end latency", "Registry requests", "Registry errors", "Producer send rate",
-                   "Producer delivery errors"):  # fmt: skip
+                   "Producer delivery errors", "Gateway events by outcome",
+                   "Gateway request latency"):  # fmt: skip
         assert needed in titles
     ids = [p["id"] for p in panels(dashboard)]
     assert len(ids) == len(set(ids)), "panel ids must be unique"

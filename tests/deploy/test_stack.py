@@ -4,6 +4,7 @@ the demo producer into derived topics, the catalog page shows the real flows in 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -35,7 +36,7 @@ class LocalStack:
     def __init__(self, tmp: Path) -> None:
         self.kafka_port, self.registry_port = free_port(), free_port()
         self.worker_port, self.catalog_port = free_port(), free_port()
-        self.demo_metrics_port = free_port()
+        self.demo_metrics_port, self.gateway_port = free_port(), free_port()
         while port_open("127.0.0.1", self.worker_port + 1) or port_open("127.0.0.1", self.kafka_port + 1):
             self.worker_port, self.kafka_port = free_port(), free_port()  # worker 1 / controller use port+1
         self.bootstrap = f"127.0.0.1:{self.kafka_port}"
@@ -49,13 +50,14 @@ class LocalStack:
             "REFINERY_WORKER_WEB_PORT": str(self.worker_port),
             "REFINERY_CATALOG_PORT": str(self.catalog_port),
             "REFINERY_STACK_DEMO_METRICS_PORT": str(self.demo_metrics_port),
+            "REFINERY_GATEWAY_PORT": str(self.gateway_port),
             "REFINERY_STACK_RUN_DIR": str(self.run_dir),
             "REFINERY_STACK_DEMO_RATE": "50",
-            "REFINERY_STACK_START_TIMEOUT_S": "60",
+            "REFINERY_STACK_START_TIMEOUT_S": "90",
             "REFINERY_LOG_FORMAT": "text",
         }
 
-    def run(self, *args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*STACK, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
 
     def url(self, port: int, path: str) -> str:
@@ -77,7 +79,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 def test_up_is_idempotent_and_every_service_answers(stack: LocalStack) -> None:
     again = stack.run("up")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("already running") == 5  # registry, 2 workers, catalog, demo
+    assert again.stdout.count("already running") == 6  # registry, 2 workers, catalog, demo, gateway
     status = stack.run("status")
     assert status.returncode == 0, status.stdout
     subjects = wait_for(lambda: httpx.get(stack.url(stack.registry_port, "/subjects")).json(),
@@ -94,6 +96,23 @@ def test_up_is_idempotent_and_every_service_answers(stack: LocalStack) -> None:
         text := httpx.get(stack.url(stack.demo_metrics_port, "/metrics")).text) and text,
         what="the demo producer's sent counter")  # fmt: skip
     assert 'category="player_killed"' in demo_metrics
+
+
+def test_the_printed_gateway_curl_example_works(stack: LocalStack) -> None:
+    """The curl command `refinery-stack up` prints (and the README shows) sends an event with the demo key."""
+    up = stack.run("up")
+    (command,) = [line.strip() for line in up.stdout.splitlines() if line.strip().startswith("curl ")]
+    assert f":{stack.gateway_port}/v1/events" in command
+    sent = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+    assert sent.returncode == 0, sent.stderr
+    answer = json.loads(sent.stdout)
+    assert answer["accepted"] == 1 and answer["events"][0]["status"] == "accepted", answer
+    (dead,) = wait_for(
+        lambda: [m for m in consume_all(stack.bootstrap, ["dev.all.all.all-v1"], timeout=10, idle=2)
+                 if dict(m.headers() or [])["ce_id"].decode() == answer["events"][0]["id"]],
+        timeout=60, interval=1, what="the gateway's event in dev.all.all.all-v1",
+    )  # fmt: skip
+    assert dict(dead.headers() or [])["ce_producer"].decode().startswith("gateway:")
 
 
 def test_records_flow_into_derived_topics(stack: LocalStack) -> None:
