@@ -33,3 +33,21 @@ if ! command -v promtool >/dev/null; then
       "(install Debian's 'prometheus' package, e.g. sudo apt-get install --no-install-recommends prometheus)" >&2
   fi
 fi
+
+# The C++ SDK (sdk/cpp; built and tested by tests/sdk_cpp/test_cpp_sdk.py: skipped without these on a developer's
+# machine, failed in CI): CMake, a C++17 compiler, protoc, and Debian's librdkafka, protobuf and libcurl dev packages.
+CPP_PACKAGES="cmake g++ make pkg-config protobuf-compiler libprotobuf-dev librdkafka-dev libcurl4-openssl-dev"
+cpp_ready() {
+  for tool in cmake c++ make pkg-config protoc; do command -v "$tool" >/dev/null || return 1; done
+  pkg-config --exists rdkafka++ protobuf libcurl
+}
+if ! cpp_ready; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    # shellcheck disable=SC2086  # the package list is meant to split
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $CPP_PACKAGES >/dev/null; } \
+      || echo "setup: could not install the C++ SDK's build dependencies (apt-get install failed)" >&2
+  else
+    echo "setup: the C++ SDK's compiler, CMake, protoc or libraries are missing and there is no root to install them;" \
+      "its tests will be skipped (Debian: sudo apt-get install --no-install-recommends $CPP_PACKAGES)" >&2
+  fi
+fi
