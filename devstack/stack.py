@@ -180,8 +180,6 @@ class StackPlan:
                     "1234",
                     "--source",
                     "telemetry",
-                    "--source",
-                    "backend",
                     "--name",
                     "local stack demo",
                     "--save",
