@@ -18,6 +18,7 @@ from typing import Any
 import fastavro
 from fastavro.schema import SchemaParseException, UnknownType
 
+from schema_registry.formats.avro_text import java_schema_string
 from schema_registry.formats.types import InvalidSchemaError, ParsedSchema, SchemaType
 
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
@@ -53,6 +54,13 @@ class AvroSchema(ParsedSchema):
 
     def normalized(self) -> str:
         return self._canonical
+
+    def canonical_string(self) -> str:
+        """Avro Java's `Schema.toString()` of the schema, as Confluent stores it (`avro_text`)."""
+        try:
+            return java_schema_string(json.loads(self.raw), [json.loads(t) for t in self.references.values()])
+        except (ValueError, KeyError, TypeError, AttributeError):  # pragma: no cover - validated already
+            return self.raw
 
     def resolve(self, node: Any) -> Any:
         """The definition behind a named-type reference; other nodes unchanged."""
@@ -167,15 +175,14 @@ class _Normalizer:
             return self.named_type(node, kind, namespace, path)
         if kind == "array":
             self.require(node, "items", path)
-            return self.with_props(
-                node, {"type": "array", "items": self.node(node["items"], namespace, f"{path}/items")}
-            )
+            items = self.node(node["items"], namespace, f"{path}/items")
+            return self.with_props(node, {"type": "array", "items": items}, keep_doc=False)
         if kind == "map":
             self.require(node, "values", path)
             values = self.node(node["values"], namespace, f"{path}/values")
-            return self.with_props(node, {"type": "map", "values": values})
+            return self.with_props(node, {"type": "map", "values": values}, keep_doc=False)
         if isinstance(kind, str) and kind in PRIMITIVES:
-            props = self.with_props(node, {"type": kind})
+            props = self.with_props(node, {"type": kind}, keep_doc=False)
             return kind if len(props) == 1 else props
         if kind is None:
             self.fail(path, "missing 'type'")
@@ -246,9 +253,10 @@ class _Normalizer:
                 "name": name,
                 "type": self.node(field["type"], namespace, f"{where}/type"),
             }
-            for key in ("default", "order"):
-                if key in field:
-                    entry[key] = field[key]
+            if "default" in field:
+                entry["default"] = field["default"]
+            if field.get("order", "ascending") != "ascending":  # the default order is no difference
+                entry["order"] = field["order"]
             if "aliases" in field:
                 entry["aliases"] = self.plain_names(field["aliases"], f"{where}/aliases")
             out.append(self.with_props(field, entry))
@@ -282,10 +290,13 @@ class _Normalizer:
             self.fail(path, f"missing {key!r}")
 
     @staticmethod
-    def with_props(node: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
-        """Append `doc` and custom properties (logicalType, precision, ...) after the structural keys."""
-        if "doc" in node:
+    def with_props(node: dict[str, Any], out: dict[str, Any], *, keep_doc: bool = True) -> dict[str, Any]:
+        """Append `doc` and custom properties (logicalType, precision, ...) after the structural keys.
+        Avro keeps no `doc` (nor `aliases`, `name`...) on a primitive, array or map: they are dropped."""
+        if "doc" in node and keep_doc:
             out["doc"] = node["doc"]
+        if not keep_doc:
+            node = {k: v for k, v in node.items() if k not in ("aliases", "name", "namespace")}
         for key in sorted(k for k in node if k not in _STRUCTURAL):
             out[key] = node[key]
         return out

@@ -58,6 +58,10 @@ class JsonSchema(ParsedSchema):
     def normalized(self) -> str:
         return self._canonical
 
+    def canonical_string(self) -> str:
+        """Compact JSON in the submitted key order, as Confluent stores it (Jackson's `toString()`)."""
+        return json.dumps(self.document, separators=(",", ":"), ensure_ascii=False)
+
 
 def parse_json_schema(schema_str: str, references: Mapping[str, str] | None = None) -> JsonSchema:
     document = _load(schema_str, "schema")

@@ -20,7 +20,9 @@ side (with a guard for recursive schemas), and reports narrowing with Confluent'
   Adding a property to a closed model, removing one from an open model, and dropping `required`
   entries are compatible.
 - arrays: `items` (one schema, or tuple positions pairwise, extra positions against the other
-  side's `additionalItems`/rest schema), MAX_ITEMS_*, MIN_ITEMS_*, UNIQUE_ITEMS_ADDED.
+  side's `additionalItems`/rest schema), MAX_ITEMS_*, MIN_ITEMS_*, UNIQUE_ITEMS_ADDED. Switching between
+  `items: {...}` and positional items is incompatible either way, as in Confluent's array diff, which
+  compares the two forms separately (SCHEMA_ADDED, ITEM_ADDED_TO_OPEN_CONTENT_MODEL).
 - values: ENUM_ARRAY_NARROWED (writer values missing), ENUM_ADDED, CONST_ADDED/CONST_CHANGED.
 - combinations: with the same `anyOf`/`oneOf` on both sides every writer branch needs a compatible
   reader branch (SUM_TYPE_NARROWED otherwise); `allOf` needs every reader branch to accept some writer
@@ -290,11 +292,43 @@ class _Check(ProblemLog):
     def arrays(self, writer: _Side, reader: _Side, path: str) -> None:
         writer_tuple, writer_rest = _tuple_items(writer.node)
         reader_tuple, reader_rest = _tuple_items(reader.node)
+        if (
+            _is_tuple(writer.node) != _is_tuple(reader.node)
+            and _has_items(writer.node)
+            and _has_items(reader.node)
+        ):
+            self.items_form_changed(writer, reader, reader_tuple, path)
+            return
         for i in range(max(len(writer_tuple), len(reader_tuple))):
             w = writer_tuple[i] if i < len(writer_tuple) else writer_rest
             r = reader_tuple[i] if i < len(reader_tuple) else reader_rest
             self.compare(writer.child(w), reader.child(r), f"{path}/items/{i}")
         self.compare(writer.child(writer_rest), reader.child(reader_rest), f"{path}/items")
+
+    def items_form_changed(self, writer: _Side, reader: _Side, reader_tuple: list[Any], path: str) -> None:
+        """`items: {...}` on one side, positional items on the other: Confluent's array diff compares the
+        one-schema-for-all-items forms and the positional forms separately, so this is never compatible
+        as a whole (SCHEMA_ADDED when the reader gains a one-for-all schema; positions added to the
+        writer's content model, which `items: {...}` leaves open, otherwise)."""
+        if not _is_tuple(reader.node):
+            self.report(
+                "SCHEMA_ADDED", f"{path}/items", "{reader} constrains all items where {writer} had positions"
+            )
+            return
+        extra = writer.get("additionalItems", True)
+        for i, item in enumerate(reader_tuple):
+            where = f"{path}/items/{i}"
+            if extra is True or extra == {}:
+                if not _is_empty(item):
+                    self.report(
+                        "ITEM_ADDED_TO_OPEN_CONTENT_MODEL", where, "{reader} adds a position to an open array"
+                    )
+            elif extra is not False and not self.accepts(writer.child(extra), reader.child(item), where):
+                self.report(
+                    "ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                    where,
+                    "{reader} adds a position",
+                )
 
     def combinations(self, writer: _Side, reader: _Side, path: str) -> None:
         for keyword in ("anyOf", "oneOf", "allOf"):
@@ -425,6 +459,16 @@ def _tuple_items(node: Any) -> tuple[list[Any], Any]:
     if isinstance(items, list):
         return items, node.get("additionalItems", True)
     return [], items
+
+
+def _is_tuple(node: Any) -> bool:
+    return isinstance(node, dict) and (
+        isinstance(node.get("prefixItems"), list) or isinstance(node.get("items"), list)
+    )
+
+
+def _has_items(node: Any) -> bool:
+    return isinstance(node, dict) and ("items" in node or "prefixItems" in node)
 
 
 def _without(node: Any, keyword: str) -> Any:

@@ -1,18 +1,30 @@
 """Protobuf schemas: compiled by protoc (grpcio-tools) into descriptors, never parsed with regexes.
 
 The schema text and the text of every reference are written to a private temporary directory under
-their import paths (the schema itself as `schema.proto`), Google's well-known types come from the
-include directory bundled with grpcio-tools, and `protoc --descriptor_set_out --include_imports`
+their import paths (the schema itself as `schema.proto`); the files Confluent bundles resolve without
+being registered (`bundled_imports`: google/protobuf/*, google/type/*, confluent/meta.proto,
+confluent/type/decimal.proto and variant.proto), and `protoc --descriptor_set_out --include_imports`
 produces a FileDescriptorSet. protoc runs in a subprocess so its diagnostics (written to the process's
-stderr by C++ code) become the InvalidSchemaError message, and concurrent parses never share state.
+stderr by C++ code) can be read, and concurrent parses never share state; only its `file:line:col:`
+error lines reach the InvalidSchemaError message, never its log noise.
 
-The canonical form is the text format of the schema's FileDescriptorProto: comments, whitespace and
-declaration formatting do not make a different schema; declaration order does.
+The canonical form, which decides "same schema", is the text format of the schema's FileDescriptorProto
+with each message's fields in field-number order: comments, whitespace, declaration formatting and the
+order of field declarations do not make a different schema (Confluent's canonical print moves oneof
+members after the other fields, so a stored print must compare equal to the text it came from).
+`canonical_string()` is that print (`protobuf_printer`), what the registry stores, as Confluent does.
 """
 
 from __future__ import annotations
 
+import atexit
+import base64
+import binascii
+import functools
 import importlib.resources
+import importlib.util
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,20 +33,75 @@ from pathlib import Path, PurePosixPath
 
 from google.protobuf import descriptor_pb2, descriptor_pool, text_format
 from google.protobuf.descriptor import FileDescriptor
+from google.protobuf.message import DecodeError
 
+from schema_registry.formats.protobuf_options import strip_options, unknown_option_positions
 from schema_registry.formats.protobuf_printer import UnsupportedProtoError, print_proto
 from schema_registry.formats.types import InvalidSchemaError, ParsedSchema, SchemaType
 
 MAIN_FILE = "schema.proto"
 PROTOC_TIMEOUT_SECONDS = 30.0
+MAX_OPTION_PASSES = 8
+# protoc's own error lines: "schema.proto:3:9: ..." or "other.proto: File not found."
+_ERROR_LINE = re.compile(r"^[\w./-]+\.proto(:\d+:\d+)?: (?!warning:)")
+# protoc from grpcio-tools without `python -m grpc_tools.protoc` (no site, no pkg_resources): ~3x faster
+_PROTOC = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from grpc_tools import _protoc_compiler; "
+    "sys.exit(_protoc_compiler.run_main([b'protoc'] + [a.encode() for a in sys.argv[2:]]))"
+)
+GOOGLE_TYPES = (
+    "calendar_period",
+    "color",
+    "date",
+    "datetime",
+    "dayofweek",
+    "decimal",
+    "expr",
+    "fraction",
+    "interval",
+    "latlng",
+    "money",
+    "month",
+    "phone_number",
+    "postal_address",
+    "quaternion",
+    "timeofday",
+)
 
 
 def well_known_include_dir() -> str:
     return str(importlib.resources.files("grpc_tools") / "_proto")
 
 
+@functools.cache
+def bundled_imports() -> str:
+    """A directory holding the imports Confluent bundles beyond google/protobuf (which grpcio-tools has):
+    google/type/*.proto (from googleapis-common-protos) and confluent/meta.proto, confluent/type/*.proto
+    (printed from confluent-kafka's compiled descriptors). Made once per process."""
+    root = Path(tempfile.mkdtemp(prefix="refinery-proto-bundled-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    spec = importlib.util.find_spec("google.type")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        for name in GOOGLE_TYPES:
+            source = Path(location) / f"{name}.proto"
+            if source.is_file():
+                (root / "google" / "type").mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, root / "google" / "type" / source.name)
+    try:
+        from confluent_kafka.schema_registry.confluent import meta_pb2
+        from confluent_kafka.schema_registry.confluent.type import decimal_pb2, variant_pb2
+    except ImportError:  # an older confluent-kafka: the files are then simply not bundled
+        return str(root)
+    for module in (meta_pb2, decimal_pb2, variant_pb2):
+        proto = descriptor_pb2.FileDescriptorProto.FromString(module.DESCRIPTOR.serialized_pb)
+        target = root / proto.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(print_proto(proto), encoding="utf-8")
+    return str(root)
+
+
 class ProtobufSchema(ParsedSchema):
-    """A compiled .proto file. `file` is its descriptor (in a private pool holding its imports too)."""
+    """A compiled .proto file. `file` is its descriptor, in `pool` (which holds its imports too)."""
 
     schema_type = SchemaType.PROTOBUF
 
@@ -43,28 +110,46 @@ class ProtobufSchema(ParsedSchema):
     ) -> None:
         super().__init__(raw, references)
         self.descriptor_set = descriptor_set
-        pool = descriptor_pool.DescriptorPool()
+        self.pool = descriptor_pool.DescriptorPool()
         for file_proto in descriptor_set.file:
-            pool.Add(file_proto)
-        self.file: FileDescriptor = pool.FindFileByName(MAIN_FILE)
+            self.pool.Add(file_proto)
+        self.file: FileDescriptor = self.pool.FindFileByName(MAIN_FILE)
         self.file_proto = next(f for f in descriptor_set.file if f.name == MAIN_FILE)
-        self._canonical = text_format.MessageToString(self.file_proto, as_one_line=True)
+        self._canonical = text_format.MessageToString(_fields_by_number(self.file_proto), as_one_line=True)
+        self.ignored_options = False  # undefined custom options were left out (then `raw` is stored)
 
     @property
     def canonical(self) -> str:
         return self._canonical
 
+    def canonical_string(self) -> str:
+        """Confluent's canonical print of the schema (`raw` for what the printer cannot render)."""
+        return self._print(normalize=False)
+
     def normalized(self) -> str:
-        """The schema re-printed from its descriptor, or `raw` if that print would not be the same schema."""
+        """The canonical print with options, imports and fields sorted (Confluent's normalize)."""
+        return self._print(normalize=True)
+
+    def _print(self, *, normalize: bool) -> str:
+        if self.ignored_options:
+            return self.raw
         try:
-            printed = print_proto(self.file_proto)
+            return print_proto(self.file_proto, self.pool, normalize=normalize)
         except UnsupportedProtoError:
             return self.raw
-        try:
-            reparsed = parse_protobuf(printed, self.references)
-        except InvalidSchemaError:
-            return self.raw
-        return printed if reparsed == self else self.raw
+
+
+def _fields_by_number(file_proto: descriptor_pb2.FileDescriptorProto) -> descriptor_pb2.FileDescriptorProto:
+    copy = descriptor_pb2.FileDescriptorProto()
+    copy.CopyFrom(file_proto)
+    pending = list(copy.message_type)
+    while pending:
+        message = pending.pop()
+        fields = sorted(message.field, key=lambda f: f.number)
+        del message.field[:]
+        message.field.extend(fields)
+        pending.extend(message.nested_type)
+    return copy
 
 
 def parse_protobuf(schema_str: str, references: Mapping[str, str] | None = None) -> ProtobufSchema:
@@ -72,32 +157,89 @@ def parse_protobuf(schema_str: str, references: Mapping[str, str] | None = None)
     if not isinstance(schema_str, str):
         raise InvalidSchemaError(f"schema must be a string, got {type(schema_str).__name__}")
     references = dict(references or {})
-    with tempfile.TemporaryDirectory(prefix="refinery-proto-") as tmp:
-        root = Path(tmp) / "src"
-        _write(root, MAIN_FILE, schema_str)
-        for import_path, text in references.items():
-            _write(root, _checked_import_path(import_path), text)
-        out = Path(tmp) / "out.pb"
-        _run_protoc(root, out)
-        descriptor_set = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+    files = {MAIN_FILE: schema_str, **_checked(references)}
+    text = schema_str
+    for _ in range(MAX_OPTION_PASSES):  # protoc names one unknown option per declaration at a time
+        try:
+            descriptor_set = _compile({**files, MAIN_FILE: text}, [MAIN_FILE])
+            break
+        except InvalidSchemaError as exc:
+            positions = unknown_option_positions(str(exc))
+            stripped = strip_options(text, positions) if positions else None
+            if stripped is None:
+                raise
+            text = stripped
+    else:
+        raise InvalidSchemaError(f"more than {MAX_OPTION_PASSES} rounds of undefined custom options")
+    ignored_options = text != schema_str
     try:
-        return ProtobufSchema(schema_str, references, descriptor_set)
+        parsed = ProtobufSchema(schema_str, references, descriptor_set)
     except (TypeError, KeyError, ValueError) as exc:  # protoc accepted it but the runtime cannot load it
         raise InvalidSchemaError(f"protobuf schema cannot be loaded: {exc}") from None
+    parsed.ignored_options = ignored_options
+    return parsed
 
 
-def _checked_import_path(import_path: str) -> str:
-    path = PurePosixPath(import_path)
-    if (
-        not import_path
-        or path.is_absolute()
-        or ".." in path.parts
-        or "\\" in import_path
-        or "\x00" in import_path
-        or import_path == MAIN_FILE
-    ):
-        raise InvalidSchemaError(f"reference name {import_path!r} is not a usable import path")
-    return str(path)
+def descriptor_to_text(schema: str, references: Mapping[str, str] | None = None) -> str | None:
+    """The .proto text of a schema sent as a base64 FileDescriptorProto (confluent-kafka's serializers
+    register dependencies that way; Confluent's server accepts it and stores text), else None.
+
+    The descriptor's imports are compiled from `references` and the bundled files so that its custom
+    options can be decoded and printed; a descriptor that does not link against them, or that uses
+    something the printer cannot render, is an InvalidSchemaError (never handed to protoc as text)."""
+    text = schema.strip()
+    if not text or any(c.isspace() for c in text) or "{" in text or ";" in text:
+        return None
+    try:
+        proto = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError, DecodeError):
+        return None
+    if not proto.name:
+        return None
+    pool = descriptor_pool.DescriptorPool()
+    if proto.dependency:
+        stub = "".join(f'import "{d}";\n' for d in proto.dependency)
+        deps = _compile(
+            {"_imports.proto": f'syntax = "proto3";\n{stub}', **_checked(dict(references or {}))},
+            ["_imports.proto"],
+        )
+        for file_proto in deps.file:
+            if file_proto.name != "_imports.proto":
+                pool.Add(file_proto)
+    try:
+        pool.Add(proto)
+        return print_proto(proto, pool)
+    except (TypeError, KeyError, ValueError) as exc:
+        raise InvalidSchemaError(f"{proto.name}: the file descriptor does not link: {exc}") from None
+    except UnsupportedProtoError as exc:
+        raise InvalidSchemaError(
+            f"{proto.name}: cannot store this file descriptor as .proto text: {exc}"
+        ) from None
+
+
+def _checked(references: dict[str, str]) -> dict[str, str]:
+    for import_path in references:
+        path = PurePosixPath(import_path)
+        if (
+            not import_path
+            or path.is_absolute()
+            or ".." in path.parts
+            or "\\" in import_path
+            or "\x00" in import_path
+            or import_path == MAIN_FILE
+        ):
+            raise InvalidSchemaError(f"reference name {import_path!r} is not a usable import path")
+    return references
+
+
+def _compile(files: Mapping[str, str], inputs: list[str]) -> descriptor_pb2.FileDescriptorSet:
+    with tempfile.TemporaryDirectory(prefix="refinery-proto-") as tmp:
+        root = Path(tmp) / "src"
+        for relative, text in files.items():
+            _write(root, relative, text)
+        out = Path(tmp) / "out.pb"
+        _run_protoc(root, out, inputs)
+        return descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
 
 
 def _write(root: Path, relative: str, text: str) -> None:
@@ -111,16 +253,25 @@ def _write(root: Path, relative: str, text: str) -> None:
         raise InvalidSchemaError(f"{relative}: schema text is not encodable as UTF-8: {exc.reason}") from None
 
 
-def _run_protoc(root: Path, out: Path) -> None:
+@functools.cache
+def _grpc_tools_parent() -> str:
+    """The directory holding the grpc_tools package (protoc runs without site-packages set up)."""
+    return str(Path(str(importlib.resources.files("grpc_tools"))).parent)
+
+
+def _run_protoc(root: Path, out: Path, inputs: list[str]) -> None:
     command = [
         sys.executable,
-        "-m",
-        "grpc_tools.protoc",
+        "-S",
+        "-c",
+        _PROTOC,
+        _grpc_tools_parent(),
         f"--proto_path={root}",
         f"--proto_path={well_known_include_dir()}",
+        f"--proto_path={bundled_imports()}",
         f"--descriptor_set_out={out}",
         "--include_imports",
-        MAIN_FILE,
+        *inputs,
     ]
     try:
         result = subprocess.run(
@@ -129,5 +280,16 @@ def _run_protoc(root: Path, out: Path) -> None:
     except subprocess.TimeoutExpired:
         raise InvalidSchemaError(f"protoc did not finish within {PROTOC_TIMEOUT_SECONDS:.0f}s") from None
     if result.returncode != 0:
-        message = result.stderr.strip().replace(f"{root}/", "") or f"protoc exited with {result.returncode}"
-        raise InvalidSchemaError(message)
+        raise InvalidSchemaError(protoc_errors(result.stderr, root) or "invalid Protobuf schema")
+
+
+def protoc_errors(stderr: str, root: Path | None = None) -> str:
+    """protoc's error lines (`file:line:col: message`), without its log noise, warnings or our paths."""
+    lines = []
+    for line in stderr.splitlines():
+        line = line.strip()
+        if root is not None:
+            line = line.replace(f"{root}/", "")
+        if _ERROR_LINE.match(line):
+            lines.append(line)
+    return "\n".join(lines)

@@ -67,6 +67,10 @@ class ParsedSchema(ABC):
     def canonical(self) -> str:
         """The form that decides whether two submissions are the same schema."""
 
+    def canonical_string(self) -> str:
+        """The text Confluent stores for this schema (its `ParsedSchema.canonicalString()`)."""
+        return self.raw
+
     @abstractmethod
     def normalized(self) -> str:
         """A valid schema text of the same type, equivalent to `raw`, stored when `normalize=true`."""

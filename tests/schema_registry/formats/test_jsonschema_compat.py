@@ -161,6 +161,20 @@ CASES = [
     Case(
         "unique-items-added", s(type="array"), s(type="array", uniqueItems=True), ("UNIQUE_ITEMS_ADDED",), ()
     ),
+    Case(  # Confluent's array diff compares the two `items` forms separately (issue 15)
+        "items-schema-to-items-array",
+        s(type="array", items={"type": "integer"}),
+        s(type="array", items=[{"type": "integer"}]),
+        ("ITEM_ADDED_TO_OPEN_CONTENT_MODEL",),
+        ("SCHEMA_ADDED",),
+    ),
+    Case(
+        "items-schema-to-prefix-items",
+        s(type="array", items={"type": "integer"}),
+        s(type="array", prefixItems=[{"type": "integer"}], items={"type": "integer"}),
+        ("ITEM_ADDED_TO_OPEN_CONTENT_MODEL",),
+        ("SCHEMA_ADDED",),
+    ),
     Case(
         "tuple-position-changed",
         s(type="array", items=[{"type": "string"}, {"type": "integer"}]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,8 @@ from schema_registry.formats import (
     SchemaType,
     parse_schema,
 )
+from schema_registry.formats.protobuf import protoc_errors
+from schema_registry.formats.protobuf_options import strip_options
 
 RECORD = {"type": "record", "name": "Kill", "namespace": "game", "fields": [{"name": "id", "type": "long"}]}
 
@@ -345,6 +348,93 @@ def test_protobuf_normalized_is_a_reprint_of_the_same_schema(text: str) -> None:
 
 
 def test_protobuf_normalized_keeps_raw_text_for_unprinted_features() -> None:
-    text = 'syntax = "proto2";\nmessage P { extensions 10 to 20; }\nextend P { optional int32 x = 10; }\n'
+    text = 'syntax = "proto2";\nmessage P { optional group G = 1 { optional int32 x = 2; } }\n'
     parsed = parse_schema("PROTOBUF", text)
-    assert parsed.normalized() == text
+    assert parsed.normalized() == text == parsed.canonical_string()
+
+
+# ---------------------------------------------------------------- canonical strings (issue 15)
+
+EXTENSIONS_PROTO = """syntax = "proto3";
+package acme.meta;
+import "google/protobuf/descriptor.proto";
+message Sensitivity { string level = 1; repeated string owners = 2; map<string, string> params = 3; }
+extend google.protobuf.FieldOptions { Sensitivity sensitivity = 50101; repeated string tags = 50103; }
+extend google.protobuf.MessageOptions { bool audited = 50102; }
+message Tagged {
+  option (audited) = true;
+  oneof contact { string phone = 2; }
+  string email = 1 [(sensitivity) = { level: "high" owners: ["a"] params { key: "k" value: "v" } },
+                    (tags) = "x", (tags) = "y", deprecated = true];
+}
+service Lookup { rpc Find (Sensitivity) returns (stream Sensitivity); }
+"""
+
+
+def test_protobuf_canonical_string_is_confluents_layout_with_extensions_and_custom_options() -> None:
+    parsed = parse_schema("PROTOBUF", EXTENSIONS_PROTO)
+    printed = parsed.canonical_string()
+    assert printed.startswith(
+        'syntax = "proto3";\npackage acme.meta;\n\nimport "google/protobuf/descriptor.proto";\n\n'
+    )
+    assert "extend .google.protobuf.FieldOptions {\n  .acme.meta.Sensitivity sensitivity = 50101;" in printed
+    assert "option (.acme.meta.audited) = true;" in printed
+    assert "  rpc Find (.acme.meta.Sensitivity) returns (stream .acme.meta.Sensitivity);" in printed
+    # oneof members come after the other fields, as Confluent prints them: still the same schema
+    assert printed.index("string email = 1") < printed.index("oneof contact")
+    assert parse_schema("PROTOBUF", printed) == parsed
+    assert parse_schema("PROTOBUF", parsed.normalized()) == parsed
+
+
+def test_protoc_errors_keep_only_its_error_lines() -> None:
+    noise = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1700000000.000000 1 config.cc:230] gRPC experiments enabled\n"
+        '/tmp/refinery-proto-x/src/schema.proto:1:1: Expected top-level statement (e.g. "message").\n'
+        "schema.proto:2:1: warning: Import x.proto is unused.\n"
+    )
+    root = Path("/tmp/refinery-proto-x/src")
+    assert protoc_errors(noise, root) == 'schema.proto:1:1: Expected top-level statement (e.g. "message").'
+
+
+def test_undefined_custom_options_are_cut_out_for_protoc_only() -> None:
+    text = (
+        'syntax = "proto3";\noption (file_opt) = { a: 1 b: "x;}" };\nmessage A {\n\toption (m).x = 5;\n'
+        '  string a = 1 [deprecated = true, (f) = "x", (g) = 3];\n  enum E { Z = 0 [(ev) = true]; }\n}\n'
+    )
+    stripped = strip_options(text, [(2, 8), (4, 16), (5, 36)])
+    assert stripped is not None and "(file_opt)" not in stripped and "(m)" not in stripped
+    assert "(f)" not in stripped and "(g) = 3" in stripped and "deprecated = true" in stripped
+    parsed = parse_schema("PROTOBUF", text)
+    assert isinstance(parsed, ProtobufSchema) and parsed.ignored_options
+    assert parsed.canonical_string() == text  # stored as sent, as Confluent keeps them
+    assert parsed.file.message_types_by_name["A"].fields_by_name["a"].GetOptions().deprecated
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            '{"fields": [{"type": "string", "name": "a"}], "name": "R", "type": "record"}',
+            '{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}',
+            id="key-order",
+        ),
+        pytest.param(
+            '{"type":"record","name":"x.R","fields":[{"name":"e","type":{"type":"enum","name":"E",'
+            '"symbols":["A"],"aliases":["x.Old"]}},{"name":"f","type":"E","order":"descending"},'
+            '{"name":"g","type":{"type":"record","name":"y.S","fields":[{"name":"h","type":"x.E"}]}}]}',
+            '{"type":"record","name":"R","namespace":"x","fields":[{"name":"e","type":{"type":"enum",'
+            '"name":"E","symbols":["A"],"aliases":["Old"]}},{"name":"f","type":"E","order":"descending"},'
+            '{"name":"g","type":{"type":"record","name":"S","namespace":"y","fields":[{"name":"h",'
+            '"type":"x.E"}]}}]}',
+            id="namespaces-and-names",
+        ),
+        pytest.param(
+            '{"type":"array","items":{"type":"bytes","logicalType":"decimal","precision":4,"scale":2,"doc":"x"}}',
+            '{"type":"array","items":{"type":"bytes","logicalType":"decimal","precision":4,"scale":2}}',
+            id="primitive-properties",
+        ),
+    ],
+)
+def test_avro_canonical_string_is_avro_javas_to_string(text: str, expected: str) -> None:
+    assert parse_schema("AVRO", text).canonical_string() == expected
