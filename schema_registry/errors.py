@@ -34,6 +34,7 @@ class ErrorCode(IntEnum):
     OPERATION_NOT_PERMITTED = 42205
     REFERENCE_EXISTS = 42206
     INVALID_SUBJECT = 42208
+    INVALID_RULESET = 42210
     INVALID_REQUEST = 422
     STORE_ERROR = 50001
     OPERATION_TIMEOUT = 50002
@@ -77,7 +78,8 @@ class VersionNotFoundError(NotFoundError):
     code = ErrorCode.VERSION_NOT_FOUND
 
     def __init__(self, subject: str, version: int | str) -> None:
-        super().__init__(f"Version {version} not found for subject '{subject}'.")
+        super().__init__(f"Version {version} not found.")  # Confluent's text, which names no subject
+        self.subject = subject
 
 
 class SchemaNotFoundError(NotFoundError):

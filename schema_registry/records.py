@@ -61,7 +61,8 @@ class Reference:
 
 @dataclass(frozen=True)
 class SchemaValue:
-    """One version of a subject, as stored in a SCHEMA record."""
+    """One version of a subject, as stored in a SCHEMA record. `metadata` and `rule_set` (Confluent data
+    contracts) are kept as canonical JSON text (`canonical_json`), so values compare and hash as text."""
 
     subject: str
     version: int
@@ -70,6 +71,8 @@ class SchemaValue:
     schema_type: str = "AVRO"
     references: tuple[Reference, ...] = field(default=())
     deleted: bool = False
+    metadata: str | None = None
+    rule_set: str | None = None
 
     def encode(self) -> bytes:
         doc: dict[str, Any] = {
@@ -83,6 +86,10 @@ class SchemaValue:
             doc["schemaType"] = self.schema_type
         if self.references:
             doc["references"] = [r.to_json() for r in self.references]
+        if self.metadata is not None:
+            doc["metadata"] = json.loads(self.metadata)
+        if self.rule_set is not None:
+            doc["ruleSet"] = json.loads(self.rule_set)
         return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
@@ -99,7 +106,16 @@ class SchemaValue:
             schema_type=str(doc.get("schemaType") or "AVRO"),
             references=refs,
             deleted=bool(doc.get("deleted", False)),
+            metadata=canonical_json(doc.get("metadata")),
+            rule_set=canonical_json(doc.get("ruleSet")),
         )
+
+
+def canonical_json(doc: Any) -> str | None:
+    """One text per JSON value (sorted keys, no whitespace); None for null and for empty objects."""
+    if doc is None or doc == {}:
+        return None
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def encode_json(doc: dict[str, Any] | None) -> bytes | None:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import threading
 from collections.abc import Sequence
 from typing import Any
 
-from google.protobuf.descriptor_pb2 import FileDescriptorProto
-from google.protobuf.message import DecodeError
-
-from schema_registry.errors import ErrorCode, invalid
+from schema_registry.errors import ErrorCode, RegistryError, invalid
 from schema_registry.formats import InvalidSchemaError, ParsedSchema, parse_schema
-from schema_registry.formats.protobuf_printer import UnsupportedProtoError, print_proto
+from schema_registry.formats.protobuf import descriptor_to_text
 from schema_registry.records import Reference, SchemaValue
 from schema_registry.store import SchemaStore
 
@@ -58,24 +53,6 @@ def parse_schema_type(raw: object) -> str:
     return name
 
 
-def protobuf_from_descriptor(schema: str) -> str | None:
-    """confluent-kafka's clients send Protobuf schemas as a base64 FileDescriptorProto (Confluent's server
-    accepts that form and stores .proto text); the .proto text of such a schema, else None."""
-    text = schema.strip()
-    if not text or any(c.isspace() for c in text) or "{" in text:
-        return None
-    try:
-        descriptor = FileDescriptorProto.FromString(base64.b64decode(text, validate=True))
-    except (binascii.Error, ValueError, DecodeError):
-        return None
-    if not descriptor.name:
-        return None
-    try:
-        return print_proto(descriptor)
-    except UnsupportedProtoError:
-        return None
-
-
 class SchemaParser:
     """Turns (type, text, references) into ParsedSchema, resolving references through the store."""
 
@@ -105,6 +82,28 @@ class SchemaParser:
 
     def parse_stored(self, item: SchemaValue) -> ParsedSchema:
         return self.parse(item.schema_type, item.schema, item.references)
+
+    def protobuf_text(self, schema: str, references: Sequence[Reference]) -> str | None:
+        """The .proto text of a Protobuf schema sent as a base64 FileDescriptorProto, else None."""
+        try:
+            return descriptor_to_text(schema, self.resolve(references))
+        except InvalidSchemaError as exc:
+            raise invalid(ErrorCode.INVALID_SCHEMA, f"Invalid schema: {exc}") from exc
+
+    def stored_form(
+        self, parsed: ParsedSchema, references: Sequence[Reference], *, normalize: bool
+    ) -> tuple[str, ParsedSchema]:
+        """The text to store for a submitted schema, parsed: Confluent's canonical string of it (or its
+        normalized form). A text that does not parse back to the same schema is never stored: the
+        submitted text is kept then."""
+        text = parsed.normalized() if normalize else parsed.canonical_string()
+        if text == parsed.raw:
+            return text, parsed
+        try:
+            reparsed = self.parse(parsed.schema_type.value, text, references)
+        except RegistryError:
+            return parsed.raw, parsed
+        return (text, reparsed) if reparsed == parsed else (parsed.raw, parsed)
 
     def resolve(self, references: Sequence[Reference]) -> dict[str, str]:
         """name -> schema text for every reference, transitively (the referenced schemas' own refs too)."""

@@ -8,7 +8,7 @@ are read back — so concurrent registrations of one schema get one id, and ids 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from schema_registry.answers import AnswerCache
@@ -26,7 +26,8 @@ from schema_registry.formats import ParsedSchema, check_compatibility
 from schema_registry.kafka_log import KafkaLog
 from schema_registry.policies import Policies
 from schema_registry.records import KeyType, RecordKey, Reference, SchemaValue, encode_json
-from schema_registry.references import SchemaParser, protobuf_from_descriptor, type_name
+from schema_registry.references import SchemaParser, type_name
+from schema_registry.schema_ids import SchemaIds, identity
 from schema_registry.store import SchemaStore
 
 MAX_VERSION = 2**31 - 1
@@ -42,6 +43,8 @@ class SchemaRequest:
     references: tuple[Reference, ...] = ()
     schema_id: int | None = None  # IMPORT mode only
     version: int | None = None  # IMPORT mode only
+    metadata: str | None = None  # canonical JSON (`contracts.parse_metadata`)
+    rule_set: str | None = None  # canonical JSON (`contracts.parse_rule_set`)
 
 
 def parse_version(raw: str | int, *, allow_latest: bool = True) -> int | None:
@@ -55,7 +58,7 @@ def parse_version(raw: str | int, *, allow_latest: bool = True) -> int | None:
     raise invalid(
         ErrorCode.INVALID_VERSION,
         f"The specified version '{text}' is not a valid version id. "
-        f'Allowed values are between [1, {MAX_VERSION}] and the string "latest"',
+        'Allowed values are between [1, 2^31-1] and the string "latest"',
     )
 
 
@@ -64,6 +67,7 @@ class RegistryService:
         self.store = store
         self.log = log
         self.parser = SchemaParser(store)
+        self.ids = SchemaIds(store, self.parser)
         self.answers: AnswerCache[bytes] = AnswerCache(store)
         self.policies = Policies(store, self._write)
         self._is_leader = is_leader
@@ -71,8 +75,26 @@ class RegistryService:
 
     # --- subjects and versions ----------------------------------------------------------------------
 
-    def subjects(self, *, deleted: bool = False) -> list[str]:
-        return self.store.subjects(include_deleted=deleted)
+    def subjects(self, *, deleted: bool = False, deleted_only: bool = False, prefix: str = "") -> list[str]:
+        """Subjects (with a live version; or any, `deleted`; or only those without one, `deleted_only`)
+        whose name starts with `prefix`."""
+        names = self.store.subjects(include_deleted=deleted or deleted_only)
+        if deleted_only:
+            live = set(self.store.subjects())
+            names = [n for n in names if n not in live]
+        return [n for n in names if n.startswith(prefix)]
+
+    def schemas(
+        self, *, prefix: str = "", deleted: bool = False, latest_only: bool = False
+    ) -> list[SchemaValue]:
+        """Every version of the subjects starting with `prefix`, by subject then version (GET /schemas)."""
+        out: list[SchemaValue] = []
+        for subject in self.store.subjects(include_deleted=deleted):
+            if not subject.startswith(prefix):
+                continue
+            versions = [v for v in self.store.versions(subject).values() if deleted or not v.deleted]
+            out.extend(versions[-1:] if latest_only else versions)
+        return out
 
     def _versions(self, subject: str, *, deleted: bool = False) -> dict[int, SchemaValue]:
         versions = self.store.versions(subject)
@@ -123,19 +145,29 @@ class RegistryService:
     # --- lookup and compatibility -------------------------------------------------------------------
 
     def prepare(self, request: SchemaRequest, *, normalize: bool) -> tuple[SchemaRequest, ParsedSchema]:
+        """Parse the submitted schema; the returned request holds the text to store (Confluent's
+        canonical string of it, or its normalized form; a Protobuf descriptor becomes .proto text)."""
+        if not request.schema.strip():
+            raise invalid(ErrorCode.INVALID_SCHEMA, "Empty schema")
         if request.schema_type == "PROTOBUF":
-            as_text = protobuf_from_descriptor(request.schema)
+            as_text = self.parser.protobuf_text(request.schema, request.references)
             if as_text is not None:
                 request = replace(request, schema=as_text)
         parsed = self.parser.parse(request.schema_type, request.schema, request.references)
-        if normalize:
-            request = replace(request, schema=parsed.normalized())
-            parsed = self.parser.parse(request.schema_type, request.schema, request.references)
-        return request, parsed
+        text, parsed = self.parser.stored_form(parsed, request.references, normalize=normalize)
+        return replace(request, schema=text), parsed
 
-    def _same(self, item: SchemaValue, parsed: ParsedSchema, references: Sequence[Reference]) -> bool:
-        if item.schema_type != type_name(parsed.schema_type) or tuple(item.references) != tuple(references):
+    def _same(self, item: SchemaValue, parsed: ParsedSchema, request: SchemaRequest) -> bool:
+        """The version holds this schema, with these references, metadata and rule set."""
+        if (
+            item.schema_type != type_name(parsed.schema_type)
+            or tuple(item.references) != tuple(request.references)
+            or item.metadata != request.metadata
+            or item.rule_set != request.rule_set
+        ):
             return False
+        if item.schema == request.schema:
+            return True
         try:
             return self.parser.parse_stored(item).canonical == parsed.canonical
         except RegistryError:
@@ -144,12 +176,26 @@ class RegistryService:
     def lookup(
         self, subject: str, request: SchemaRequest, *, normalize: bool = False, deleted: bool = False
     ) -> SchemaValue:
+        """The version of the subject holding this schema (Confluent: an exact match first, then the same
+        schema with the latest version's metadata and rule set filled in where the request has none)."""
         versions = self._versions(subject, deleted=deleted)
+        if not request.schema.strip():
+            raise SchemaNotFoundError("Schema not found")
         request, parsed = self.prepare(request, normalize=normalize)
-        for item in sorted(versions.values(), key=lambda v: v.version):
-            if self._same(item, parsed, request.references):
-                return item
+        candidates = [request]
+        inherited = inherit_contracts(request, self._latest(versions))
+        if inherited != request:
+            candidates.append(inherited)
+        for candidate in candidates:
+            for item in sorted(versions.values(), key=lambda v: v.version):
+                if self._same(item, parsed, candidate):
+                    return item
         raise SchemaNotFoundError("Schema not found")
+
+    @staticmethod
+    def _latest(versions: dict[int, SchemaValue]) -> SchemaValue | None:
+        live = [v for v in versions.values() if not v.deleted]
+        return max(live, key=lambda v: v.version) if live else None
 
     def incompatibilities(
         self,
@@ -167,10 +213,8 @@ class RegistryService:
             number = parse_version(version)
             if number is None and not live:
                 return []
-            if not live:
-                raise SubjectNotFoundError(subject)
-            chosen = live.get(number if number is not None else max(live))
-            if chosen is None:
+            chosen = live.get(number if number is not None else max(live)) if live else None
+            if chosen is None:  # Confluent: 40402 whether or not the subject exists
                 raise VersionNotFoundError(subject, str(number))
             previous = [chosen]
         else:
@@ -205,6 +249,9 @@ class RegistryService:
             self._begin_write()
             mode = self.policies.effective_mode(subject)
             self.policies.require_writable(subject, mode)
+            versions = self.store.versions(subject)
+            if mode != "IMPORT":
+                request = filled(request, self._latest(versions))
             request, parsed = self.prepare(request, normalize=normalize)
             if mode == "IMPORT":
                 return self._import(subject, request, parsed)
@@ -213,21 +260,21 @@ class RegistryService:
                     ErrorCode.OPERATION_NOT_PERMITTED,
                     "Setting an explicit schema id or version is only permitted in IMPORT mode",
                 )
-            versions = self.store.versions(subject)
             for item in versions.values():
-                if not item.deleted and self._same(item, parsed, request.references):
+                if not item.deleted and self._same(item, parsed, request):
                     return item
             problems = self.incompatibilities(subject, request)
             if problems:
                 raise IncompatibleSchemaError(problems)
-            schema_id = self._existing_id(parsed, request.references) or self.store.max_id + 1
             item = SchemaValue(
                 subject=subject,
                 version=max(versions, default=0) + 1,
-                schema_id=schema_id,
+                schema_id=self._existing_id(parsed, request) or self.store.max_id + 1,
                 schema=request.schema,
                 schema_type=type_name(parsed.schema_type),
                 references=request.references,
+                metadata=request.metadata,
+                rule_set=request.rule_set,
             )
             self._write([(RecordKey(KeyType.SCHEMA, subject, item.version).encode(), item.encode())])
             return item
@@ -243,29 +290,25 @@ class RegistryService:
         self.log.catch_up()
         if self.policies.effective_mode(subject) != "READWRITE":
             return None
+        versions = self.store.versions(subject)
         try:
-            request, parsed = self.prepare(request, normalize=normalize)
+            request, parsed = self.prepare(filled(request, self._latest(versions)), normalize=normalize)
         except RegistryError:
             return None
-        for item in self.store.versions(subject).values():
-            if not item.deleted and self._same(item, parsed, request.references):
+        for item in versions.values():
+            if not item.deleted and self._same(item, parsed, request):
                 return item
         return None
 
-    def _existing_id(self, parsed: ParsedSchema, references: Sequence[Reference]) -> int | None:
-        for item in self.store.all_versions():
-            if self._same(item, parsed, references):
-                return item.schema_id
-        return None
+    def _existing_id(self, parsed: ParsedSchema, request: SchemaRequest) -> int | None:
+        return self.ids.existing_id(identity(parsed, request.references, request.metadata, request.rule_set))
 
     def _import(self, subject: str, request: SchemaRequest, parsed: ParsedSchema) -> SchemaValue:
         """IMPORT mode: keep the id (and version) the schema had in the registry it comes from."""
         versions = self.store.versions(subject)
-        schema_id = (
-            request.schema_id or self._existing_id(parsed, request.references) or self.store.max_id + 1
-        )
+        schema_id = request.schema_id or self._existing_id(parsed, request) or self.store.max_id + 1
         for other in self.store.by_id(schema_id):
-            if not self._same(other, parsed, request.references):
+            if not self._same(other, parsed, request):
                 raise invalid(
                     ErrorCode.OPERATION_NOT_PERMITTED,
                     f"Schema id {schema_id} already belongs to a different schema; cannot import it again",
@@ -281,7 +324,14 @@ class RegistryService:
                 f"{existing.schema_id}",
             )
         item = SchemaValue(
-            subject, version, schema_id, request.schema, type_name(parsed.schema_type), request.references
+            subject,
+            version,
+            schema_id,
+            request.schema,
+            type_name(parsed.schema_type),
+            request.references,
+            metadata=request.metadata,
+            rule_set=request.rule_set,
         )
         self._write([(RecordKey(KeyType.SCHEMA, subject, version).encode(), item.encode())])
         return item
@@ -340,7 +390,7 @@ class RegistryService:
                 return number
             if item.deleted:
                 raise RegistryError(
-                    f"Subject '{subject}' Version {number} was soft deleted. Set permanent=true to delete "
+                    f"Subject '{subject}' Version {number} was soft deleted.Set permanent=true to delete "
                     "permanently",
                     ErrorCode.SCHEMAVERSION_SOFT_DELETED,
                 )
@@ -350,16 +400,14 @@ class RegistryService:
             return number
 
     def _refuse_if_referenced(self, subject: str, version: int) -> None:
-        users = [
-            f"{item.subject} version {item.version}"
+        used = any(
+            not item.deleted and any(r.subject == subject and r.version == version for r in item.references)
             for item in self.store.all_versions()
-            if not item.deleted
-            and any(r.subject == subject and r.version == version for r in item.references)
-        ]
-        if users:
+        )
+        if used:  # Confluent's text (its SchemaKey.toString()); GET .../referencedby names the users
             raise RegistryError(
-                f"One or more references exist to the schema {{subject={subject}, version={version}}}: "
-                + ", ".join(sorted(users)),
+                "One or more references exist to the schema "
+                f"{{magic=1,keytype=SCHEMA,subject={subject},version={version}}}.",
                 ErrorCode.REFERENCE_EXISTS,
             )
 
@@ -371,3 +419,25 @@ class RegistryService:
         if not self.store.versions(subject).keys() - set(versions):
             records.append((RecordKey(KeyType.DELETE_SUBJECT, subject).encode(), None))
         self._write(records)
+
+
+def inherit_contracts(request: SchemaRequest, latest: SchemaValue | None) -> SchemaRequest:
+    """The request with the latest version's metadata and rule set where it has none (Confluent's
+    `maybeSetMetadataRuleSet`, without config-level defaults and overrides)."""
+    if latest is None:
+        return request
+    return replace(
+        request,
+        metadata=request.metadata if request.metadata is not None else latest.metadata,
+        rule_set=request.rule_set if request.rule_set is not None else latest.rule_set,
+    )
+
+
+def filled(request: SchemaRequest, latest: SchemaValue | None) -> SchemaRequest:
+    """A registration as Confluent completes it: an empty schema means the latest version's schema (a
+    new version with other metadata or rules), and missing metadata and rules are inherited."""
+    if not request.schema.strip() and latest is not None:
+        request = replace(
+            request, schema=latest.schema, schema_type=latest.schema_type, references=latest.references
+        )
+    return inherit_contracts(request, latest)

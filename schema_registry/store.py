@@ -22,6 +22,7 @@ class SchemaStore:
         self._configs: dict[str | None, str] = {}
         self._modes: dict[str | None, str] = {}
         self.max_id = 0
+        self._puts: list[SchemaValue] = []  # every version put, in log order (for incremental indexes)
         self.records_applied = 0
         self.generation = 0  # bumped by every change; caches of answers derived from the store key on it
 
@@ -71,6 +72,7 @@ class SchemaStore:
         self._subjects.setdefault(item.subject, {})[item.version] = item
         self._by_id.setdefault(item.schema_id, {})[(item.subject, item.version)] = item
         self.max_id = max(self.max_id, item.schema_id)
+        self._puts.append(item)
 
     def _remove(self, subject: str, version: int) -> None:
         versions = self._subjects.get(subject, {})
@@ -118,6 +120,12 @@ class SchemaStore:
         """Every subject version using this schema id, soft-deleted ones included."""
         with self.lock:
             return sorted(self._by_id.get(schema_id, {}).values(), key=lambda v: (v.subject, v.version))
+
+    def puts_since(self, count: int) -> tuple[list[SchemaValue], int]:
+        """The versions put after the first `count` puts, and the new count (for incremental indexes;
+        an entry may since have been deleted, so check the store before trusting it)."""
+        with self.lock:
+            return self._puts[count:], len(self._puts)
 
     def all_versions(self) -> list[SchemaValue]:
         with self.lock:

@@ -8,6 +8,7 @@ from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from schema_registry.api.asgi import decode_subject
+from schema_registry.contracts import parse_metadata, parse_rule_set
 from schema_registry.metrics import RegistryMetrics
 from schema_registry.references import parse_references, parse_schema_type
 from schema_registry.service import RegistryService, SchemaRequest
@@ -31,15 +32,20 @@ async def subject_param(
 
 
 class SchemaBody(BaseModel):
-    """A schema in a request body. Unknown fields (`metadata`, `ruleSet`...) are accepted and ignored."""
+    """A schema in a request body. Other unknown fields are accepted and ignored, as Confluent does.
+    A missing or empty `schema` means the subject's latest schema (a new version with new metadata or
+    rules) when registering, and is 42201 "Empty schema" otherwise."""
 
     model_config = ConfigDict(extra="ignore")
 
-    schema_: str = Field(alias="schema", description="the schema text")
+    schema_: str = Field(default="", alias="schema", description="the schema text")
     schemaType: str | None = None
     references: list[dict[str, Any]] | None = None
     id: int | None = Field(default=None, description="IMPORT mode only: keep this schema id")
     version: int | None = Field(default=None, description="IMPORT mode only: keep this version")
+    metadata: Any = Field(default=None, description="data contract metadata: tags, properties, sensitive")
+    ruleSet: Any = Field(default=None, description="data contract rules: migrationRules, domainRules")
+    ruleset: Any = Field(default=None, description="alias of ruleSet")
 
     def to_request(self) -> SchemaRequest:
         return SchemaRequest(
@@ -48,6 +54,8 @@ class SchemaBody(BaseModel):
             references=parse_references(self.references),
             schema_id=self.id,
             version=self.version,
+            metadata=parse_metadata(self.metadata),
+            rule_set=parse_rule_set(self.ruleSet if self.ruleSet is not None else self.ruleset),
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -30,12 +31,17 @@ def json_bytes_response(body: bytes) -> Response:
 
 
 def schema_fields(item: SchemaValue) -> dict[str, Any]:
-    """`schema`, plus `schemaType` and `references` when they differ from the defaults (as Confluent does)."""
+    """`schema`, plus `schemaType`, `references`, `metadata` and `ruleSet` when they differ from the
+    defaults (Confluent leaves empty fields out)."""
     doc: dict[str, Any] = {}
     if item.schema_type != "AVRO":
         doc["schemaType"] = item.schema_type
     if item.references:
         doc["references"] = [r.to_json() for r in item.references]
+    if item.metadata is not None:
+        doc["metadata"] = json.loads(item.metadata)
+    if item.rule_set is not None:
+        doc["ruleSet"] = json.loads(item.rule_set)
     doc["schema"] = item.schema
     return doc
 

@@ -1,19 +1,62 @@
-"""/schemas: schemas by global id, and the supported schema types."""
+"""/schemas: every schema, schemas by global id, and the supported schema types."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from schema_registry.api.deps import DeletedQuery, ServiceDep
-from schema_registry.api.responses import MEDIA_TYPE, json_bytes_response, render_json, schema_fields
+from schema_registry.api.responses import (
+    MEDIA_TYPE,
+    json_bytes_response,
+    render_json,
+    schema_fields,
+    version_json,
+)
 from schema_registry.references import SCHEMA_TYPES
 
 router = APIRouter(prefix="/schemas", tags=["schemas"])
-SchemaId = Annotated[int, Path(description="global schema id")]
+_JAVA_INT = re.compile(r"[+-]?[0-9]+")
+
+
+_ID_SCHEMA = {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
+
+
+async def schema_id_param(
+    schema_id: Annotated[str, Path(description="global schema id", json_schema_extra=_ID_SCHEMA)],
+) -> int:
+    """The id as Confluent's `@PathParam Integer` reads it: anything that is not a 32-bit integer is
+    no such resource (404, not a 422 validation error)."""
+    if _JAVA_INT.fullmatch(schema_id) and -(2**31) <= int(schema_id) < 2**31:
+        return int(schema_id)
+    raise HTTPException(404)
+
+
+SchemaId = Annotated[int, Depends(schema_id_param)]
 SubjectFilter = Annotated[str | None, Query(description="prefer this subject's use of the id")]
+PrefixQuery = Annotated[str, Query(alias="subjectPrefix", description="only subjects starting with this")]
+LatestOnlyQuery = Annotated[bool, Query(alias="latestOnly", description="only each subject's latest version")]
+OffsetQuery = Annotated[int, Query(description="skip this many results")]
+LimitQuery = Annotated[int, Query(description="at most this many results (negative: all)")]
+
+
+@router.get("")
+async def list_schemas(
+    service: ServiceDep,
+    subject_prefix: PrefixQuery = "",
+    deleted: DeletedQuery = False,
+    latest_only: LatestOnlyQuery = False,
+    offset: OffsetQuery = 0,
+    limit: LimitQuery = -1,
+) -> list[dict[str, Any]]:
+    """Every schema version, by subject then version (Confluent's `GET /schemas`)."""
+    found = service.schemas(prefix=subject_prefix, deleted=deleted, latest_only=latest_only)
+    found = found[max(offset, 0) :]
+    return [version_json(item) for item in (found[:limit] if limit >= 0 else found)]
 
 
 @router.get("/types")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -25,8 +25,18 @@ router = APIRouter(prefix="/subjects", tags=["subjects"])
 
 
 @router.get("")
-async def list_subjects(service: ServiceDep, deleted: DeletedQuery = False) -> list[str]:
-    return service.subjects(deleted=deleted)
+async def list_subjects(
+    service: ServiceDep,
+    deleted: DeletedQuery = False,
+    deleted_only: Annotated[bool, Query(alias="deletedOnly", description="only deleted subjects")] = False,
+    subject_prefix: Annotated[str, Query(alias="subjectPrefix", description="name prefix")] = "",
+    offset: Annotated[int, Query(description="skip this many")] = 0,
+    limit: Annotated[int, Query(description="at most this many (negative: all)")] = -1,
+) -> list[str]:
+    # Confluent's default prefix ":*:" means every context; this registry has only the default one
+    prefix = "" if subject_prefix == ":*:" else subject_prefix
+    names = service.subjects(deleted=deleted, deleted_only=deleted_only, prefix=prefix)[max(offset, 0) :]
+    return names[:limit] if limit >= 0 else names
 
 
 @router.get("/{subject}/versions")

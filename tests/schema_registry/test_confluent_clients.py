@@ -6,6 +6,7 @@ produce, consume, deserialize (fetching the writer's schema by id from the regis
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -20,6 +21,7 @@ from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, Proto
 from confluent_kafka.serialization import MessageField, SerializationContext
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
 
+from schema_registry.formats.protobuf import parse_protobuf
 from tests.support import consume_all
 
 pytestmark = pytest.mark.integration
@@ -54,6 +56,45 @@ def _game_event_class() -> Any:
 
 
 Purchase = _game_event_class()
+
+_TAG = uuid.uuid4().hex[:8]
+OPTIONS_FILE = f"refinery_test/options_{_TAG}.proto"
+OPTIONS_PROTO = f"""syntax = "proto3";
+package refinery.test.opts{_TAG};
+import "google/protobuf/descriptor.proto";
+message Sensitivity {{ string level = 1; repeated string owners = 2; }}
+extend google.protobuf.FieldOptions {{ Sensitivity sensitivity = 50201; }}
+extend google.protobuf.MessageOptions {{ bool audited = 50202; }}
+"""
+EVENT_PROTO = f"""syntax = "proto3";
+package refinery.test.events{_TAG};
+import "{OPTIONS_FILE}";
+import "google/type/money.proto";
+message Refund {{
+  option (refinery.test.opts{_TAG}.audited) = true;
+  string player = 1 [(refinery.test.opts{_TAG}.sensitivity) = {{ level: "high" owners: ["billing"] }}];
+  google.type.Money amount = 2;
+}}
+"""
+
+
+def _refund_class() -> Any:
+    """A message whose file imports a dependency that declares `extend google.protobuf.*Options` blocks
+    and uses its custom options (like confluent-kafka's own metadata_proto test case), plus a bundled
+    google/type import. Compiled by protoc, then loaded into the default pool the serializer uses."""
+    parsed = parse_protobuf(EVENT_PROTO, {OPTIONS_FILE: OPTIONS_PROTO})
+    pool = descriptor_pool.Default()
+    for file_proto in parsed.descriptor_set.file:
+        if file_proto.name == "schema.proto":
+            file_proto.name = f"refinery_test/refund_{_TAG}.proto"
+        try:
+            pool.FindFileByName(file_proto.name)
+        except KeyError:
+            pool.Add(file_proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"refinery.test.events{_TAG}.Refund"))
+
+
+Refund = _refund_class()
 
 
 @pytest.fixture
@@ -105,11 +146,36 @@ def test_protobuf_round_trip_with_well_known_types(
     assert names == ([] if skip_known_types else ["google/protobuf/timestamp.proto"])
 
 
+def test_protobuf_serializer_registers_a_dependency_with_extensions_and_custom_options(
+    client: SchemaRegistryClient, kafka_bootstrap: str, unique_name: str
+) -> None:
+    """The serializer's defaults: auto.register.schemas, bundled imports skipped, the dependency sent as
+    a base64 FileDescriptorProto (issue 15: was 42201 with protoc's log noise)."""
+    serializer = ProtobufSerializer(
+        Refund, client, {"use.deprecated.format": False, "auto.register.schemas": True}
+    )
+    deserializer = ProtobufDeserializer(Refund, {"use.deprecated.format": False})
+    event = Refund(player="p-1")
+    event.amount.currency_code = "EUR"
+    event.amount.units = 5
+    assert round_trip(kafka_bootstrap, unique_name, serializer, deserializer, event) == event
+    latest = client.get_latest_version(f"{unique_name}-value")
+    assert [ref.name for ref in latest.schema.references or []] == [OPTIONS_FILE]  # google/type/* is bundled
+    dependency = client.get_latest_version(OPTIONS_FILE).schema.schema_str or ""
+    assert "extend .google.protobuf.FieldOptions {" in dependency
+    assert "(.refinery.test.opts" in (latest.schema.schema_str or "")
+    # the second serializer finds everything registered (lookups of the descriptor forms)
+    again = ProtobufSerializer(
+        Refund, client, {"use.deprecated.format": False, "auto.register.schemas": False}
+    )
+    assert again(event, SerializationContext(unique_name, MessageField.VALUE))
+
+
 def test_client_admin_calls(client: SchemaRegistryClient, unique_name: str) -> None:
     subject = f"{unique_name}/with-slash"
     schema = AVRO_SCHEMA.replace("MatchStarted", "AdminCalls")
     schema_id = client.register_schema(subject, Schema(schema, "AVRO"))
-    assert client.get_schema(schema_id).schema_str == schema
+    assert json.loads(client.get_schema(schema_id).schema_str) == json.loads(schema)
     assert client.lookup_schema(subject, Schema(schema, "AVRO")).schema_id == schema_id
     assert subject in client.get_subjects()
     assert client.get_versions(subject) == [1]
