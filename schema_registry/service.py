@@ -23,6 +23,7 @@ from schema_registry.errors import (
     invalid,
 )
 from schema_registry.formats import ParsedSchema, check_compatibility
+from schema_registry.guids import GuidIndex
 from schema_registry.kafka_log import KafkaLog
 from schema_registry.policies import Policies
 from schema_registry.records import KeyType, RecordKey, Reference, SchemaValue, encode_json
@@ -68,6 +69,7 @@ class RegistryService:
         self.log = log
         self.parser = SchemaParser(store)
         self.ids = SchemaIds(store, self.parser)
+        self.guids = GuidIndex(store)
         self.answers: AnswerCache[bytes] = AnswerCache(store)
         self.policies = Policies(store, self._write)
         self._is_leader = is_leader
@@ -135,6 +137,12 @@ class RegistryService:
         if not users:
             raise SchemaNotFoundError(f"Schema {schema_id} not found")
         return users[0]
+
+    def schema_by_guid(self, guid: str) -> SchemaValue:
+        ids = self.guids.ids(guid)
+        if not ids:
+            raise SchemaNotFoundError(f"Schema {guid} not found")
+        return self.schema_by_id(ids[0])
 
     def subject_versions_for_id(self, schema_id: int, *, deleted: bool = False) -> list[SchemaValue]:
         users = self.store.by_id(schema_id)

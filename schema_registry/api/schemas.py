@@ -96,3 +96,15 @@ async def get_schema_versions(
         {"subject": item.subject, "version": item.version}
         for item in service.subject_versions_for_id(schema_id, deleted=deleted)
     ]
+
+
+@router.get("/guids/{guid}")
+async def get_schema_by_guid(service: ServiceDep, guid: str) -> dict[str, Any]:
+    """The schema with this GUID (the UUID of its MD5, as Confluent computes it)."""
+    return schema_fields(service.schema_by_guid(guid))
+
+
+@router.get("/guids/{guid}/ids")
+async def get_ids_by_guid(service: ServiceDep, guid: str) -> list[dict[str, Any]]:
+    """The ids of the schema with this GUID, by context (this registry has only the default one)."""
+    return [{"context": ".", "id": schema_id} for schema_id in service.guids.ids(guid)]

@@ -175,7 +175,7 @@ def test_client_admin_calls(client: SchemaRegistryClient, unique_name: str) -> N
     subject = f"{unique_name}/with-slash"
     schema = AVRO_SCHEMA.replace("MatchStarted", "AdminCalls")
     schema_id = client.register_schema(subject, Schema(schema, "AVRO"))
-    assert json.loads(client.get_schema(schema_id).schema_str) == json.loads(schema)
+    assert json.loads(client.get_schema(schema_id).schema_str or "") == json.loads(schema)
     assert client.lookup_schema(subject, Schema(schema, "AVRO")).schema_id == schema_id
     assert subject in client.get_subjects()
     assert client.get_versions(subject) == [1]

@@ -5,8 +5,10 @@ and Protobuf file descriptors. Against a real registry process (`registry_url`) 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,7 +22,7 @@ VND = "application/vnd.schemaregistry.v1+json"
 
 
 @pytest.fixture
-def api(registry_url: str) -> httpx.Client:
+def api(registry_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=registry_url, timeout=60, headers={"Content-Type": VND}) as client:
         yield client
 
@@ -315,3 +317,21 @@ def test_protobuf_file_descriptor_with_extensions_and_custom_options(api: httpx.
     broken = base64.b64encode(b"\x0a\x05x.pro\x1a\x0bnot/here.pb").decode()  # imports a file nobody has
     status, code, message = error(register(api, subject + "-broken", broken, schemaType="PROTOBUF"))
     assert (status, code) == (422, 42201) and "not/here.pb" in message and "WARNING" not in message
+
+
+# --- GUIDs ----------------------------------------------------------------------------------------
+
+
+def test_schema_guids(api: httpx.Client, subject: str) -> None:
+    made = register(api, subject, avro("Guid", "x")).json()
+    assert register(api, subject + "-2", avro("Guid", "x")).json()["id"] == made["id"]
+    stored = api.get(f"/schemas/ids/{made['id']}").json()["schema"]
+    guid = str(uuid.UUID(bytes=hashlib.md5(stored.encode()).digest()))  # Confluent: the MD5 as a UUID
+    assert api.get(f"/schemas/guids/{guid}").json() == {"schema": stored}
+    assert api.get(f"/schemas/guids/{guid}/ids").json() == [{"context": ".", "id": made["id"]}]
+    missing = str(uuid.uuid4())
+    assert error(api.get(f"/schemas/guids/{missing}")) == (404, 40403, f"Schema {missing} not found")
+    assert api.get(f"/schemas/guids/{missing}/ids").json() == []
+    with_metadata = register(api, subject + "-3", avro("Guid", "x"), metadata=METADATA).json()
+    other = api.get(f"/schemas/ids/{with_metadata['id']}").json()
+    assert other["metadata"] == METADATA and with_metadata["id"] != made["id"]
