@@ -45,7 +45,6 @@ CONTENT_TYPES = {
     JSON: JSON,
     NDJSON: NDJSON,
     "application/jsonl": NDJSON,
-    "application/json-seq": NDJSON,
     PROTOBUF: PROTOBUF,
     "application/protobuf": PROTOBUF,
     "application/vnd.google.protobuf": PROTOBUF,
