@@ -67,6 +67,8 @@ class AtLeastOnceCommitter:
         self.seen = PendingDedup(dedup, self._inflight)
         self._uncommitted: dict[tuple[str, int], int] = {}  # acknowledged: next offset per partition
         self._committed_at = 0.0
+        self._acked: dict[tuple[str, int], int] = {}  # every partition's acknowledged next offset
+        self._confirmed: dict[tuple[str, int], int] = {}  # ... and what the group confirmed committing
         self._changelog_retry: list[tuple[bytes, bytes, Any, int]] = []  # (key, value, headers, attempt)
 
     # -- the interface the loop uses ---------------------------------------------------------------
@@ -110,10 +112,29 @@ class AtLeastOnceCommitter:
         while len(self._inflight) and time.monotonic() < deadline:
             producer.poll(POLL_STEP_S)
             self.service()
-        self._commit(sync=True)
-        return not len(self._inflight)
+        # commit synchronously everything acknowledged that no commit has confirmed yet, including
+        # what asynchronous commits still in flight carry: they fail too if the group session is gone
+        for key, offset in self._acked.items():
+            if self._confirmed.get(key) != offset:
+                self._uncommitted.setdefault(key, offset)
+        committed = self._commit(sync=True)
+        return committed and not len(self._inflight)
+
+    def confirm(self, offsets: list[TopicPartition]) -> None:
+        """The group committed these offsets (the consumer's commit callback)."""
+        for tp in offsets:
+            self._confirmed[(tp.topic, tp.partition)] = tp.offset
+
+    def recommit(self, offsets: list[TopicPartition]) -> None:
+        """An asynchronous commit failed: commit these offsets again with the next one (unless a later
+        offset of the same partition is already waiting)."""
+        for tp in offsets:
+            if tp.offset >= 0:
+                self._uncommitted.setdefault((tp.topic, tp.partition), tp.offset)
 
     def abandon(self) -> int:
+        self._uncommitted.clear()
+        self._acked.clear()
         dropped = self._inflight.clear()
         if dropped:
             producer = self._writer.producer
@@ -129,17 +150,19 @@ class AtLeastOnceCommitter:
             crash_for_test()
         self._write_changelog(batch)  # after the outputs are acknowledged
         self._uncommitted.update(batch.next_offsets)
+        self._acked.update(batch.next_offsets)
         self._completion(batch, tracker.started)
 
-    def _commit(self, *, sync: bool = False) -> None:
+    def _commit(self, *, sync: bool = False) -> bool:
         """Commit the offsets of the acknowledged batches: at once when `sync`, otherwise asynchronously
         and at most every `commit_interval_s` (an offset commit per small batch cost the broker more
-        CPU than the records themselves under a live feed; a crash repeats at most that interval)."""
+        CPU than the records themselves under a live feed; a crash repeats at most that interval).
+        Returns False when a synchronous commit failed (its offsets wait for the next commit)."""
         if not self._uncommitted:
-            return
+            return True
         now = time.monotonic()
         if not sync and now - self._committed_at < self._settings.commit_interval_s:
-            return
+            return True
         commit = [TopicPartition(t, p, o) for (t, p), o in self._uncommitted.items()]
         self._uncommitted.clear()
         self._committed_at = now
@@ -148,8 +171,11 @@ class AtLeastOnceCommitter:
                 self._consumer().commit(offsets=commit, asynchronous=False)
             else:
                 self._consumer().commit(offsets=commit, asynchronous=True)
-        except KafkaException as exc:  # the outputs are acknowledged: a replay only repeats them
+        except KafkaException as exc:  # e.g. the group session was lost: keep them for the next commit
             log.warning("offset commit failed", extra={"error": str(exc)})
+            self.recommit(commit)
+            return False
+        return True
 
     # -- failed records ----------------------------------------------------------------------------
     def _handle_failures(self, tracker: BatchTracker) -> None:
@@ -207,9 +233,16 @@ class AtLeastOnceCommitter:
         if backoff.exhausted:
             self._pause(tracker, "retry_budget_spent", message)
             return
+        outputs = tracker.batch.outputs
+        resend = [
+            f"{outputs[ref].topic} <- {outputs[ref].record.topic()}[{outputs[ref].record.partition()}]"
+            f"@{outputs[ref].record.offset()}"
+            for kind, ref in tracker.resend[:20]
+            if kind == "output"
+        ]
         log.warning("records not delivered; sending them again", extra={
             "error": errors[0].str(), "records": len(errors), "attempt": backoff.attempts,
-            "retry_in_s": round(delay, 3),
+            "retry_in_s": round(delay, 3), "first_records": resend,
         })  # fmt: skip
         self._health.report(WRITES, "retrying", error=message)
 

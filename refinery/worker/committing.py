@@ -14,6 +14,8 @@ import signal
 import time
 from typing import Protocol
 
+from confluent_kafka import TopicPartition
+
 from refinery.dedup.store import DedupStore
 from refinery.routing.batch import RoutedBatch, SeenLike
 from refinery.routing.schema_check import SchemaIdChecker
@@ -49,6 +51,14 @@ class Committer(Protocol):
 
     def drain(self, timeout_s: float) -> bool:
         """Complete and commit what is in flight, synchronously, within `timeout_s`; False if it could not."""
+        ...
+
+    def recommit(self, offsets: list[TopicPartition]) -> None:
+        """A commit of these offsets failed asynchronously: include them in the next one."""
+        ...
+
+    def confirm(self, offsets: list[TopicPartition]) -> None:
+        """The group confirmed committing these offsets."""
         ...
 
     def abandon(self) -> int:

@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from common.config import KafkaSettings, RegistrySettings, WorkerSettings
 from common.errors import RegistryAccessError
-from refinery.dedup.store import DedupChangelog, DedupStore
+from refinery.dedup.store import DedupChangelog, DedupStore, PartitionKey
 from refinery.routing.batch import RecordLike, RoutedBatch, RouterLike, route_batch
 from refinery.routing.guards import RecordGuard
 from refinery.routing.schema_check import SchemaIdChecker
@@ -41,9 +41,14 @@ from refinery.worker.transactional import TransactionalCommitter
 from refinery.worker.writer import BatchWriter, TransientWriteError
 
 log = logging.getLogger(__name__)
-HOLD = "held batch"  # the Health source name of the loop's own troubles
+HOLD = "held batch"  # the Health source names of the loop's own troubles
+KAFKA = "kafka"
 PAUSE_CONSUMER_AFTER_S = 0.5  # holding longer than this pauses the partitions (keeps group membership)
 HOLD_POLL_S = 0.05
+COMMITTED_TIMEOUT_S = 10.0
+# idle counts as progress only when the consumer reported no error this long (librdkafka reconnects at
+# most every 10 s: reconnect.backoff.max.ms), so a broker outage shows as `retrying`, then as a stall
+KAFKA_ERROR_QUIET_S = 15.0
 
 
 def tune_gc(settings: WorkerSettings) -> None:
@@ -105,6 +110,9 @@ class DataPlane:
         self._hold_backoff = self._new_backoff()
         self._holding_since: float | None = None
         self._consumer_paused = False
+        self._retained: dict[PartitionKey, int] | None = None  # positions kept over a lost session
+        self._consumed: dict[PartitionKey, int] = {}  # next offset after the last record taken, per partition
+        self._kafka_error_at = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -170,37 +178,96 @@ class DataPlane:
         self.writer.producer.flush(self.settings.drain_timeout_s)
 
     # -- rebalances ------------------------------------------------------------------------------
-    @staticmethod
-    def _on_commit(err: KafkaError | None, _partitions: list[TopicPartition]) -> None:
-        if err is not None:  # a later commit covers these offsets; a crash meanwhile repeats, never loses
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if err is not None:  # the committer commits these offsets again with its next commit
             log.warning("asynchronous offset commit failed", extra={"error": str(err)})
+            if self.committer is not None:
+                self.committer.recommit(partitions)
+            return
+        if self.committer is not None:
+            self.committer.confirm([tp for tp in partitions if tp.error is None])
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         owned = [(tp.topic, tp.partition) for tp in partitions]
+        if self._retained is not None:
+            self._resume_retained(partitions, self._committed_offsets(consumer, partitions))
         self.dedup.retain(owned)
         report = self.changelog.restore(self.dedup, owned)
         self.metrics.apply_restore(report)
         self.metrics.dedup_ids.set(len(self.dedup))
-        if self._consumer_paused and partitions:
-            consumer.pause(partitions)
+        # Assign here, then say explicitly whether the partitions flow: librdkafka keeps a partition's
+        # pause across a revoke and a new assign, so a partition paused while we held a batch would
+        # otherwise come back paused and never be read again.
+        consumer.assign(partitions)
+        if partitions:
+            (consumer.pause if self._consumer_paused else consumer.resume)(partitions)
         log.info(
             "partitions assigned", extra={"partitions": len(owned), "dedup_ids_restored": report.ids_restored}
         )
 
-    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Complete and commit what we wrote while the partitions are still ours; what cannot be
-        completed in time is left to the next owner (it was not committed, so it is read again)."""
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Complete and commit what we wrote while the partitions are still ours. When that fails (the
+        group session was lost, e.g. the broker was away longer than `session_timeout_ms`), keep it all:
+        if the same partitions come back and nobody committed past us meanwhile, carry on where we were,
+        so a broker outage repeats nothing (`_resume_retained`)."""
         committer = self.committer
-        if committer is not None and not committer.drain(self.settings.drain_timeout_s):
-            dropped = committer.abandon()
-            log.warning("partitions revoked with batches not acknowledged; the next owner repeats them",
-                        extra={"batches": dropped})  # fmt: skip
-        self._backlog, self._held_records, self._held_batch = [], None, None
-        self._hold_backoff.reset()
-        self.health.report(HOLD, "running")
+        log.info("partitions being revoked", extra={"partitions": len(partitions),
+                 "in_flight": 0 if committer is None or committer.idle() else "some"})  # fmt: skip
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        positions = {tp: offset for tp, offset in self._consumed.items() if tp in revoked}
+        self._consumed = {tp: offset for tp, offset in self._consumed.items() if tp not in revoked}
+        if committer is None or committer.drain(self.settings.drain_timeout_s):
+            self._forget_held()
+        else:
+            self._retained = positions
+            log.warning("partitions revoked before their batches were committed; keeping them in case "
+                        "they come back", extra={"partitions": len(positions)})  # fmt: skip
         if self.writer is not None:
             self.writer.producer.flush(self.settings.drain_timeout_s)  # dedup-changelog records in flight
         log.info("partitions revoked", extra={"partitions": len(partitions)})
+
+    def _resume_retained(self, partitions: list[TopicPartition], committed: dict[PartitionKey, int]) -> None:
+        retained, self._retained = self._retained, None
+        if retained is None:
+            return
+        ours = {(tp.topic, tp.partition): tp for tp in partitions}
+        # every retained partition is back, and nobody committed past where we were: then every record
+        # before our position was taken by us (acknowledged, or in a batch we still hold), so carrying
+        # on from there loses nothing and repeats nothing (the group's offset may have moved up to it
+        # through our own commits that were in flight when the session was lost)
+        unchanged = all(
+            key in ours and committed.get(key, -1) <= position for key, position in retained.items()
+        )
+        if unchanged:
+            for key, position in retained.items():
+                ours[key].offset = position  # `_on_assign` assigns the list with these offsets
+            log.info("partitions back unchanged; resuming where we were", extra={
+                "partitions": len(retained), "positions": {f"{t}[{p}]": o for (t, p), o in retained.items()},
+                "committed": {f"{t}[{p}]": o for (t, p), o in committed.items()},
+            })  # fmt: skip
+            return
+        dropped = self.committer.abandon() if self.committer is not None else 0
+        self._forget_held()
+        moved = {f"{t}[{p}]": [position, committed.get((t, p))] for (t, p), position in retained.items()
+                 if committed.get((t, p), -1) > position or (t, p) not in ours}  # fmt: skip
+        log.warning("partitions moved on while away; the next owner repeats what we had not committed",
+                    extra={"batches": dropped, "moved": moved})  # fmt: skip
+
+    def _forget_held(self) -> None:
+        self._backlog, self._held_records, self._held_batch = [], None, None
+        self._hold_backoff.reset()
+        self.health.report(HOLD, "running")
+
+    @staticmethod
+    def _committed_offsets(consumer: Consumer, partitions: list[TopicPartition]) -> dict[PartitionKey, int]:
+        if not partitions:
+            return {}
+        try:
+            found = consumer.committed(partitions, timeout=COMMITTED_TIMEOUT_S)
+        except KafkaException as exc:
+            log.warning("could not read committed offsets", extra={"error": str(exc)})
+            return {}
+        return {(tp.topic, tp.partition): tp.offset for tp in found}
 
     # -- the loop --------------------------------------------------------------------------------
     def _step(self) -> None:
@@ -221,10 +288,32 @@ class DataPlane:
         self._stop_holding()
         records = self._next_records()
         if not records:
-            if committer.idle():
-                self.health.progress()  # idle with nothing to read
+            if self._kafka_error_at and time.monotonic() - self._kafka_error_at > KAFKA_ERROR_QUIET_S:
+                self._kafka_ok()
+            if committer.idle() and not self._kafka_error_at:
+                self.health.progress()  # idle with nothing to read, and Kafka answering
             return
+        for edge in (records[0], records[-1]):  # error events come alone or at the ends of a batch
+            if edge.error() is not None:
+                self._consumer_error(edge.error())
+                break
+        else:
+            if self._kafka_error_at:
+                self._kafka_ok()
         self._route_and_submit(records, committer)
+
+    def _kafka_ok(self) -> None:
+        self._kafka_error_at = 0.0
+        self.health.report(KAFKA, "running")
+
+    def _consumer_error(self, err: KafkaError) -> None:
+        """An error event from the consumer (broker down, topic gone): shown in /stats as `retrying`;
+        librdkafka reconnects by itself. End-of-partition events are not errors."""
+        if err.code() == KafkaError._PARTITION_EOF:
+            return
+        self._kafka_error_at = time.monotonic()
+        self.metrics.retries.labels(str(err.name()).lstrip("_").lower()).inc()
+        self.health.report(KAFKA, "retrying", error=f"Kafka consumer: {err.str()}")
 
     def _has_room(self, committer: Committer) -> bool:
         return committer.accepts(RoutedBatch())
@@ -251,11 +340,15 @@ class DataPlane:
             )
         except RegistryAccessError as exc:  # fail closed: never route what we cannot check
             self._held_records = records
+            for record in records:
+                if record.error() is None:
+                    self._consumed[(record.topic(), record.partition())] = record.offset() + 1
             self.metrics.registry_denied.inc()
             self._hold_failed(exc, reason="registry_denied", pause_now=True)
             return
         if not batch.records:
             return  # only error events (e.g. a topic deleted under the pattern): nothing to commit
+        self._consumed.update(batch.next_offsets)
         self._offer(batch, started, committer)
 
     def _offer(self, batch: RoutedBatch, started: float, committer: Committer) -> None:
@@ -315,8 +408,11 @@ class DataPlane:
         if not self._consumer_paused and now - self._holding_since > PAUSE_CONSUMER_AFTER_S:
             self._set_paused(True)
         if self._consumer_paused:
-            records = self.consumer.consume(self.settings.batch_size, HOLD_POLL_S)
-            self._backlog += [r for r in records if r.error() is None]  # fetched before the pause took hold
+            records: list[Any] = self.consumer.consume(self.settings.batch_size, HOLD_POLL_S)
+            for record in records:  # fetched before the pause took hold
+                if record.error() is None:
+                    self._backlog.append(record)
+                    self._consumed[(record.topic(), record.partition())] = record.offset() + 1
         else:
             self.writer.producer.poll(0.005)
 

@@ -86,6 +86,12 @@ class TransactionalCommitter:
             self._attempt()
         return self._pending is None
 
+    def recommit(self, offsets: list[TopicPartition]) -> None:
+        """Offsets travel in each batch's transaction; there are no separate commits to repeat."""
+
+    def confirm(self, offsets: list[TopicPartition]) -> None:
+        """Offsets travel in each batch's transaction; nothing to confirm."""
+
     def abandon(self) -> int:
         if self._pending is None:
             return 0
