@@ -19,10 +19,14 @@ from starlette.routing import BaseRoute
 
 from common.config import RegistrySettings
 from common.errors import RegistryAccessError
+from refinery.control.route_store import publish_route_set
+from refinery.routing.rules import load_route_set
 from refinery.routing.schema_check import SchemaIdChecker
 from schema_registry.app import create_app
+from tests.refinery.worker.worker_harness import WorkerProcess, record, send, worker_env
 from tests.reliability.figures import record_figures
 from tests.schema_registry.processes import RegistryProcess
+from tests.support import consume_all, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +40,12 @@ READ_ONLY_POSTS = {
     "/compatibility/subjects/{subject}/versions/{version}",
 }
 ADMIN_PREFIXES = ("/config", "/mode")
+AUTH_ROUTES = """
+routes:
+  - name: all
+    match: {}
+    to: {template: "{env}.{source}.{title}.{category}-v{version}"}
+"""
 OPEN = {"/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 
@@ -173,3 +183,41 @@ def test_the_worker_schema_check_uses_credentials_and_fails_closed(secured: Regi
         assert secured.url in str(caught.value) and "HTTP 401" in str(caught.value)
         assert SECRETS["reader"] not in str(caught.value) and "not-the-password" not in str(caught.value)
         assert refused.unreachable == 0  # a refusal is not an outage: nothing was let through
+
+
+@pytest.mark.parametrize("password", [SECRETS["reader"], "not-the-password"])
+def test_a_worker_with_wrong_registry_credentials_pauses_instead_of_routing(
+    secured: RegistryProcess, kafka_bootstrap: str, tmp_path: Path, password: str
+) -> None:
+    """The worker's schema check with the registry's credentials routes; with a wrong password it fails
+    closed: it pauses (`registry_denied`, /ready 503 saying why) and neither routes nor dead-letters."""
+    registered = httpx.post(f"{secured.url}/subjects/worker-auth-value/versions",
+                            json={"schema": '"string"'}, headers=basic("writer"), timeout=30)  # fmt: skip
+    schema_id = int(registered.json()["id"])
+    name = f"t_wauth_{uuid.uuid4().hex[:8]}"
+    env = worker_env(kafka_bootstrap, name, tmp_path, registry_check=True)
+    env.update({"REFINERY_REGISTRY_URL": secured.url, "REFINERY_REGISTRY_USERNAME": "reader",
+                "REFINERY_REGISTRY_PASSWORD": password})  # fmt: skip
+    publish_route_set({"bootstrap.servers": kafka_bootstrap}, env["REFINERY_WORKER_ROUTES_TOPIC"],
+                      load_route_set(AUTH_ROUTES))  # fmt: skip
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        value, headers = record("prod", name, "1234", "login", schema_id=schema_id)
+        send(kafka_bootstrap, f"prod.{name}.ingest.all-v1", [(b"k", value, headers)])
+        if password == SECRETS["reader"]:
+            routed = consume_all(kafka_bootstrap, [f"prod.{name}.1234.login-v1"], expected=1, timeout=30)
+            assert len(routed) == 1
+            return
+        ready = wait_for(lambda: (r := worker.get("/ready")).status_code == 503
+                         and "registry_denied" in r.text and r,
+                         timeout=30, what="worker paused on the registry's refusal")  # fmt: skip
+        assert ready.json()["error_code"] == 50301 and "HTTP 401" in ready.json()["message"]
+        stats = worker.stats()
+        assert stats["state"] == "paused" and stats["paused_reason"] == "registry_denied"
+        assert password not in ready.text and password not in (tmp_path / "worker.log").read_text()
+        time.sleep(3)  # still holding: nothing routed, nothing dead-lettered
+        assert stats["totals"]["routed"] == 0 and worker.stats()["totals"]["dlq"] == 0
+        denied = re.search(r"^refinery_registry_denied_total (\S+)$", worker.get("/metrics").text, re.M)
+        assert denied is not None and float(denied[1]) >= 1
+    finally:
+        worker.stop()
