@@ -48,7 +48,10 @@ def derived_topics(settings: WorkerSettings, client_config: Mapping[str, Any]) -
 
 
 def producer_factory(
-    settings: WorkerSettings, client_config: Mapping[str, Any], transactional_id: str | None
+    settings: WorkerSettings,
+    client_config: Mapping[str, Any],
+    transactional_id: str | None,
+    on_error: Callable[[Any], None] | None = None,
 ) -> Callable[[], Producer]:
     """Builds the data plane's producer (again, after a fatal error). `message.max.bytes` is the same
     figure the guard checks records against, so whatever the guard passes can be forwarded."""
@@ -69,6 +72,8 @@ def producer_factory(
             # at-least-once completes a batch by counting its acknowledgements
             "delivery.report.only.error": transactional_id is not None,
         }
+        if on_error is not None:
+            conf["error_cb"] = on_error  # client-level errors (all brokers down, authentication...)
         if transactional_id is not None:
             conf["transactional.id"] = transactional_id
             conf["transaction.timeout.ms"] = s.transaction_timeout_ms
@@ -91,6 +96,7 @@ def build_consumer(
     on_assign: Callable[[Consumer, list[Any]], None],
     on_revoke: Callable[[Consumer, list[Any]], None],
     on_commit: Callable[[Any, list[Any]], None],
+    on_error: Callable[[Any], None],
 ) -> Consumer:
     s = settings
     consumer = Consumer(
@@ -107,6 +113,7 @@ def build_consumer(
             "statistics.interval.ms": int(s.stats_interval_s * 1000),
             "stats_cb": metrics.apply_librdkafka_stats,
             "on_commit": on_commit,
+            "error_cb": on_error,  # client-level errors (all brokers down...): served by consume()
             "fetch.min.bytes": s.fetch_min_bytes,
             "fetch.wait.max.ms": s.fetch_wait_max_ms,
             "fetch.queue.backoff.ms": s.fetch_queue_backoff_ms,

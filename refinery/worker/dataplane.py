@@ -149,7 +149,7 @@ class DataPlane:
         transactional_id = f"{s.group_id}-{self.instance_id}" if s.exactly_once else None
         self.writer = BatchWriter(
             s, derived_topics(s, self._client_config),
-            producer_factory(s, self._client_config, transactional_id), self.instance_id,
+            producer_factory(s, self._client_config, transactional_id, self._kafka_error), self.instance_id,
         )  # fmt: skip
         while not self._stop.is_set() and self._router_source() is None:
             time.sleep(0.1)  # no route set yet: leave records in the ingest topics, do not guess
@@ -163,6 +163,7 @@ class DataPlane:
         self.consumer = build_consumer(
             s, self._client_config, self.metrics, client_id=f"refinery-{self.instance_id}",
             on_assign=self._on_assign, on_revoke=self._on_revoke, on_commit=self._on_commit,
+            on_error=self._kafka_error,
         )  # fmt: skip
         tune_gc(s)
         self.health.started()
@@ -293,27 +294,21 @@ class DataPlane:
             if committer.idle() and not self._kafka_error_at:
                 self.health.progress()  # idle with nothing to read, and Kafka answering
             return
-        for edge in (records[0], records[-1]):  # error events come alone or at the ends of a batch
-            if edge.error() is not None:
-                self._consumer_error(edge.error())
-                break
-        else:
-            if self._kafka_error_at:
-                self._kafka_ok()
+        if self._kafka_error_at and records[-1].error() is None:
+            self._kafka_ok()
         self._route_and_submit(records, committer)
 
     def _kafka_ok(self) -> None:
         self._kafka_error_at = 0.0
         self.health.report(KAFKA, "running")
 
-    def _consumer_error(self, err: KafkaError) -> None:
-        """An error event from the consumer (broker down, topic gone): shown in /stats as `retrying`;
-        librdkafka reconnects by itself. End-of-partition events are not errors."""
-        if err.code() == KafkaError._PARTITION_EOF:
-            return
+    def _kafka_error(self, err: KafkaError) -> None:
+        """A client-level error (`error_cb` of either client: brokers down, authentication...), served
+        in this thread by consume()/poll(): shown in /stats as `retrying`; librdkafka reconnects by
+        itself. While they keep coming, idle does not count as progress, so a long outage fails /ready."""
         self._kafka_error_at = time.monotonic()
         self.metrics.retries.labels(str(err.name()).lstrip("_").lower()).inc()
-        self.health.report(KAFKA, "retrying", error=f"Kafka consumer: {err.str()}")
+        self.health.report(KAFKA, "retrying", error=f"Kafka: {err.str()}")
 
     def _has_room(self, committer: Committer) -> bool:
         return committer.accepts(RoutedBatch())
