@@ -124,10 +124,11 @@ std::size_t record_size(const Record& record) {
   return total;
 }
 
-std::string format_time(int64_t ms) {
+std::size_t format_time_into(int64_t ms, char* out) {
   // The seconds part is cached per thread: records of the same second share it.
   thread_local int64_t cached_second = INT64_MIN;
   thread_local char stamp[32];
+  thread_local std::size_t stamp_size = 0;
   int64_t seconds = ms / 1000, millis = ms % 1000;
   if (millis < 0) {
     millis += 1000;
@@ -137,16 +138,22 @@ std::string format_time(int64_t ms) {
     std::time_t t = static_cast<std::time_t>(seconds);
     std::tm tm{};
     gmtime_r(&t, &tm);
-    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    stamp_size = std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
     cached_second = seconds;
   }
-  std::string out(stamp);
-  out.push_back('.');
-  out.push_back(static_cast<char>('0' + millis / 100));
-  out.push_back(static_cast<char>('0' + millis / 10 % 10));
-  out.push_back(static_cast<char>('0' + millis % 10));
-  out.push_back('Z');
-  return out;
+  std::memcpy(out, stamp, stamp_size);
+  char* p = out + stamp_size;
+  *p++ = '.';
+  *p++ = static_cast<char>('0' + millis / 100);
+  *p++ = static_cast<char>('0' + millis / 10 % 10);
+  *p++ = static_cast<char>('0' + millis % 10);
+  *p++ = 'Z';
+  return static_cast<std::size_t>(p - out);
+}
+
+std::string format_time(int64_t ms) {
+  char out[32];
+  return std::string(out, format_time_into(ms, out));
 }
 
 int64_t now_ms() {

@@ -202,10 +202,32 @@ Producer::~Producer() {
 }
 
 void Producer::poll_loop() {
-  while (!stop_.load(std::memory_order_relaxed)) producer_->poll(100);
+  // Serve delivery reports every few milliseconds instead of blocking in poll(): a thread waiting on the
+  // queue makes librdkafka signal it for every report batch, which costs more CPU than it saves latency.
+  while (!stop_.load(std::memory_order_relaxed)) {
+    producer_->poll(0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
-Schema Producer::schema_of(const std::string& title, const std::string& category, uint32_t version) {
+const Schema& Producer::schema_of(const std::string& title, const std::string& category, uint32_t version) {
+  // Senders repeat the same (title, category, version) a lot: remember this thread's last answer.
+  struct Last {
+    const Producer* owner = nullptr;
+    std::string title, category;
+    uint32_t version = 0;
+    const Schema* schema = nullptr;
+  };
+  thread_local Last last;
+  if (last.owner == this && last.version == version && last.title == title && last.category == category) {
+    return *last.schema;
+  }
+  const Schema& schema = lookup_schema(title, category, version);
+  last = {this, title, category, version, &schema};
+  return schema;
+}
+
+const Schema& Producer::lookup_schema(const std::string& title, const std::string& category, uint32_t version) {
   std::string key;
   key.reserve(title.size() + category.size() + 12);
   key.append(title).push_back('\x1f');
@@ -214,7 +236,7 @@ Schema Producer::schema_of(const std::string& title, const std::string& category
   {
     std::lock_guard<std::mutex> lock(schema_mutex_);
     auto it = schema_cache_.find(key);
-    if (it != schema_cache_.end()) return it->second;
+    if (it != schema_cache_.end()) return it->second;  // elements of an unordered_map never move
   }
   for (const auto& [part, value] : {std::pair{"title", &title}, std::pair{"category", &category}}) {
     std::string problem = contract::component_problem(part, *value);
@@ -226,9 +248,20 @@ Schema Producer::schema_of(const std::string& title, const std::string& category
   return schema_cache_.emplace(key, std::move(schema)).first->second;
 }
 
-void Producer::ensure_topic(const std::string& topic) {
+const std::string& Producer::ready_topic(const std::string& env, const std::string& source) {
+  const bool is_default = env == config_.env && source == config_.source;
+  if (is_default) {
+    if (const std::string* topic = default_topic_.load(std::memory_order_acquire)) return *topic;
+  }
   std::lock_guard<std::mutex> lock(topic_mutex_);
-  if (ready_topics_.count(topic) != 0) return;
+  auto key = std::make_pair(env, source);
+  auto it = ready_topics_.find(key);
+  if (it != ready_topics_.end()) return it->second;
+  for (const auto& [part, value] : {std::pair{"env", &env}, std::pair{"source", &source}}) {
+    std::string problem = contract::component_problem(part, *value);
+    if (!problem.empty()) throw InvalidInputError(problem);
+  }
+  const std::string topic = contract::ingest_topic(env, source);
   if (config_.create_topics) {
     rd_kafka_t* rk = producer_->c_ptr();
     char error[512];
@@ -270,12 +303,14 @@ void Producer::ensure_topic(const std::string& topic) {
       throw Error(message);
     }
   }
-  ready_topics_.insert(topic);
+  const std::string& ready = ready_topics_.emplace(key, topic).first->second;  // std::map nodes never move
+  if (is_default) default_topic_.store(&ready, std::memory_order_release);
+  return ready;
 }
 
-Record Producer::prepare_record(const std::string& title, const std::string& category, uint32_t version,
-                                std::string_view payload, const std::string& format, const SendOptions& options,
-                                const Schema& schema) {
+Metadata Producer::metadata_for(const std::string& title, const std::string& category, uint32_t version,
+                                const std::string& format, const SendOptions& options, const Schema& schema,
+                                const std::string** topic) {
   if (options.schema_id && *options.schema_id != schema.id) {
     throw InvalidInputError("schema id " + std::to_string(*options.schema_id) + " is not the registered one: " +
                             schema.subject + " version " + std::to_string(version) + " is schema id " +
@@ -286,45 +321,59 @@ Record Producer::prepare_record(const std::string& title, const std::string& cat
     throw InvalidInputError("payload format '" + format + "' does not fit schema id " + std::to_string(schema.id) +
                             " (" + schema.type + "); use raw, or the format of the registered type");
   }
+  for (const auto& [name, value] : options.attributes) {
+    std::string problem = contract::attribute_name_problem(name);
+    if (!problem.empty()) throw InvalidInputError(problem);
+    if (!contract::is_utf8(value)) throw InvalidInputError("attribute '" + name + "' is not valid UTF-8");
+  }
   Metadata md;
   md.produced_at_ms = options.produced_at_ms ? *options.produced_at_ms : now_ms();
-  md.message_id = options.message_id ? *options.message_id : new_message_id(md.produced_at_ms);
+  if (options.message_id) {
+    const std::string& id = *options.message_id;
+    if (id.empty() || id.size() > contract::kMaxMessageIdBytes || !contract::is_utf8(id)) {
+      throw InvalidInputError("message_id must be 1 to 200 bytes of UTF-8");
+    }
+    md.message_id = id;
+  } else {
+    md.message_id = new_message_id(md.produced_at_ms);
+  }
   md.env = options.env.empty() ? config_.env : options.env;
   md.source = options.source.empty() ? config_.source : options.source;
-  md.title = title;
-  md.category = category;
+  md.title = title;        // checked by schema_of
+  md.category = category;  // checked by schema_of
   md.version = version;
   md.schema_id = schema.id;
   md.payload_format = format;
   md.producer = config_.producer_id;
   md.attributes = options.attributes;
-  Record record = build_record(md, payload, options.key ? &*options.key : nullptr);
-  std::size_t size = record_size(record);
-  if (size > contract::kMaxRecordBytes) {
-    throw InvalidInputError("record would be " + std::to_string(size) + " bytes (payload " +
-                            std::to_string(payload.size()) + ", with envelope, key, headers and framing); the "
-                            "contract's limit is " + std::to_string(contract::kMaxRecordBytes));
-  }
-  ensure_topic(record.topic);
-  return record;
+  *topic = &ready_topic(md.env, md.source);  // checks env and source
+  return md;
 }
 
 Record Producer::prepare(const std::string& title, const std::string& category, uint32_t version,
                          std::string_view payload, const SendOptions& options) {
   const std::string format = options.format.empty() ? "raw" : options.format;
-  return prepare_record(title, category, version, payload, format, options, schema_of(title, category, version));
+  const std::string* topic = nullptr;
+  Metadata md = metadata_for(title, category, version, format, options, schema_of(title, category, version), &topic);
+  Record record = build_record(md, payload, options.key ? &*options.key : nullptr);
+  std::size_t size = record_size(record);
+  if (size > contract::kMaxRecordBytes) {
+    throw InvalidInputError("record would be " + std::to_string(size) + " bytes; the contract's limit is " +
+                            std::to_string(contract::kMaxRecordBytes));
+  }
+  return record;
 }
 
 std::string Producer::send(const std::string& title, const std::string& category, uint32_t version,
                            std::string_view payload, const SendOptions& options) {
-  Record record = prepare(title, category, version, payload, options);
-  std::string message_id = record.headers[2].second;  // ce_id
-  return queue(record, message_id, options.on_delivery);
+  static const std::string raw = "raw";
+  const std::string& format = options.format.empty() ? raw : options.format;
+  const std::string* topic = nullptr;
+  Metadata md = metadata_for(title, category, version, format, options, schema_of(title, category, version), &topic);
+  return queue(*topic, md, payload, options);
 }
 
-std::string Producer::send(const std::string& title, const std::string& category, uint32_t version,
-                           const google::protobuf::Message& payload, const SendOptions& options) {
-  Schema schema = schema_of(title, category, version);
+std::string Producer::protobuf_bytes(const Schema& schema, const google::protobuf::Message& payload) {
   const std::string& type = payload.GetDescriptor()->full_name();
   if (schema.type != "PROTOBUF") {
     throw InvalidInputError("a protobuf message (" + type + ") was given but schema id " +
@@ -349,36 +398,55 @@ std::string Producer::send(const std::string& title, const std::string& category
     throw InvalidInputError("protobuf message lacks required fields: " + payload.InitializationErrorString());
   }
   std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    payload.SerializeToCodedStream(&coded);
-  }
-  Record record = prepare_record(title, category, version, bytes, "protobuf", options, schema);
-  std::string message_id = record.headers[2].second;
-  return queue(record, message_id, options.on_delivery);
+  google::protobuf::io::StringOutputStream stream(&bytes);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  payload.SerializeToCodedStream(&coded);
+  coded.Trim();
+  return bytes;
 }
 
-std::string Producer::queue(Record& record, const std::string& message_id, const DeliveryCallback& callback) {
+std::string Producer::send(const std::string& title, const std::string& category, uint32_t version,
+                           const google::protobuf::Message& payload, const SendOptions& options) {
+  static const std::string protobuf = "protobuf";
+  const Schema& schema = schema_of(title, category, version);
+  std::string bytes = protobuf_bytes(schema, payload);
+  const std::string* topic = nullptr;
+  Metadata md = metadata_for(title, category, version, protobuf, options, schema, &topic);
+  return queue(*topic, md, bytes, options);
+}
+
+std::string Producer::queue(const std::string& topic, const Metadata& md, std::string_view payload,
+                            const SendOptions& options) {
+  const std::string value = encode_envelope(md, payload);
+  const std::string* key = options.key ? &*options.key : nullptr;
   RdKafka::Headers* headers = RdKafka::Headers::create();
-  for (const auto& [name, value] : record.headers) headers->add(name, value.data(), value.size());
-  auto* opaque = callback ? new DeliveryCallback(callback) : nullptr;
+  std::size_t size = contract::kRecordFramingBytes + (key ? key->size() : 0) + value.size();
+  for_each_header(md, [&](std::string_view name, std::string_view data) {
+    headers->add(std::string(name), data.data(), data.size());
+    size += name.size() + contract::kHeaderFramingBytes + data.size();
+  });
+  if (size > contract::kMaxRecordBytes) {
+    delete headers;
+    throw InvalidInputError("record would be " + std::to_string(size) + " bytes (payload " +
+                            std::to_string(payload.size()) + ", with envelope, key, headers and framing); the "
+                            "contract's limit is " + std::to_string(contract::kMaxRecordBytes));
+  }
+  auto* opaque = options.on_delivery ? new DeliveryCallback(options.on_delivery) : nullptr;
   std::optional<Clock::time_point> deadline;
   while (true) {
     RdKafka::ErrorCode err = producer_->produce(
-        record.topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY, record.value.data(),
-        record.value.size(), record.has_key ? record.key.data() : nullptr, record.has_key ? record.key.size() : 0,
-        record.timestamp_ms, headers, opaque);
+        topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
+        value.size(), key ? key->data() : nullptr, key ? key->size() : 0, md.produced_at_ms, headers, opaque);
     if (err == RdKafka::ERR_NO_ERROR) {
       callbacks_->queued.fetch_add(1, std::memory_order_relaxed);
-      return message_id;
+      return md.message_id;
     }
     if (err == RdKafka::ERR__QUEUE_FULL) {
       auto now = Clock::now();
       if (!deadline) deadline = now + std::chrono::milliseconds(config_.block_timeout_ms);
       if (now < *deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the poll thread serves reports
+        producer_->poll(1);  // serve delivery reports here too: their records free the queue
         continue;
       }
     }
@@ -390,7 +458,7 @@ std::string Producer::queue(Record& record, const std::string& message_id, const
                            std::to_string(producer_->outq_len()) + " records waiting); " +
                            (cause.empty() ? "the broker is slow or unreachable" : "last broker error: " + cause));
     }
-    throw DeliveryError("librdkafka refused the record for " + record.topic + ": " + RdKafka::err2str(err));
+    throw DeliveryError("librdkafka refused the record for " + topic + ": " + RdKafka::err2str(err));
   }
 }
 

@@ -2,6 +2,7 @@
 // exactly as docs/contract.md and the golden vectors (tests/vectors/envelopes.json) say.
 #pragma once
 
+#include <charconv>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -29,6 +30,8 @@ using Header = std::pair<std::string, std::string>;
 
 // RFC 3339 UTC with millisecond precision: 2026-01-01T00:00:00.123Z.
 std::string format_time(int64_t ms);
+// The same into `out` (at least 32 bytes); returns the length (24 for years 0000-9999).
+std::size_t format_time_into(int64_t ms, char* out);
 
 // What a producer sends: topic, optional key, the envelope bytes and the headers in canonical order.
 struct Record {
@@ -61,10 +64,12 @@ void for_each_header(const Metadata& md, Fn&& fn) {
   fn("ce_source", md.source);
   fn("ce_title", md.title);
   fn("ce_type", md.category);
-  fn("ce_version", std::to_string(md.version));
-  fn("ce_schemaid", std::to_string(md.schema_id));
+  char version[16], schema_id[16], time[32];
+  fn("ce_version", std::string_view(version, std::to_chars(version, version + 16, md.version).ptr - version));
+  fn("ce_schemaid",
+     std::string_view(schema_id, std::to_chars(schema_id, schema_id + 16, md.schema_id).ptr - schema_id));
   fn("ce_format", md.payload_format);
-  fn("ce_time", format_time(md.produced_at_ms));
+  fn("ce_time", std::string_view(time, format_time_into(md.produced_at_ms, time)));
   fn("ce_producer", md.producer);
   std::string name;
   for (const auto& [attribute, value] : md.attributes) {

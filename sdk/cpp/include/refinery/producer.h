@@ -78,7 +78,9 @@ struct SendOptions {
   // they are in (avro, json, protobuf), which must fit the registered schema type.
   std::string format = "raw";
   std::optional<int32_t> schema_id;             // when given, must be the registered schema's id
-  DeliveryCallback on_delivery;                 // called from the SDK's poll thread; keep it short
+  // Called once per record from the SDK's poll thread (or from send() while it waits on a full queue);
+  // keep it short and thread-safe.
+  DeliveryCallback on_delivery;
   std::string env;                              // override the config's env / source for this record
   std::string source;
   std::optional<std::string> message_id;        // replays and tests only: default a fresh UUIDv7
@@ -123,12 +125,16 @@ class Producer {
 
  private:
   class Callbacks;
-  Record prepare_record(const std::string& title, const std::string& category, uint32_t version,
-                        std::string_view payload, const std::string& format, const SendOptions& options,
-                        const Schema& schema);
-  std::string queue(Record& record, const std::string& message_id, const DeliveryCallback& callback);
-  Schema schema_of(const std::string& title, const std::string& category, uint32_t version);
-  void ensure_topic(const std::string& topic);
+  // The record's metadata and ingest topic (created if needed); checks everything send() checks.
+  Metadata metadata_for(const std::string& title, const std::string& category, uint32_t version,
+                        const std::string& format, const SendOptions& options, const Schema& schema,
+                        const std::string** topic);
+  std::string queue(const std::string& topic, const Metadata& md, std::string_view payload,
+                    const SendOptions& options);
+  const Schema& schema_of(const std::string& title, const std::string& category, uint32_t version);
+  const Schema& lookup_schema(const std::string& title, const std::string& category, uint32_t version);
+  const std::string& ready_topic(const std::string& env, const std::string& source);
+  std::string protobuf_bytes(const Schema& schema, const google::protobuf::Message& payload);
   void poll_loop();
 
   ProducerConfig config_;
@@ -138,7 +144,8 @@ class Producer {
   std::mutex schema_mutex_;
   std::unordered_map<std::string, Schema> schema_cache_;
   std::mutex topic_mutex_;
-  std::set<std::string> ready_topics_;
+  std::map<std::pair<std::string, std::string>, std::string> ready_topics_;  // (env, source) -> topic
+  std::atomic<const std::string*> default_topic_{nullptr};  // the config's, once it exists
   std::set<std::string> checked_proto_types_;  // "{schema id}:{message type}" already compared
   std::atomic<bool> stop_{false};
   std::thread poller_;
