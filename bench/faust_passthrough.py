@@ -9,9 +9,18 @@ group), the source topics and the sink topic; the broker comes from `REFINERY_KA
 
 from __future__ import annotations
 
+import socket
+
 import faust
 
 from common.config import BenchSettings, KafkaSettings
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
 
 settings = BenchSettings()
 app = faust.App(
@@ -19,7 +28,12 @@ app = faust.App(
     broker=f"kafka://{KafkaSettings().bootstrap_servers}",
     store="memory://",
     datadir=str(settings.faust_data_dir or f"{settings.faust_app_id}-data"),
+    # Faust's `worker` command still binds its web server (0.0.0.0:6066 by default) although web_enabled
+    # is off, which collided with a running stack's worker: a free loopback port instead
     web_enabled=False,
+    web_bind="127.0.0.1",
+    web_host="127.0.0.1",
+    web_port=_free_port(),
     topic_partitions=12,
     consumer_auto_offset_reset="earliest",
     producer_linger_ms=20,
