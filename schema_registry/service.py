@@ -120,12 +120,7 @@ class RegistryService:
     def referenced_by(self, subject: str, version: str | int) -> list[int]:
         target = self.version(subject, version, deleted=True)
         return sorted(
-            {
-                item.schema_id
-                for item in self.store.all_versions()
-                if not item.deleted
-                and any(r.subject == subject and r.version == target.version for r in item.references)
-            }
+            {item.schema_id for item in self.store.referrers(subject, target.version) if not item.deleted}
         )
 
     # --- schemas by id ------------------------------------------------------------------------------
@@ -408,11 +403,9 @@ class RegistryService:
             return number
 
     def _refuse_if_referenced(self, subject: str, version: int) -> None:
-        used = any(
-            not item.deleted and any(r.subject == subject and r.version == version for r in item.references)
-            for item in self.store.all_versions()
-        )
-        if used:  # Confluent's text (its SchemaKey.toString()); GET .../referencedby names the users
+        if any(
+            not item.deleted for item in self.store.referrers(subject, version)
+        ):  # Confluent's text (its SchemaKey.toString()); GET .../referencedby names the users
             raise RegistryError(
                 "One or more references exist to the schema "
                 f"{{magic=1,keytype=SCHEMA,subject={subject},version={version}}}.",

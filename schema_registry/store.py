@@ -23,6 +23,8 @@ class SchemaStore:
         self._modes: dict[str | None, str] = {}
         self.max_id = 0
         self._puts: list[SchemaValue] = []  # every version put, in log order (for incremental indexes)
+        # (subject, version) -> the versions whose references name it
+        self._referrers: dict[tuple[str, int], dict[tuple[str, int], SchemaValue]] = {}
         self.records_applied = 0
         self.generation = 0  # bumped by every change; caches of answers derived from the store key on it
 
@@ -69,6 +71,9 @@ class SchemaStore:
         previous = self._subjects.get(item.subject, {}).get(item.version)
         if previous is not None:
             self._by_id.get(previous.schema_id, {}).pop((item.subject, item.version), None)
+            self._unlink_references(previous)
+        for ref in item.references:
+            self._referrers.setdefault((ref.subject, ref.version), {})[(item.subject, item.version)] = item
         self._subjects.setdefault(item.subject, {})[item.version] = item
         self._by_id.setdefault(item.schema_id, {})[(item.subject, item.version)] = item
         self.max_id = max(self.max_id, item.schema_id)
@@ -79,12 +84,20 @@ class SchemaStore:
         item = versions.pop(version, None)
         if item is None:
             return
+        self._unlink_references(item)
         users = self._by_id.get(item.schema_id, {})
         users.pop((subject, version), None)
         if not users:
             self._by_id.pop(item.schema_id, None)
         if not versions:
             self._subjects.pop(subject, None)
+
+    def _unlink_references(self, item: SchemaValue) -> None:
+        for ref in item.references:
+            users = self._referrers.get((ref.subject, ref.version), {})
+            users.pop((item.subject, item.version), None)
+            if not users:
+                self._referrers.pop((ref.subject, ref.version), None)
 
     @staticmethod
     def _apply_setting(
@@ -120,6 +133,11 @@ class SchemaStore:
         """Every subject version using this schema id, soft-deleted ones included."""
         with self.lock:
             return sorted(self._by_id.get(schema_id, {}).values(), key=lambda v: (v.subject, v.version))
+
+    def referrers(self, subject: str, version: int) -> list[SchemaValue]:
+        """The versions (soft-deleted ones included) whose references name this subject version."""
+        with self.lock:
+            return list(self._referrers.get((subject, version), {}).values())
 
     def puts_since(self, count: int) -> tuple[list[SchemaValue], int]:
         """The versions put after the first `count` puts, and the new count (for incremental indexes;
