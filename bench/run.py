@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, str] = {
     "memory": "peak and steady RSS of a worker at goal throughput",
     "dedup_restore": "dedup store rebuild after a crash mid-batch vs a raw read of the derived topics",
     "gateway": "HTTP ingest gateway: accepted events/s vs the SDK, p99 at half load vs a constant-202 app",
+    "cpp_producer": "C++ SDK send throughput vs a raw librdkafka producer of the same pre-built records",
 }
 CHEAP = ("producer", "registry", "scale")
 

@@ -168,8 +168,14 @@ int main(int argc, char** argv) {
   sdk_send({args.bootstrap, args.source, 100, args.size, 1, args.pool}, sdk, payloads, options);  // warm up
   std::vector<double> raw, ours, raw_cpu, our_cpu, raw_sender, our_sender;
   for (int round = 0; round < args.rounds; ++round) {
-    Measured r = raw_send(args, records);
-    Measured o = sdk_send(args, sdk, payloads, options);
+    Measured r{}, o{};
+    if (round % 2 == 0) {  // alternate which goes first, so neither always follows the other's tail
+      r = raw_send(args, records);
+      o = sdk_send(args, sdk, payloads, options);
+    } else {
+      o = sdk_send(args, sdk, payloads, options);
+      r = raw_send(args, records);
+    }
     raw.push_back(r.rate);
     ours.push_back(o.rate);
     raw_cpu.push_back(r.cpu_us_per_record);
