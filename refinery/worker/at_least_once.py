@@ -75,6 +75,9 @@ class AtLeastOnceCommitter:
     def accepts(self, batch: RoutedBatch) -> bool:
         if batch.dedup_topics:  # the intent protocol wants nothing earlier in flight
             return not len(self._inflight)
+        return self.has_room()
+
+    def has_room(self) -> bool:
         return len(self._inflight) < self._settings.max_inflight_batches
 
     def idle(self) -> bool:

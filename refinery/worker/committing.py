@@ -36,6 +36,10 @@ class Committer(Protocol):
         """Whether `submit(batch)` may be called now (room in flight, no earlier batch it must wait for)."""
         ...
 
+    def has_room(self) -> bool:
+        """Whether another (non-dedup) batch could be submitted now."""
+        ...
+
     def idle(self) -> bool:
         """Nothing in flight or pending."""
         ...

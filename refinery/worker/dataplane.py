@@ -33,9 +33,10 @@ from refinery.routing.guards import RecordGuard
 from refinery.routing.schema_check import SchemaIdChecker
 from refinery.worker.at_least_once import AtLeastOnceCommitter
 from refinery.worker.clients import build_consumer, derived_topics, ensure_internal_topics, producer_factory
-from refinery.worker.committing import Committer, Completion
+from refinery.worker.committing import WRITES, Committer, Completion
 from refinery.worker.health import Health
 from refinery.worker.metrics import WorkerMetrics
+from refinery.worker.outcomes import reason_name
 from refinery.worker.retry import Backoff
 from refinery.worker.transactional import TransactionalCommitter
 from refinery.worker.writer import BatchWriter, TransientWriteError
@@ -281,9 +282,7 @@ class DataPlane:
             if self._held_records is not None or self._held_batch is not None:
                 self._hold()
                 return
-        if not committer.idle() and (
-            self.health.trouble("writes") == "paused" or not self._has_room(committer)
-        ):
+        if not committer.idle() and (self.health.trouble(WRITES) == "paused" or not committer.has_room()):
             self._hold()
             return
         self._stop_holding()
@@ -307,11 +306,8 @@ class DataPlane:
         in this thread by consume()/poll(): shown in /stats as `retrying`; librdkafka reconnects by
         itself. While they keep coming, idle does not count as progress, so a long outage fails /ready."""
         self._kafka_error_at = time.monotonic()
-        self.metrics.retries.labels(str(err.name()).lstrip("_").lower()).inc()
+        self.metrics.retries.labels(reason_name(err)).inc()
         self.health.report(KAFKA, "retrying", error=f"Kafka: {err.str()}")
-
-    def _has_room(self, committer: Committer) -> bool:
-        return committer.accepts(RoutedBatch())
 
     def _next_records(self) -> list[Any]:
         if self._backlog:
@@ -375,7 +371,7 @@ class DataPlane:
         backoff = self._hold_backoff
         delay = backoff.failed()
         error = getattr(exc, "error", None)
-        self.metrics.retries.labels(reason if error is None else str(error.name()).lstrip("_").lower()).inc()
+        self.metrics.retries.labels(reason if error is None else reason_name(error)).inc()
         if pause_now or backoff.exhausted:
             backoff.next_at = time.monotonic() + self.settings.pause_probe_interval_s
             if self.health.trouble(HOLD) != "paused":

@@ -66,6 +66,9 @@ class TransactionalCommitter:
         )
 
     def accepts(self, batch: RoutedBatch) -> bool:
+        return self.has_room()
+
+    def has_room(self) -> bool:
         return self._pending is None
 
     def idle(self) -> bool:
