@@ -261,3 +261,39 @@ def test_a_derived_topic_that_refuses_writes_dead_letters_its_outputs_and_other_
     assert metric(samples, "refinery_worker_pauses_total") == 0
     assert "paused" not in watcher.states, watcher.states
     assert watcher.exited is None and stats["state"] == "running" and stats["ready"] is True, stats
+
+
+def test_a_derived_topic_the_broker_refuses_to_create_dead_letters_its_outputs(
+    kafka_bootstrap: str, unique_name: str, tmp_path: Path
+) -> None:
+    """Kafka refuses to create a topic whose name collides with an existing one once `.` and `_` are
+    equated (InvalidTopicException): the `narrow` route's topic cannot be created, so its outputs become
+    `output_rejected` dead letters once each while `wide` gets every record, and the worker never pauses."""
+    name, conf = unique_name, {"bootstrap.servers": kafka_bootstrap}
+    env = worker_env(kafka_bootstrap, name, tmp_path)
+    publish_route_set(conf, env["REFINERY_WORKER_ROUTES_TOPIC"], load_route_set(NARROW_ROUTES))
+    narrow, wide = f"prod.{name}.narrow.all-v1", f"prod.{name}.wide.all-v1"
+    create_topic(kafka_bootstrap, narrow.replace(".", "_"))  # the collision that makes `narrow` illegal
+    ingest = f"prod.{name}.ingest.all-v1"
+    create_topic(kafka_bootstrap, ingest)
+    worker = WorkerProcess(env, tmp_path / "worker.log")
+    try:
+        with HealthWatcher(worker.start()) as watcher:
+            sent = produce(kafka_bootstrap, [good_item(ingest, name, i) for i in range(100)])
+            wait_caught_up(conf, name, [ingest], timeout=90)
+            stats = wait_ready(worker, timeout=30)
+            samples = metrics(worker)
+    finally:
+        worker.stop()
+    ledger = read_back(conf, name, NARROW_ROUTES, sent, dlq_topic=env["REFINERY_WORKER_DLQ_TOPIC"],
+                       rejected_topics={narrow})  # fmt: skip
+    assert {topic for _, topic in ledger.expected} == {wide}
+    assert ledger.lost == 0 and ledger.duplicated == 0 and ledger.misrouted == 0, ledger.summary()
+    assert set(ledger.dead) == {s.coordinate for s in sent} and ledger.dead_unknown == 0
+    for s in sent:
+        (dead,) = ledger.dead[s.coordinate]
+        errors = dead_letter_errors(dead)
+        assert errors[dlq.REASON] == dlq.DlqReason.OUTPUT_REJECTED and errors[dlq.ROUTE] == "narrow"
+        assert "collides" in errors[dlq.MESSAGE] or "could not create topic" in errors[dlq.MESSAGE]
+    assert metric(samples, "refinery_worker_pauses_total") == 0 and "paused" not in watcher.states
+    assert watcher.exited is None and stats["ready"] is True, stats
