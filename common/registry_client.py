@@ -13,6 +13,8 @@ client answers). A bare HTTP 404 without one is *not* "not found": it is what a 
 prefix, another service) answers, and reading it as "unknown schema" would dead-letter every record.
 `is_access_denied(exc)`: the registry refused our credentials (HTTP 401/403, codes 40101/40301).
 `TRANSPORT_ERRORS`: the exceptions of a registry that cannot be reached at all.
+`not_a_registry(exc, url)`: one line saying `url` is not a schema registry, when an HTTP error came
+without a Confluent error code in a JSON body (a web server or another service at that address).
 """
 
 from __future__ import annotations
@@ -81,6 +83,18 @@ def registry_client(settings: RegistrySettings, **overrides: Any) -> SchemaRegis
 def is_not_found(exc: BaseException) -> bool:
     """The registry answered that the subject, version or schema does not exist."""
     return isinstance(exc, SchemaRegistryError) and exc.error_code in NOT_FOUND_CODES
+
+
+def not_a_registry(exc: BaseException, url: str) -> str | None:
+    """A one-line message if `exc` is an HTTP error without a Confluent error code (not a registry)."""
+    if not isinstance(exc, SchemaRegistryError) or exc.http_status_code in ACCESS_DENIED_STATUSES:
+        return None
+    if exc.error_code not in (None, -1) or not 400 <= exc.http_status_code < 500:
+        return None
+    return (
+        f"{redacted_url(url)} is not a schema registry: it answered HTTP {exc.http_status_code} without a "
+        "Confluent error code (check REFINERY_REGISTRY_URL or --registry-url)"
+    )
 
 
 def is_access_denied(exc: BaseException) -> bool:

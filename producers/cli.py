@@ -30,7 +30,10 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from common.config import KafkaSettings, ProducerSettings, RegistrySettings
 from common.errors import InvalidInputError, RefineryError
+from common.kafka_log import kafka_unreachable
 from common.logs import configure_logging
+from common.registry_client import check_registry_url
+from producers.errors import BrokerUnavailableError
 from producers.producer import Producer
 from producers.reader import Reader, parse_where
 from producers.schemas import SCHEMA_TYPES, SchemaCatalog
@@ -44,6 +47,17 @@ def _settings(args: argparse.Namespace) -> tuple[KafkaSettings, RegistrySettings
     kafka = KafkaSettings(bootstrap_servers=args.bootstrap) if args.bootstrap else KafkaSettings()
     registry = RegistrySettings(url=args.registry_url) if args.registry_url else RegistrySettings()
     return kafka, registry
+
+
+def _check_services(args: argparse.Namespace) -> None:
+    """Fail in one line, before any client is built: a registry URL that is not http(s) (ConfigError),
+    a Kafka cluster that accepts no TCP connection (BrokerUnavailableError naming address and cause)."""
+    kafka, registry = _settings(args)
+    check_registry_url(registry.url)
+    if args.command != "register":
+        problem = kafka_unreachable(kafka.bootstrap_servers, timeout_s=min(args.timeout, 2.0))
+        if problem is not None:
+            raise BrokerUnavailableError(problem)
 
 
 def _catalog(args: argparse.Namespace) -> SchemaCatalog:
@@ -226,6 +240,7 @@ def main(
     configure_logging(level="WARNING")
     out = stdout or sys.stdout
     try:
+        _check_services(args)
         if args.command == "register":
             return cmd_register(args, out)
         if args.command == "produce":

@@ -55,8 +55,11 @@ class ClientErrors:
             return
         if self._secret:
             problem = problem.replace(self._secret, "***")
+        if code == KafkaError._ALL_BROKERS_DOWN and self.broker is not None and not err.fatal():
+            return  # "1/1 brokers are down" says less than the connection failure that caused it
         if problem != (self.auth if is_auth else self.broker):  # log each new problem once
-            level = logging.ERROR if is_auth or err.fatal() else logging.WARNING
+            # Transport trouble is already in librdkafka's own (deduplicated) log: DEBUG here.
+            level = logging.ERROR if is_auth or err.fatal() else logging.DEBUG
             log.log(level, "kafka client error", extra={"error": problem, "fatal": err.fatal()})
         if is_auth:
             self.auth = problem

@@ -29,7 +29,9 @@ BufferError).
 Client errors: librdkafka's `error_cb` records the last broker-side problem (authentication refused,
 all brokers down, a fatal idempotence error); `check_connection()`, QueueFullError and DeliveryError
 name it, so wrong credentials read "authentication failed for user 'x' at host:port: ..." rather than
-a bare transport failure. Counts go to `producers.metrics` (Prometheus) and `stats`.
+a bare transport failure, and an unreachable cluster reads "Kafka at host:port is unreachable: connection
+refused" (`common.kafka_log`). librdkafka's own log goes to the `librdkafka` logger, deduplicated, at
+WARNING at most. Counts go to `producers.metrics` (Prometheus) and `stats`.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from common.envelope import encode_envelope, make_envelope, new_message_id, now_
 from common.errors import InvalidInputError
 from common.headers import Headers, metadata_to_headers
 from common.kafka_admin import TopicEnsurer
+from common.kafka_log import describe_failure, error_text, with_log
 from common.limits import MAX_RECORD_BYTES, record_size
 from common.topics import ingest_topic
 from producers.client_errors import ClientErrors
@@ -119,7 +122,8 @@ class Producer:
         self.stats = ProducerStats()
         self._client_errors = ClientErrors(kafka)
         self._reports = DeliveryReports(self.stats, self.metrics, self._client_errors)
-        conf = producer_config(kafka, self.settings, kafka_overrides)
+        self._bootstrap = kafka.bootstrap_servers
+        conf = with_log(producer_config(kafka, self.settings, kafka_overrides))
         conf["error_cb"] = self._client_errors.on_error
         try:
             self._producer = confluent_kafka.Producer(conf)
@@ -134,7 +138,7 @@ class Producer:
         for producer_only in ("linger.ms", "compression.type", "enable.idempotence", "acks", "partitioner"):
             admin_conf.pop(producer_only, None)
         self._topics = TopicEnsurer(
-            admin_conf,
+            with_log(admin_conf),
             partitions=self.settings.partitions,
             replication_factor=self.settings.replication_factor,
             allowed_envs=self.settings.allowed_envs,
@@ -306,8 +310,10 @@ class Producer:
         try:
             self._producer.list_topics(timeout=timeout)
         except KafkaException as exc:
-            cause = self.broker_problem() or str(exc)
-            raise BrokerUnavailableError(f"Kafka did not answer within {timeout:.0f}s: {cause}") from None
+            cause = self.broker_problem() or error_text(exc)
+            raise BrokerUnavailableError(
+                describe_failure(self._bootstrap, f"no answer within {timeout:.0f}s ({cause})")
+            ) from None
         self._client_errors.clear()
 
     def poll(self, timeout: float = 0) -> int:
@@ -362,7 +368,10 @@ class Producer:
         try:
             self._topics.ensure(topic)
         except TimeoutError:
-            raise BrokerUnavailableError(f"Kafka did not confirm topic {topic!r} in time") from None
+            cause = self.broker_problem() or "no answer"
+            raise BrokerUnavailableError(
+                describe_failure(self._bootstrap, f"did not confirm topic {topic!r} in time ({cause})")
+            ) from None
         self._ready_topics[(env, source)] = topic
         return topic
 

@@ -29,6 +29,7 @@ from common.config import KafkaSettings
 from common.envelope import NAME_BY_FORMAT, decode_envelope
 from common.errors import InvalidInputError
 from common.headers import FIELD_HEADERS, HeaderValue
+from common.kafka_log import describe_failure, error_text, with_log
 from producers.codecs import decode_payload
 from producers.errors import BrokerUnavailableError, UnknownTopicError
 from producers.schemas import SchemaCatalog
@@ -112,9 +113,10 @@ class Reader:
         self.filters = {header_name(k): v.encode() for k, v in (where or {}).items()}
         self._timeout = timeout_s
         self._start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+        self._bootstrap = kafka.bootstrap_servers
         self._consumer = Consumer(
             {
-                **kafka.client_config(),
+                **with_log(kafka.client_config()),
                 "group.id": "refinery-reader",  # required by librdkafka; unused: we assign, never commit
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
@@ -137,7 +139,8 @@ class Reader:
         try:
             cluster = self._consumer.list_topics(timeout=self._timeout)
         except KafkaException as exc:
-            raise BrokerUnavailableError(f"Kafka did not answer within {self._timeout:.0f}s: {exc}") from None
+            detail = f"no answer within {self._timeout:.0f}s ({error_text(exc)})"
+            raise BrokerUnavailableError(describe_failure(self._bootstrap, detail)) from None
         out: list[TopicPartition] = []
         for topic in self.topics:
             meta = cluster.topics.get(topic)

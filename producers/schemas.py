@@ -31,7 +31,7 @@ from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegi
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from common.config import RegistrySettings
-from common.registry_client import TRANSPORT_ERRORS, is_not_found, registry_client
+from common.registry_client import TRANSPORT_ERRORS, is_not_found, not_a_registry, registry_client
 from common.topics import validate_component, validate_version
 from producers.errors import (
     RegistryUnavailableError,
@@ -76,8 +76,9 @@ class ResolvedSchema:
         return FORMAT_BY_SCHEMA_TYPE[self.schema_type]
 
 
-def _call(what: str, fn: Callable[[], T]) -> T:
-    """Run a registry call, turning transport and server failures into RegistryUnavailableError."""
+def _call(what: str, fn: Callable[[], T], url: str = "") -> T:
+    """Run a registry call, turning transport and server failures, and the answers of something that
+    is not a registry at `url`, into RegistryUnavailableError."""
     try:
         return fn()
     except TRANSPORT_ERRORS as exc:
@@ -85,6 +86,9 @@ def _call(what: str, fn: Callable[[], T]) -> T:
     except SchemaRegistryError as exc:
         if exc.http_status_code >= 500 or exc.http_status_code < 0:
             raise RegistryUnavailableError(f"schema registry failed while {what}: {exc}") from None
+        wrong_service = not_a_registry(exc, url) if url else None
+        if wrong_service is not None:
+            raise RegistryUnavailableError(wrong_service) from None
         raise
 
 
@@ -93,6 +97,8 @@ class SchemaCatalog:
 
     def __init__(self, client: SchemaRegistryClient) -> None:
         self.client = client
+        rest = getattr(client, "_rest_client", None)  # for messages; confluent's mock client has none
+        self.url = ",".join(getattr(rest, "base_urls", None) or [])
         self._by_key: dict[tuple[str, str, int], ResolvedSchema] = {}
         self._by_id: dict[int, ResolvedSchema] = {}
         self._lock = threading.Lock()
@@ -109,7 +115,7 @@ class SchemaCatalog:
     def ping(self) -> None:
         """RegistryUnavailableError unless the registry answers (a cheap subjects listing)."""
         try:
-            _call("listing subjects", self.client.get_subjects)
+            _call("listing subjects", self.client.get_subjects, self.url)
         except SchemaRegistryError as exc:
             raise RegistryUnavailableError(f"schema registry refused a subjects listing: {exc}") from None
 
@@ -121,6 +127,7 @@ class SchemaCatalog:
             return _call(
                 f"registering a schema under {subject!r}",
                 lambda: self.client.register_schema_full_response(subject, schema),
+                self.url,
             )
         except SchemaRegistryError as exc:
             raise SchemaRejectedError(f"registry refused the schema for {subject!r}: {exc}") from None
@@ -147,7 +154,9 @@ class SchemaCatalog:
 
     def _lookup(self, subject: str, schema: Schema) -> RegisteredSchema:
         return _call(
-            f"looking up a schema in {subject!r}", lambda: self.client.lookup_schema(subject, schema)
+            f"looking up a schema in {subject!r}",
+            lambda: self.client.lookup_schema(subject, schema),
+            self.url,
         )
 
     def _check_next_version(self, subject: str, schema: Schema, version: int) -> None:
@@ -163,7 +172,9 @@ class SchemaCatalog:
                 )
             return
         try:
-            versions = _call(f"listing versions of {subject!r}", lambda: self.client.get_versions(subject))
+            versions = _call(
+                f"listing versions of {subject!r}", lambda: self.client.get_versions(subject), self.url
+            )
         except SchemaRegistryError as exc:
             if not is_not_found(exc):
                 raise
@@ -186,7 +197,9 @@ class SchemaCatalog:
         validate_version(version)
         try:
             registered = _call(
-                f"looking up {subject!r} version {version}", lambda: self.client.get_version(subject, version)
+                f"looking up {subject!r} version {version}",
+                lambda: self.client.get_version(subject, version),
+                self.url,
             )
         except SchemaRegistryError as exc:
             if is_not_found(exc):
@@ -217,7 +230,9 @@ class SchemaCatalog:
         if cached is not None:
             return cached
         try:
-            schema = _call(f"fetching schema id {schema_id}", lambda: self.client.get_schema(schema_id))
+            schema = _call(
+                f"fetching schema id {schema_id}", lambda: self.client.get_schema(schema_id), self.url
+            )
         except SchemaRegistryError as exc:
             if is_not_found(exc):
                 raise SchemaNotRegisteredError(f"the registry has no schema with id {schema_id}") from None
@@ -254,7 +269,7 @@ class SchemaCatalog:
             fetch: Callable[[], RegisteredSchema] = functools.partial(
                 self.client.get_version, ref.subject, ref.version
             )
-            registered = _call(f"fetching reference {ref.subject!r}", fetch)
+            registered = _call(f"fetching reference {ref.subject!r}", fetch, self.url)
             out.extend(self._dependencies(registered.schema.references or []))
             out.append((ref.name, registered.schema.schema_str or ""))
         return out

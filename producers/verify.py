@@ -29,6 +29,7 @@ from common.config import KafkaSettings
 from common.envelope import NAME_BY_FORMAT, encode_envelope
 from common.errors import HeaderError, InvalidInputError, TopicNameError
 from common.headers import HeaderValue, parse_time
+from common.kafka_log import describe_failure, error_text, with_log
 from common.limits import MAX_RECORD_BYTES, record_size
 from common.topics import INGEST_TITLE, MAX_TOPIC_LENGTH, is_ingest_topic, parse_topic
 from producers.codecs import decode_payload
@@ -318,11 +319,11 @@ def verify_topics(
     """Yield every violation as it is found, then the Report. Reads each topic from the beginning to the end
     offsets seen at the start (at most `max_records` in all)."""
     kafka = kafka or KafkaSettings()
-    consumer = Consumer({**kafka.client_config(), "group.id": "refinery-verify", "enable.auto.commit": False,
-                         "enable.auto.offset.store": False})  # fmt: skip
+    consumer = Consumer({**with_log(kafka.client_config()), "group.id": "refinery-verify",
+                         "enable.auto.commit": False, "enable.auto.offset.store": False})  # fmt: skip
     report = Report()
     try:
-        ends, counts = _assign(consumer, topics, timeout_s)
+        ends, counts = _assign(consumer, topics, timeout_s, kafka.bootstrap_servers)
         for topic, count in counts.items():
             if count != contract.INGEST_PARTITIONS:
                 violation = Violation("topic.partitions", f"topic {topic!r} has {count} partitions; ingest "
@@ -366,14 +367,15 @@ def _judge(
 
 
 def _assign(
-    consumer: Consumer, topics: Sequence[str], timeout_s: float
+    consumer: Consumer, topics: Sequence[str], timeout_s: float, bootstrap: str
 ) -> tuple[dict[tuple[str, int], int], dict[str, int]]:
     """Assign every non-empty partition from the beginning; (end offset per partition, partition count
     per topic)."""
     try:
         cluster = consumer.list_topics(timeout=timeout_s)
     except KafkaException as exc:
-        raise BrokerUnavailableError(f"Kafka did not answer within {timeout_s:.0f}s: {exc}") from None
+        detail = f"no answer within {timeout_s:.0f}s ({error_text(exc)})"
+        raise BrokerUnavailableError(describe_failure(bootstrap, detail)) from None
     ends: dict[tuple[str, int], int] = {}
     counts: dict[str, int] = {}
     assignment = []

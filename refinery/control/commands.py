@@ -5,7 +5,10 @@
                     read-only (never creates the routes topic)
     apply FILE      validate, check the drop guard, publish with who and when; exit 0, 2 (invalid file or
                     refused by the drop guard: pass --force), 1 (credentials refused, Kafka unreachable)
-    show            the live set;   history   every published set, newest first
+    show            the live set; read-only (never creates the routes topic)
+    history         every published set, newest first
+Every action but validate first checks that Kafka accepts a connection and otherwise exits 1 with one
+line naming the address and the cause ("Kafka at 127.0.0.1:1 is unreachable: connection refused").
 
 The CLI writes to the routes topic directly, not through a worker, so its auth check identifies the
 operator rather than enforcing access: with `REFINERY_WORKER_AUTH_USERS` set, `apply` needs --user and
@@ -25,6 +28,7 @@ from faust.cli import AppCommand, argument, option
 
 from common.auth import UNAUTHORIZED, AuthRefused, Role, RoleAuthenticator
 from common.config import WorkerSettings
+from common.kafka_log import kafka_unreachable, with_log
 from refinery.control.app import app
 from refinery.control.route_changes import (
     RouteChangeRefused,
@@ -99,14 +103,18 @@ async def routes(
     settings, kafka = app.worker_settings, app.kafka_settings
     if (action in FILE_ACTIONS) != bool(file):
         _fail(USAGE, 2)
+    if action != "validate":
+        # One line naming the address and the cause, instead of a wait and librdkafka's retry log.
+        problem = kafka_unreachable(kafka.bootstrap_servers)
+        if problem is not None:
+            _fail(problem, 1)
+    client_config = with_log(kafka.client_config())
     try:
         if action == "validate":
             print(summary(_load(str(file))))
         elif action == "diff":
             new = _load(str(file))
-            live = (
-                await asyncio.to_thread(read_route_log, kafka.client_config(), settings.routes_topic)
-            ).live
+            live = (await asyncio.to_thread(read_route_log, client_config, settings.routes_topic)).live
             live_set = live.route_set if live is not None else None
             live_version = live_set.version if live_set is not None else None
             print(format_diff(diff_route_sets(live_set, new), live_version, new))
@@ -114,11 +122,11 @@ async def routes(
             if refusal is not None:
                 print(f"apply would be refused: {refusal.with_hint('--force')}")
         elif action == "apply":
-            await _apply(settings, kafka.client_config(), str(file), force, user, password)
+            await _apply(settings, client_config, str(file), force, user, password)
         elif action == "show":
-            print(await asyncio.to_thread(show_routes, kafka.client_config(), settings.routes_topic), end="")
+            print(await asyncio.to_thread(show_routes, client_config, settings.routes_topic), end="")
         else:
-            route_log = await asyncio.to_thread(read_route_log, kafka.client_config(), settings.routes_topic)
+            route_log = await asyncio.to_thread(read_route_log, client_config, settings.routes_topic)
             live_version = route_log.live.route_set.version if route_log.live is not None else None
             for pub in route_log.history:
                 in_force = pub.version == live_version

@@ -79,6 +79,14 @@ def test_diff_is_read_only_and_names_the_changes(
     assert lines[-1].endswith("; pass --force to apply it anyway")
 
 
+def test_show_and_history_are_read_only(kafka_bootstrap: str, tmp_path: Path, unique_name: str) -> None:
+    shown = cli(tmp_path, kafka_bootstrap, unique_name, "show")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == f"# no route set has been published to {unique_name!r}\n"
+    assert cli(tmp_path, kafka_bootstrap, unique_name, "history").returncode == 0
+    assert not topic_exists(kafka_bootstrap, unique_name)  # neither created the routes topic
+
+
 def test_apply_guards_records_and_lists_history(
     kafka_bootstrap: str, tmp_path: Path, unique_name: str
 ) -> None:
