@@ -16,7 +16,6 @@ from confluent_kafka.admin import AdminClient
 from common.config import KafkaSettings, ProducerSettings, RegistrySettings
 from common.errors import InvalidInputError
 from common.kafka_admin import TopicNotAllowedError
-from producers.errors import DeliveryError
 from producers.producer import Producer
 from producers.schemas import SchemaCatalog
 from producers.workload import register_workload
@@ -47,8 +46,9 @@ def test_sdk_refuses_oversized_messages_and_bad_names(
     kafka_bootstrap: str, registry_url: str, title: str, unique_name: str
 ) -> None:
     with producer(kafka_bootstrap, registry_url, env=unique_name) as sdk:
-        with pytest.raises(DeliveryError, match=r"(?i)too large|size"):
-            sdk.send(title, "crash_report", 1, b"x" * 2_000_000)  # over librdkafka's message.max.bytes
+        # over the contract's one record limit (common/limits.py): refused before it is queued, saying why
+        with pytest.raises(InvalidInputError, match=r"record would be \d+ bytes .*limit is 1000000"):
+            sdk.send(title, "crash_report", 1, b"x" * 2_000_000)
         with pytest.raises(InvalidInputError, match=r"env 'pr\.od'") as info:
             sdk.send(title, "crash_report", 1, b"x", env="pr.od")
         assert "'.'" in str(info.value)  # says what to fix
