@@ -150,3 +150,11 @@ def watch_committed(
     finally:
         reader.close()
     raise RuntimeError(f"{group} committed only {done} of {target} records in {timeout:.0f}s")
+
+
+def start_handwritten_router(ctx: BenchContext, label: str, ingest: IngestRange) -> tuple[Child, str]:
+    """The hand-written at-least-once router of the workload's 8 routes (`bench.handwritten_router_main`)."""
+    group = ctx.name(label)
+    ctx.commit_offsets(group, ingest.start)
+    args = ["-m", "bench.handwritten_router_main", ctx.bootstrap, group, json.dumps(ingest.topics)]
+    return procs.start(label, args), group
