@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from common.headers import Headers
+from common.limits import MAX_RECORD_BYTES
 from refinery.reconcile.reconciler import Reconciler
 from refinery.routing import dlq
 from refinery.routing.router import compile_router
@@ -35,7 +36,7 @@ def dead_letter(coordinate: tuple[str, int, int], reason: str = "missing_header"
 
 
 def reconciler() -> Reconciler:
-    return Reconciler(compile_router(load_route_set(ROUTES)), max_record_bytes=100)
+    return Reconciler(compile_router(load_route_set(ROUTES)))  # the production limits
 
 
 def test_clean_run_with_fan_out_and_unmatched() -> None:
@@ -88,7 +89,7 @@ def test_dead_letters_reconcile_by_ingest_coordinates() -> None:
     no_team_value, no_team = record("prod", "s", "1", "team")
     cases = {
         (INGEST, 0, 0): (b"\x00random", None),  # no headers
-        (INGEST, 0, 1): (b"x" * 101, good),  # over max_record_bytes
+        (INGEST, 0, 1): (b"x" * (MAX_RECORD_BYTES - 100), good),  # over the limit once headers count
         (INGEST, 1, 0): (b"v", [*good, ("ce_env", b"prod")]),  # duplicated header
         (INGEST, 1, 1): (good_value, [(k, v) for k, v in good if k != "ce_env"]),
         (INGEST, 2, 0): (*record("dev", "s", "1", "x"),),  # dev data on a prod ingest topic
