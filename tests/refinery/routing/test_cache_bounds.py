@@ -44,7 +44,7 @@ def test_unique_message_ids_leave_the_caches_at_the_number_of_header_combination
         # a fresh envelope is costly to build 100k times: give each record its own id in both places
         value = value.replace(_id_of(headers), message_id.encode())
         items.append((value, [(k, message_id.encode() if k == "ce_id" else v) for k, v in headers]))
-    guard, router = RecordGuard(max_record_bytes=10_000), compile_router(ROUTES)
+    guard, router = RecordGuard(), compile_router(ROUTES)
     assert _feed(guard, router, items) == RECORDS  # every record is routed (all-prod), none rejected
     combos = len(titles) * len(categories)
     assert len(guard._valid_combos) == combos
@@ -57,7 +57,7 @@ def test_distinct_header_values_beyond_the_cap_clear_the_caches(monkeypatch: pyt
     cap = 50
     monkeypatch.setattr(guards, "_VALID_CACHE_LIMIT", cap)
     items = [record("prod", "src", f"t{n}", "kill") for n in range(cap * 4)]
-    guard, router = RecordGuard(max_record_bytes=10_000), compile_router(ROUTES, cache_size=cap)
+    guard, router = RecordGuard(), compile_router(ROUTES, cache_size=cap)
     assert _feed(guard, router, items) == len(items)
     assert len(guard._valid_combos) <= cap and len(guard._valid) <= cap
     assert len(router._cache) <= cap

@@ -7,6 +7,7 @@ import pytest
 from common.envelope import envelope_message_id
 from common.errors import EnvelopeError
 from common.headers import Headers
+from common.limits import MAX_RECORD_BYTES, record_size
 from refinery.routing import guards
 from refinery.routing.dlq import DlqReason
 from refinery.routing.guards import RecordGuard, Rejection
@@ -27,34 +28,32 @@ def _reject(guard: RecordGuard, value: bytes | None, headers: Headers) -> Reject
 
 def test_a_matching_envelope_passes() -> None:
     value, headers = record("prod", "src", "1234", "kill", attributes={"platform": "pc"})
-    assert RecordGuard(max_record_bytes=10_000).check(TOPIC, value, headers)["ce_title"] == b"1234"
+    assert RecordGuard().check(TOPIC, value, headers)["ce_title"] == b"1234"
 
 
 @pytest.mark.parametrize("cut", [1, 2, 10, 50, -1])
 def test_truncated_envelope_with_valid_headers_is_malformed(cut: int) -> None:
     value, headers = record("prod", "src", "1234", "kill", payload=b"p" * 200)
-    rejection = _reject(RecordGuard(max_record_bytes=10_000), value[:cut], headers)
+    rejection = _reject(RecordGuard(), value[:cut], headers)
     assert rejection.reason is DlqReason.MALFORMED_ENVELOPE and "not a Refinery envelope" in rejection.message
 
 
 @pytest.mark.parametrize("value", [None, b"", b"\xff" * 40, b"plain text, not protobuf"])
 def test_values_that_are_no_envelope_are_malformed(value: bytes | None) -> None:
     _, headers = record("prod", "src", "1234", "kill")
-    assert (
-        _reject(RecordGuard(max_record_bytes=10_000), value, headers).reason is DlqReason.MALFORMED_ENVELOPE
-    )
+    assert _reject(RecordGuard(), value, headers).reason is DlqReason.MALFORMED_ENVELOPE
 
 
 def test_a_ce_id_that_is_not_the_envelopes_message_id_is_a_mismatch() -> None:
     value, _ = record("prod", "src", "1234", "kill")
     _, other = record("prod", "src", "1234", "kill")  # the headers of another envelope
-    rejection = _reject(RecordGuard(max_record_bytes=10_000), value, other)
+    rejection = _reject(RecordGuard(), value, other)
     assert rejection.reason is DlqReason.HEADER_MISMATCH and "ce_id" in rejection.message
 
 
 def test_the_check_can_be_turned_off() -> None:
     value, headers = record("prod", "src", "1234", "kill")
-    guard = RecordGuard(max_record_bytes=10_000, verify_envelope=False)
+    guard = RecordGuard(verify_envelope=False)
     assert guard.check(TOPIC, value[:5], _replace(headers, "ce_id", b"other"))["ce_id"] == b"other"
 
 
@@ -95,7 +94,7 @@ def test_each_routing_header_that_lies_about_the_envelope_is_a_header_mismatch(
 ) -> None:
     value, headers = _lie(header, lie)
     truth = truth or envelope_message_id(value)
-    rejection = _reject(RecordGuard(max_record_bytes=10_000), value, headers)
+    rejection = _reject(RecordGuard(), value, headers)
     assert rejection.reason is DlqReason.HEADER_MISMATCH
     assert header in rejection.message and repr(lie.decode()) in rejection.message
     assert repr(truth) in rejection.message
@@ -103,34 +102,34 @@ def test_each_routing_header_that_lies_about_the_envelope_is_a_header_mismatch(
 
 def test_a_prod_header_on_a_dev_envelope_is_an_env_mismatch() -> None:
     value, headers = _lie("ce_env", b"prod", env="dev")  # on the prod ingest topic: headers and topic agree
-    rejection = _reject(RecordGuard(max_record_bytes=10_000), value, headers)
+    rejection = _reject(RecordGuard(), value, headers)
     assert rejection.reason is DlqReason.ENV_MISMATCH
     assert "'dev'" in rejection.message and "'prod'" in rejection.message and TOPIC in rejection.message
 
 
 def test_a_dev_envelope_with_dev_headers_on_the_prod_topic_is_an_env_mismatch() -> None:
     value, headers = record("dev", "src", "1234", "kill")
-    assert _reject(RecordGuard(max_record_bytes=10_000), value, headers).reason is DlqReason.ENV_MISMATCH
+    assert _reject(RecordGuard(), value, headers).reason is DlqReason.ENV_MISMATCH
 
 
 def test_a_prod_envelope_with_a_dev_header_on_the_prod_topic_is_an_env_mismatch() -> None:
     value, headers = _lie("ce_env", b"dev")
-    assert _reject(RecordGuard(max_record_bytes=10_000), value, headers).reason is DlqReason.ENV_MISMATCH
+    assert _reject(RecordGuard(), value, headers).reason is DlqReason.ENV_MISMATCH
 
 
 def test_env_wins_over_other_lies_and_every_other_lie_is_named() -> None:
     value, headers = _lie("ce_env", b"prod", env="dev", title="4321")
     headers = _replace(headers, "ce_title", b"1234")
-    assert _reject(RecordGuard(max_record_bytes=10_000), value, headers).reason is DlqReason.ENV_MISMATCH
+    assert _reject(RecordGuard(), value, headers).reason is DlqReason.ENV_MISMATCH
     value, headers = _lie("ce_title", b"1234", title="4321", category="purchase")
     headers = _replace(headers, "ce_type", b"kill")
-    rejection = _reject(RecordGuard(max_record_bytes=10_000), value, headers)
+    rejection = _reject(RecordGuard(), value, headers)
     assert rejection.reason is DlqReason.HEADER_MISMATCH
     assert "ce_title" in rejection.message and "ce_type" in rejection.message
 
 
 def test_a_cached_header_combination_still_checks_every_envelope() -> None:
-    guard = RecordGuard(max_record_bytes=10_000)
+    guard = RecordGuard()
     honest_value, honest_headers = record("prod", "src", "1234", "kill", version=2, schema_id=7)
     for _ in range(3):
         guard.check(TOPIC, honest_value, honest_headers)
@@ -142,7 +141,7 @@ def test_a_cached_header_combination_still_checks_every_envelope() -> None:
 
 def test_an_envelope_without_metadata_is_malformed() -> None:
     _, headers = record("prod", "src", "1234", "kill")
-    rejection = _reject(RecordGuard(max_record_bytes=10_000), b"\x12\x01x", headers)
+    rejection = _reject(RecordGuard(), b"\x12\x01x", headers)
     assert rejection.reason is DlqReason.MALFORMED_ENVELOPE and "no metadata" in rejection.message
 
 
@@ -153,6 +152,29 @@ def test_without_verify_envelope_the_value_is_never_parsed(monkeypatch: pytest.M
     monkeypatch.setattr(guards, "_parse_envelope", refuse)
     monkeypatch.setattr(guards, "envelope_metadata", refuse)
     value, headers = _lie("ce_env", b"prod", env="dev")
-    assert RecordGuard(max_record_bytes=10_000, verify_envelope=False).check(TOPIC, value, headers)
+    assert RecordGuard(verify_envelope=False).check(TOPIC, value, headers)
     with pytest.raises(AssertionError, match="parsed"):
-        RecordGuard(max_record_bytes=10_000).check(TOPIC, value, headers)
+        RecordGuard().check(TOPIC, value, headers)
+
+
+@pytest.mark.parametrize("key", [None, b"match-42"])
+def test_the_record_limit_counts_key_value_and_headers_at_the_default(key: bytes | None) -> None:
+    """At the production limit (common/limits.py): a record whose whole size is exactly the limit passes,
+    one byte more is `value_too_large`, and a value under the limit alone is over it with its headers."""
+    _, headers = record("prod", "src", "1234", "kill")
+    overhead = record_size(key, b"", headers)
+    guard = RecordGuard()  # the default limit
+    at_limit = b"x" * (MAX_RECORD_BYTES - overhead)
+    with pytest.raises(Rejection) as not_envelope:  # the size check passes; the value is no envelope
+        guard.check(TOPIC, at_limit, headers, key)
+    assert not_envelope.value.reason is DlqReason.MALFORMED_ENVELOPE
+    over = _reject_keyed(guard, at_limit + b"x", headers, key)
+    assert over.reason is DlqReason.VALUE_TOO_LARGE and f"{MAX_RECORD_BYTES + 1} bytes" in over.message
+    under_alone = b"x" * (MAX_RECORD_BYTES - 20)  # 999,980 bytes: under the limit as a value
+    assert _reject_keyed(guard, under_alone, headers, key).reason is DlqReason.VALUE_TOO_LARGE
+
+
+def _reject_keyed(guard: RecordGuard, value: bytes, headers: Headers, key: bytes | None) -> Rejection:
+    with pytest.raises(Rejection) as caught:
+        guard.check(TOPIC, value, headers, key)
+    return caught.value
