@@ -4,8 +4,17 @@
     refinery-client register schemas/kill.avsc --subject 1234.player_killed-value --type AVRO
     echo '{"match_id": "m-1", ...}' | refinery-client produce --title 1234 --category match_started \\
         --version 1 --env dev --source telemetry --attr platform=pc
-    refinery-client tail prod.telemetry.ingest.all-v1 --from-beginning --max 10 --where title=1234
+    refinery-client tail prod.telemetry.ingest.all-v1 --offset beginning -e --where title=12* \
+        --where attribute.platform=pc [--partition 3] [--from-time 2026-11-30T10:00:00Z] [--format table]
+    refinery-client topics ['prod.*']
     refinery-client verify prod.telemetry.ingest.all-v1 [--max 1000] [--no-registry]
+
+`tail` follows kcat: `--offset beginning|end|N|-N` (default end), `--from-time` (ISO 8601 or epoch
+milliseconds), `--partition N` (repeatable), `-e/--exit-at-end`, `--format jsonl|json|table|raw`
+(`producers.browse`), `--where FIELD=VALUE` in the route-set syntax (`producers.where`: env, title with a
+glob, attribute.platform, ...; an unknown field exits 2). `topics` lists derived topics with record
+counts. `produce --env E` refuses an env outside the configured set (REFINERY_PRODUCER_ALLOWED_ENVS,
+default prod and dev, the envs the route sets route) unless `--allow-env` is given.
 
 `verify` reads the topics from the beginning to their current end and prints every violation of the
 envelope contract (docs/contract.md) as a JSON line (rule, level, the worker's DLQ reason, message,
@@ -20,9 +29,11 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import fnmatch
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -33,13 +44,17 @@ from common.errors import InvalidInputError, RefineryError
 from common.kafka_log import kafka_unreachable
 from common.logs import configure_logging
 from common.registry_client import check_registry_url
+from common.topics import validate_component
+from producers.browse import FORMATS, derived_topic_counts, write_records
 from producers.errors import BrokerUnavailableError
 from producers.producer import Producer
-from producers.reader import Reader, parse_where
+from producers.reader import Reader, parse_offset
 from producers.schemas import SCHEMA_TYPES, SchemaCatalog
 from producers.verify import Report, verify_topics
+from producers.where import compile_where
 
 EXIT_OK, EXIT_UNAVAILABLE, EXIT_BAD_INPUT, EXIT_VIOLATIONS = 0, 1, 2, 3
+DEFAULT_ENVS = ("prod", "dev")  # the envs of the reference route set (refinery/routes/workload.yaml)
 _TYPE_BY_SUFFIX = {".avsc": "AVRO", ".proto": "PROTOBUF", ".json": "JSON"}
 
 
@@ -114,6 +129,9 @@ def cmd_produce(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     if args.source:
         overrides["source"] = args.source
     settings = ProducerSettings(**overrides)
+    check_env(settings, allow=args.allow_env)
+    if args.allow_env:
+        settings = settings.model_copy(update={"allowed_envs": None})
     attributes = dict(parse_attr(a) for a in args.attr)
     sent = 0
     with Producer(settings, kafka=kafka, registry=registry) as producer:
@@ -141,6 +159,32 @@ def cmd_produce(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     return EXIT_OK
 
 
+def check_env(settings: ProducerSettings, *, allow: bool) -> None:
+    """InvalidInputError unless the env is one the pipeline routes (or `allow`)."""
+    validate_component("env", settings.env)
+    known = settings.allowed_envs or list(DEFAULT_ENVS)
+    if not allow and settings.env not in known:
+        raise InvalidInputError(
+            f"env {settings.env!r} is not one of the configured envs ({', '.join(sorted(known))}; "
+            "REFINERY_PRODUCER_ALLOWED_ENVS): nothing routes its records; pass --allow-env to send anyway"
+        )
+
+
+def parse_time_ms(text: str) -> int:
+    """`--from-time`: epoch milliseconds, or an ISO 8601 time (UTC unless it names a zone)."""
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInputError(
+            f"--from-time {text!r} must be epoch milliseconds or an ISO 8601 time, e.g. 2026-11-30T10:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
 def parse_attr(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -150,6 +194,9 @@ def parse_attr(text: str) -> tuple[str, str]:
 
 def cmd_tail(args: argparse.Namespace, out: TextIO) -> int:
     kafka, _ = _settings(args)
+    where = compile_where(args.where)  # bad input first: before any service is asked
+    offset = parse_offset(args.offset or ("beginning" if args.from_beginning else "end"))
+    from_time_ms = parse_time_ms(args.from_time) if args.from_time else None
     catalog = _catalog(args)
     try:
         catalog.ping()
@@ -157,15 +204,35 @@ def cmd_tail(args: argparse.Namespace, out: TextIO) -> int:
             args.topics,
             catalog=catalog,
             kafka=kafka,
-            from_beginning=args.from_beginning,
-            where=parse_where(args.where),
+            offset=offset,
+            partitions=args.partition,
+            from_time_ms=from_time_ms,
+            where=where,
             timeout_s=args.timeout,
         ) as reader:
-            for record in reader.records(max_records=args.max, idle_timeout_s=args.idle_timeout):
-                out.write(record.to_json() + "\n")
-                out.flush()
+            records = reader.records(
+                max_records=args.max, idle_timeout_s=args.idle_timeout, exit_at_end=args.exit_at_end
+            )
+            write_records(records, args.format, out)
     finally:
         catalog.close()
+    return EXIT_OK
+
+
+def cmd_topics(args: argparse.Namespace, out: TextIO) -> int:
+    kafka, _ = _settings(args)
+    counts = [
+        c for c in derived_topic_counts(kafka, timeout_s=args.timeout)
+        if not args.patterns or any(fnmatch.fnmatchcase(c.topic, p) for p in args.patterns)
+    ]  # fmt: skip
+    if args.format == "jsonl":
+        for c in counts:
+            out.write(json.dumps({"topic": c.topic, "partitions": c.partitions, "records": c.records}) + "\n")
+        return EXIT_OK
+    width = max([len("TOPIC"), *(len(c.topic) for c in counts)])
+    out.write(f"{'TOPIC':<{width}}  PARTITIONS  RECORDS\n")
+    for c in counts:
+        out.write(f"{c.topic:<{width}}  {c.partitions:>10}  {c.records:>7}\n")
     return EXIT_OK
 
 
@@ -216,13 +283,28 @@ def build_parser() -> argparse.ArgumentParser:
     prod.add_argument("--key", help="record key for every line (default: the payload's match_id/player_id)")
     prod.add_argument("--attr", action="append", default=[], metavar="NAME=VALUE")
     prod.add_argument("--raw", action="store_true", help="each line is a JSON string of base64 bytes")
+    prod.add_argument(
+        "--allow-env", action="store_true", help="send even if --env is not one of the configured envs"
+    )
 
-    tail = sub.add_parser("tail", help="print decoded records of topics as JSON lines")
+    tail = sub.add_parser("tail", help="print decoded records of topics (kcat's habits)")
     tail.add_argument("topics", nargs="+", metavar="TOPIC")
-    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("-o", "--offset", help="beginning, end (default), N or -N (N before the end)")
+    tail.add_argument("--from-beginning", action="store_true", help="same as --offset beginning")
+    tail.add_argument("--from-time", help="start at this time: ISO 8601 or epoch milliseconds")
+    tail.add_argument("-p", "--partition", type=int, action="append", help="only this partition (repeatable)")
+    tail.add_argument("-e", "--exit-at-end", action="store_true", help="stop at the end of every partition")
+    tail.add_argument("--format", choices=FORMATS, default="jsonl", help="output format (default jsonl)")
     tail.add_argument("--max", type=int, help="stop after N records")
-    tail.add_argument("--where", action="append", default=[], metavar="KEY=VALUE", help="header filter")
+    tail.add_argument(
+        "--where", action="append", default=[], metavar="FIELD=VALUE",
+        help="route-set field filter: env=prod, title=12*, attribute.platform=pc, category!=purchase",
+    )  # fmt: skip
     tail.add_argument("--idle-timeout", type=float, help="stop after this many seconds without a record")
+
+    topics = sub.add_parser("topics", help="list derived topics with their record counts")
+    topics.add_argument("patterns", nargs="*", metavar="GLOB", help="only topics matching one of these")
+    topics.add_argument("--format", choices=("table", "jsonl"), default="table")
 
     verify = sub.add_parser("verify", help="check the records of ingest topics against the envelope contract")
     verify.add_argument("topics", nargs="+", metavar="TOPIC")
@@ -247,6 +329,8 @@ def main(
             return cmd_produce(args, out, stdin or sys.stdin)
         if args.command == "verify":
             return cmd_verify(args, out)
+        if args.command == "topics":
+            return cmd_topics(args, out)
         return cmd_tail(args, out)
     except InvalidInputError as exc:
         print(f"refinery-client: {exc}", file=sys.stderr)

@@ -50,7 +50,7 @@ def test_register_produce_and_tail_every_format(
         extra = ["--raw", "--key", "m-1"] if category == "crash_report" else []
         code, out = run_cli(
             *conn, "produce", "--title", title, "--category", category, "--version", "1",
-            "--env", unique_name, "--attr", "platform=ps", *extra, stdin=line + "\n",
+            "--env", unique_name, "--allow-env", "--attr", "platform=ps", *extra, stdin=line + "\n",
         )  # fmt: skip
         assert code == 0 and json.loads(out)["sent"] == 1, out
 
@@ -83,13 +83,13 @@ def test_produce_refuses_bad_lines(
 ) -> None:
     conn = ("--bootstrap", kafka_bootstrap, "--registry-url", registry_url)
     args = (*conn, "produce", "--title", workload_title, "--category", "session_heartbeat", "--version", "1",
-            "--env", unique_name)  # fmt: skip
+            "--env", unique_name, "--allow-env")  # fmt: skip
     good = json.dumps({"session_id": "s", "player_id": "p", "sent_at_ms": 1, "latency_ms": 2})
     code, _ = run_cli(*args, stdin=f"{good}\n{{not json\n")
     assert code == 2 and "line 2: not valid JSON" in capsys.readouterr().err
     code, _ = run_cli(*args, stdin=json.dumps({"session_id": "s"}) + "\n")
     assert code == 2 and "player_id" in capsys.readouterr().err
-    code, _ = run_cli(*args[:-4], "--version", "9", stdin=good)
+    code, _ = run_cli(*args[:-5], "--version", "9", "--env", unique_name, "--allow-env", stdin=good)
     assert code == 2 and "no schema registered" in capsys.readouterr().err
 
 
