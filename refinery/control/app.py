@@ -30,6 +30,7 @@ SERVICE_MODULES = [
     "refinery.control.route_views",
     "refinery.control.status_views",
     "refinery.control.commands",
+    "refinery.control.dlq_commands",
 ]
 
 
