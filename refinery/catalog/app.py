@@ -1,4 +1,6 @@
-"""The catalog service: `GET /catalog` (JSON), `GET /catalog/ui` (the page), `GET /metrics`.
+"""The catalog service: `GET /catalog` (JSON), `GET /catalog/ui` (the page), `GET /metrics`, `GET /health`
+(200 while the process serves) and `GET /ready` (200 once the ingest observer runs without error and the
+route set has been read; otherwise 503 `{"error_code": 50301, "message": why}`, as the workers answer).
 
     refinery-catalog            # serves on REFINERY_CATALOG_HOST:REFINERY_CATALOG_PORT
 
@@ -22,8 +24,10 @@ import httpx
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastapi import FastAPI, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from common.config import CatalogSettings, KafkaSettings, RegistrySettings, WorkerSettings
 from common.errors import ConfigError
@@ -51,11 +55,20 @@ class CatalogMetrics:
             "refinery_catalog_source_errors", "Worker or registry requests that failed", ["source"],
             registry=self.registry,
         )  # fmt: skip
-        self.records_seen = Gauge(
-            "refinery_catalog_records_seen",
-            "Ingest records whose headers the catalog read",
-            registry=self.registry,
-        )
+
+
+class RecordsSeen(Collector):
+    """`refinery_catalog_records_seen_total`: a counter (the value only grows), read from the flow table
+    at each scrape."""
+
+    def __init__(self, table: FlowTable) -> None:
+        self.table = table
+
+    def collect(self) -> Any:
+        yield CounterMetricFamily(
+            "refinery_catalog_records_seen", "Ingest records whose headers the catalog read",
+            value=self.table.records_seen,
+        )  # fmt: skip
 
 
 class CatalogSources:
@@ -166,6 +179,7 @@ def create_app(
     worker = worker or WorkerSettings()
     metrics = CatalogMetrics()
     table = FlowTable()
+    metrics.registry.register(RecordsSeen(table))
     sources = CatalogSources(settings, registry or RegistrySettings(), metrics)
     observer = FlowObserver(
         table, kafka.client_config(), group_id=settings.group_id, ingest_pattern=worker.ingest_pattern,
@@ -188,6 +202,7 @@ def create_app(
 
     app = FastAPI(title="Refinery catalog", lifespan=lifespan)
     app.state.flows = table
+    app.state.observer = observer
     page = files("refinery.catalog").joinpath("static/catalog.html").read_text()
 
     @app.get("/catalog")
@@ -198,7 +213,6 @@ def create_app(
             sources.workers(), sources.schemas(ids)
         )
         metrics.flows.set(len(flows))
-        metrics.records_seen.set(table.records_seen)
         observer_status = {"ok": observer.error is None, "error": observer.error,
                            "records_seen": table.records_seen,
                            "records_without_metadata": table.records_without_metadata}  # fmt: skip
@@ -210,6 +224,29 @@ def create_app(
     @app.get("/catalog/ui", response_class=HTMLResponse)
     async def catalog_ui() -> str:
         return page
+
+    def not_ready() -> str | None:
+        """Why the catalog cannot answer fully yet, or None."""
+        if not observe:
+            return None
+        if observer.error is not None:
+            return f"ingest observer stopped: {observer.error}"
+        if not observer.running:
+            return "ingest observer not running"
+        if not routes.wait_ready(0):
+            return f"route set not read yet from {worker.routes_topic!r}"
+        return None
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        why = not_ready()
+        if why is None:
+            return JSONResponse({"ready": True})
+        return JSONResponse({"error_code": 50301, "message": why}, status_code=503)
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:

@@ -164,6 +164,10 @@ class FlowObserver:
         self._thread = threading.Thread(target=self._run, name="catalog-flow-observer", daemon=True)
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
         if self._thread is not None:

@@ -1,0 +1,46 @@
+"""The catalog's /health, /ready and metrics (a counter for what only grows, no `_created` series)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from common.config import CatalogSettings, KafkaSettings, RegistrySettings, WorkerSettings
+from refinery.catalog.app import create_app
+
+
+def test_health_and_ready_without_observing() -> None:
+    app = create_app(CatalogSettings(), registry=RegistrySettings(), observe=False)
+    with TestClient(app) as client:
+        assert client.get("/health").json() == {"status": "ok"}
+        assert client.get("/ready").json() == {"ready": True}
+        assert client.get("/catalog").status_code == 200  # counts source errors (no worker, no registry)
+        text = client.get("/metrics").text
+    assert "# TYPE refinery_catalog_records_seen_total counter" in text
+    assert "refinery_catalog_records_seen_total 0.0" in text
+    assert "refinery_catalog_source_errors_total{" in text and "_created" not in text
+
+
+@pytest.mark.integration
+def test_ready_once_observing_and_503_naming_why(kafka_bootstrap: str, unique_name: str) -> None:
+    app = create_app(
+        CatalogSettings(group_id=unique_name),
+        KafkaSettings(bootstrap_servers=kafka_bootstrap),
+        RegistrySettings(),
+        WorkerSettings(routes_topic=unique_name),
+    )
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 30
+        while (answer := client.get("/ready")).status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert answer.status_code == 200 and answer.json() == {"ready": True}
+        app.state.observer.error = "KafkaError{code=_TRANSPORT}"
+        answer = client.get("/ready")
+        assert answer.status_code == 503
+        assert answer.json() == {
+            "error_code": 50301,
+            "message": "ingest observer stopped: KafkaError{code=_TRANSPORT}",
+        }
+        assert client.get("/health").status_code == 200
