@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from common.config import KafkaSettings, RegistrySettings
-from schema_registry.api import policies, schemas, subjects
+from schema_registry.api import health, policies, schemas, subjects
 from schema_registry.api.asgi import ClientToleranceMiddleware
 from schema_registry.api.auth import Authenticator
 from schema_registry.api.errors import install_error_handlers
@@ -83,7 +83,7 @@ def create_app(settings: RegistrySettings | None = None, kafka: KafkaSettings | 
     app.add_middleware(AuthMiddleware, authenticator=Authenticator(settings.auth_users, settings.auth_tokens))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(ClientToleranceMiddleware)
-    for router in (subjects.router, schemas.router, policies.router):
+    for router in (subjects.router, schemas.router, policies.router, health.router):
         app.include_router(router)
 
     @app.get("/", include_in_schema=False)

@@ -15,7 +15,7 @@ from schema_registry.errors import ErrorCode
 
 __all__ = ["OPEN_PATHS", "Authenticator", "Role", "required_role"]
 
-OPEN_PATHS = ("/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc")
+OPEN_PATHS = ("/metrics", "/health", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc")
 
 
 def required_role(method: str, path: str) -> Role:
