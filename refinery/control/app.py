@@ -98,9 +98,33 @@ def create_app(settings: WorkerSettings | None = None, kafka: KafkaSettings | No
 app = create_app()
 
 
+HELP = """usage: refinery COMMAND [ARGS]   (refinery COMMAND --help for a command's own help)
+
+Refinery's control plane (settings: REFINERY_* variables, see common/config.py).
+
+commands:
+  worker                 run a worker: the data plane and /routes, /stats, /health, /ready, /metrics
+  routes validate FILE   check a route file (never touches Kafka); exit 0, or 2 naming the problem
+  routes diff FILE       what applying FILE would add, remove and change (read-only)
+  routes apply FILE      publish a route set (drop guard; --force, --user/--password with auth on)
+  routes show            the live route set (read-only)
+  routes history         every published set, newest first
+  dlq replay             re-send dead letters of one reason to their ingest topic:
+                         --reason R --since T [--dry-run]
+
+Faust's own commands (agents, tables, send, livecheck, ...): refinery --faust-help
+"""
+
+
 def main() -> None:
-    """`refinery worker`, `refinery routes apply FILE`, `refinery routes show` (Faust's CLI)."""
+    """`refinery worker`, `refinery routes ...`, `refinery dlq replay ...` (Faust's CLI); `refinery
+    --help` lists our commands, `refinery --faust-help` Faust's."""
     args = sys.argv[1:]
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(HELP, end="")
+        return
+    if args[0] == "--faust-help":
+        sys.argv[1:2] = ["--help"]
     if args[:1] == ["worker"] and not any(a.startswith(("-l", "--loglevel")) for a in args):
         # Below WARN Faust skips its terminal spinner, which would otherwise lower the root logger to
         # DEBUG (building a record for every debug call). Levels themselves come from LogSettings.

@@ -99,7 +99,15 @@ async def routes(
     user: str | None = None,
     password: str | None = None,
 ) -> None:
-    """Manage the live route set: validate, diff or apply a route file; show the live set or its history."""
+    """Manage the live route set: validate, diff or apply a route file; show the live set or its history.
+
+    \b
+    validate FILE  check a route file; never touches Kafka; exit 0, or 2 naming the problem
+    diff FILE      routes added, removed, changed against the live set (read-only)
+    apply FILE     validate, check the drop guard, publish (who and when are recorded)
+    show           the live set (read-only: never creates the routes topic)
+    history        every published set, newest first
+    """
     settings, kafka = app.worker_settings, app.kafka_settings
     if (action in FILE_ACTIONS) != bool(file):
         _fail(USAGE, 2)
