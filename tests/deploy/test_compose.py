@@ -151,3 +151,21 @@ def test_dockerfile_installs_every_package() -> None:
         assert re.search(rf"^COPY {package} \./{package}$", dockerfile, re.M), f"Dockerfile skips {package}/"
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".run" in ignored and ".cache" in ignored
+
+
+ONE_SHOT = {"routes"}  # runs once and exits: nothing to health-check
+
+
+def test_every_service_has_a_health_check_and_limits(compose: dict[str, Any]) -> None:
+    for name, spec in compose["services"].items():
+        limits = spec.get("deploy", {}).get("resources", {}).get("limits", {})
+        assert float(limits.get("cpus", 0)) > 0 and int(limits.get("memory", 0)) > 0, f"{name}: no limits"
+        if name in ONE_SHOT:
+            continue
+        test = spec.get("healthcheck", {}).get("test")
+        assert test and not spec["healthcheck"].get("disable"), f"{name}: no health check"
+        if name in OUR_SERVICES:  # our HTTP services are checked on a port they listen on
+            port = re.search(r"127\.0\.0\.1:(\d+)/", " ".join(test))
+            assert port and int(port.group(1)) in _listening_ports(spec), f"{name}: {test}"
+    worker = compose["services"]["worker-1"]["healthcheck"]["test"]
+    assert "/health'" in " ".join(worker)  # liveness; /ready would report a paused worker as unhealthy
