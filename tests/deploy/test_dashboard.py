@@ -98,3 +98,30 @@ def test_datasource_is_the_provisioned_one() -> None:
     for panel in panels(dashboard):
         if panel["type"] != "row":
             assert panel["datasource"]["uid"] == "prometheus", panel["title"]
+
+
+def test_variables_env_title_instance_filter_the_panels(known_series: set[str]) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert list(variables) == ["env", "title", "instance"]
+    for name, variable in variables.items():
+        query = variable["query"]["query"]
+        inner, _, label = query.removeprefix("label_values(").removesuffix(")").rpartition(", ")
+        assert label == name, query
+        selector = promql_parser.parse(inner)
+        assert isinstance(selector, promql_parser.VectorSelector) and selector.name in known_series, query
+        assert variable["includeAll"] and variable["multi"] and variable["allValue"] == ".*"
+    worker_series = {n for n in exported_names(WorkerMetrics().registry) if n.startswith("refinery_")}
+    per_instance = []
+    for panel in panels(dashboard):
+        for target in panel.get("targets", []):
+            for selector in selectors(promql_parser.parse(target["expr"])):
+                matchers = {m.name: m.value for m in selector.matchers.matchers}
+                if selector.name in worker_series or matchers.get("job") == "worker":
+                    assert matchers.get("instance") == "$instance", f"{panel['title']}: {target['expr']}"
+                if selector.name == "refinery_records_by_origin_total":
+                    assert matchers.get("env") == "$env" and matchers.get("title") == "$title", target["expr"]
+            if "by (instance)" in target["expr"]:
+                per_instance.append(panel["title"])
+    assert {"Ready per worker instance", "Ingest rate per worker instance",
+            "Consumer lag per worker instance"} <= set(per_instance)  # fmt: skip
