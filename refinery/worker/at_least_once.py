@@ -21,22 +21,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from common.config import WorkerSettings
-from refinery.dedup.store import DedupChangelog, DedupStore, Intent
+from refinery.dedup.store import Intent
 from refinery.routing.batch import RoutedBatch
 from refinery.routing.dlq import DlqReason
-from refinery.worker.committing import WRITES, Completion, crash_for_test
-from refinery.worker.health import Health
+from refinery.worker.committing import WRITES, CommitterParts, crash_for_test
 from refinery.worker.inflight import BatchTracker, Inflight, PendingDedup
-from refinery.worker.metrics import WorkerMetrics
 from refinery.worker.outcomes import Outcome, classify, reason_name
 from refinery.worker.retry import Backoff
-from refinery.worker.writer import BatchWriter, TransientWriteError
+from refinery.worker.writer import TransientWriteError
 
 log = logging.getLogger(__name__)
 POLL_STEP_S = 0.05
@@ -45,26 +41,16 @@ _TOPIC_GONE = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_T
 
 
 class AtLeastOnceCommitter:
-    def __init__(
-        self,
-        settings: WorkerSettings,
-        writer: BatchWriter,
-        consumer: Callable[[], Consumer],
-        dedup: DedupStore,
-        changelog: DedupChangelog,
-        completion: Completion,
-        health: Health,
-        metrics: WorkerMetrics,
-    ) -> None:
-        self._settings = settings
-        self._writer = writer
-        self._consumer = consumer
-        self._changelog = changelog
-        self._completion = completion
-        self._health = health
-        self._metrics = metrics
+    def __init__(self, parts: CommitterParts) -> None:
+        self._settings = parts.settings
+        self._writer = parts.writer
+        self._consumer = parts.consumer
+        self._changelog = parts.changelog
+        self._completion = parts.completion
+        self._health = parts.health
+        self._metrics = parts.metrics
         self._inflight = Inflight()
-        self.seen = PendingDedup(dedup, self._inflight)
+        self.seen = PendingDedup(parts.dedup, self._inflight)
         self._uncommitted: dict[tuple[str, int], int] = {}  # acknowledged: next offset per partition
         self._committed_at = 0.0
         self._acked: dict[tuple[str, int], int] = {}  # every partition's acknowledged next offset
@@ -84,7 +70,7 @@ class AtLeastOnceCommitter:
         return not len(self._inflight)
 
     def submit(self, batch: RoutedBatch, started: float) -> None:
-        tracker = BatchTracker(batch, started, self._new_backoff())
+        tracker = BatchTracker(batch, started, Backoff.from_settings(self._settings))
         if batch.dedup_topics:
             self._announce(batch)
         tracker.left += self._writer.write(batch, tracker.on_delivery, dead_sent=tracker.dead_sent)
@@ -313,11 +299,3 @@ class AtLeastOnceCommitter:
         pending, self._changelog_retry = self._changelog_retry, []
         for key, value, headers, attempt in pending:
             self._produce_changelog(key, value, headers, attempt)
-
-    def _new_backoff(self) -> Backoff:
-        s = self._settings
-        return Backoff(
-            initial_s=s.retry_initial_backoff_s,
-            max_s=s.retry_max_backoff_s,
-            max_attempts=s.retry_max_attempts,
-        )

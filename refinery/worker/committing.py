@@ -12,18 +12,36 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
-from refinery.dedup.store import DedupStore
+from common.config import WorkerSettings
+from refinery.dedup.store import DedupChangelog, DedupStore
 from refinery.routing.batch import RoutedBatch, SeenLike
 from refinery.routing.schema_check import SchemaIdChecker
 from refinery.worker.health import Health
 from refinery.worker.metrics import WorkerMetrics
+from refinery.worker.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 WRITES = "writes"  # the Health source name of a committer's troubles
+
+
+@dataclass(frozen=True)
+class CommitterParts:
+    """What a committer works with, built once by the data plane."""
+
+    settings: WorkerSettings
+    writer: BatchWriter
+    consumer: Callable[[], Consumer]  # the data plane's consumer (built after the committer)
+    dedup: DedupStore
+    changelog: DedupChangelog
+    completion: Completion
+    health: Health
+    metrics: WorkerMetrics
 
 
 class Committer(Protocol):

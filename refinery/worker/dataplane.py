@@ -33,7 +33,7 @@ from refinery.routing.guards import RecordGuard
 from refinery.routing.schema_check import SchemaIdChecker
 from refinery.worker.at_least_once import AtLeastOnceCommitter
 from refinery.worker.clients import build_consumer, derived_topics, ensure_internal_topics, producer_factory
-from refinery.worker.committing import WRITES, Committer, Completion
+from refinery.worker.committing import WRITES, Committer, CommitterParts, Completion
 from refinery.worker.health import Health
 from refinery.worker.metrics import WorkerMetrics
 from refinery.worker.outcomes import reason_name
@@ -108,7 +108,7 @@ class DataPlane:
         self._backlog: list[Any] = []  # consumed, not yet routed (returned while holding)
         self._held_records: list[Any] | None = None  # routing refused for now (registry denied)
         self._held_batch: tuple[RoutedBatch, float] | None = None  # routed, not yet accepted
-        self._hold_backoff = self._new_backoff()
+        self._hold_backoff = Backoff.from_settings(settings)
         self._holding_since: float | None = None
         self._consumer_paused = False
         self._retained: dict[PartitionKey, int] | None = None  # positions kept over a lost session
@@ -158,8 +158,8 @@ class DataPlane:
             TransactionalCommitter if s.exactly_once else AtLeastOnceCommitter
         )
         self.committer = committer_class(
-            s, self.writer, self._the_consumer, self.dedup, self.changelog, self._completion, self.health,
-            self.metrics,
+            CommitterParts(s, self.writer, self._the_consumer, self.dedup, self.changelog, self._completion,
+                           self.health, self.metrics)
         )  # fmt: skip
         self.consumer = build_consumer(
             s, self._client_config, self.metrics, client_id=f"refinery-{self.instance_id}",
@@ -423,14 +423,6 @@ class DataPlane:
             log.warning("could not pause or resume partitions", extra={"error": str(exc)})
             return
         self._consumer_paused = paused
-
-    def _new_backoff(self) -> Backoff:
-        s = self.settings
-        return Backoff(
-            initial_s=s.retry_initial_backoff_s,
-            max_s=s.retry_max_backoff_s,
-            max_attempts=s.retry_max_attempts,
-        )
 
     # -- for tests and views ---------------------------------------------------------------------
     def held(self) -> list[RecordLike]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 import time
 
+from common.config import WorkerSettings
+
 
 class Backoff:
     """Delays of `initial_s` doubling up to `max_s` (full jitter over the upper half), for at most
@@ -16,6 +18,14 @@ class Backoff:
         self.max_attempts = max_attempts
         self.attempts = 0
         self.next_at = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: WorkerSettings) -> Backoff:
+        return cls(
+            initial_s=settings.retry_initial_backoff_s,
+            max_s=settings.retry_max_backoff_s,
+            max_attempts=settings.retry_max_attempts,
+        )
 
     def failed(self) -> float:
         """Count a failed attempt; return the delay before the next one (also set in `next_at`)."""

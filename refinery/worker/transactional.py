@@ -13,20 +13,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from common.config import WorkerSettings
-from refinery.dedup.store import DedupChangelog, DedupStore
 from refinery.routing.batch import RoutedBatch
-from refinery.worker.committing import WRITES, Completion
-from refinery.worker.health import Health
+from refinery.worker.committing import WRITES, CommitterParts
 from refinery.worker.inflight import BatchTracker
-from refinery.worker.metrics import WorkerMetrics
 from refinery.worker.outcomes import Outcome, classify, reason_name
 from refinery.worker.retry import Backoff
-from refinery.worker.writer import BatchWriter, TransientWriteError
+from refinery.worker.writer import TransientWriteError
 
 log = logging.getLogger(__name__)
 ABORT_TIMEOUT_S = 30.0
@@ -39,31 +34,17 @@ class _AttemptFailed(Exception):
 
 
 class TransactionalCommitter:
-    def __init__(
-        self,
-        settings: WorkerSettings,
-        writer: BatchWriter,
-        consumer: Callable[[], Consumer],
-        dedup: DedupStore,
-        changelog: DedupChangelog,
-        completion: Completion,
-        health: Health,
-        metrics: WorkerMetrics,
-    ) -> None:
-        self._settings = settings
-        self._writer = writer
-        self._consumer = consumer
-        self._changelog = changelog
-        self._completion = completion
-        self._health = health
-        self._metrics = metrics
-        self.seen = dedup
+    def __init__(self, parts: CommitterParts) -> None:
+        self._settings = settings = parts.settings
+        self._writer = parts.writer
+        self._consumer = parts.consumer
+        self._changelog = parts.changelog
+        self._completion = parts.completion
+        self._health = parts.health
+        self._metrics = parts.metrics
+        self.seen = parts.dedup
         self._pending: tuple[RoutedBatch, float] | None = None
-        self._backoff = Backoff(
-            initial_s=settings.retry_initial_backoff_s,
-            max_s=settings.retry_max_backoff_s,
-            max_attempts=settings.retry_max_attempts,
-        )
+        self._backoff = Backoff.from_settings(settings)
 
     def accepts(self, batch: RoutedBatch) -> bool:
         return self.has_room()

@@ -19,7 +19,7 @@ from refinery.dedup.store import DedupChangelog, DedupStore
 from refinery.routing.batch import Output, RoutedBatch
 from refinery.routing.dlq import REASON, VALUE_TRUNCATED, DlqReason
 from refinery.worker.at_least_once import AtLeastOnceCommitter
-from refinery.worker.committing import Completion
+from refinery.worker.committing import CommitterParts, Completion
 from refinery.worker.health import Health
 from refinery.worker.metrics import WorkerMetrics
 from refinery.worker.transactional import TransactionalCommitter
@@ -178,7 +178,9 @@ def build(kind: type, policy: Policy, **overrides: Any) -> tuple[Any, FakeProduc
     dedup = DedupStore(window_s=60, max_ids_per_partition=100)
     changelog = DedupChangelog({}, "_test-dedup", group_id="g")
     completion = Completion(dedup, metrics, health, None)
-    committer = kind(s, writer, lambda: consumer, dedup, changelog, completion, health, metrics)
+    committer = kind(
+        CommitterParts(s, writer, lambda: consumer, dedup, changelog, completion, health, metrics)
+    )
     return committer, producer, consumer, health
 
 
