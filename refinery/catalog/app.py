@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 
 from common.config import CatalogSettings, KafkaSettings, RegistrySettings, WorkerSettings
 from common.errors import ConfigError
+from common.kafka_log import with_log
 from common.registry_client import (
     TRANSPORT_ERRORS,
     is_access_denied,
@@ -182,10 +183,10 @@ def create_app(
     metrics.registry.register(RecordsSeen(table))
     sources = CatalogSources(settings, registry or RegistrySettings(), metrics)
     observer = FlowObserver(
-        table, kafka.client_config(), group_id=settings.group_id, ingest_pattern=worker.ingest_pattern,
-        start_from=settings.start_from,
+        table, with_log(kafka.client_config()), group_id=settings.group_id,
+        ingest_pattern=worker.ingest_pattern, start_from=settings.start_from,
     )  # fmt: skip
-    routes = RouteWatcher(kafka.client_config(), worker.routes_topic)
+    routes = RouteWatcher(with_log(kafka.client_config()), worker.routes_topic)  # librdkafka log: logging
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
