@@ -7,6 +7,7 @@ data under `.run/kafka` (both folders git-ignored).
     refinery-kafka start     # idempotent; reuses a broker already reachable at the bootstrap address
     refinery-kafka stop
     refinery-kafka status
+    refinery-kafka start --brokers 3   # a 3-node cluster instead (`devstack.local_cluster`)
 
 The pytest session fixture (`tests/conftest.py`) uses `LocalKafka` too.
 """
@@ -100,6 +101,11 @@ class LocalKafka:
     listeners: dict[str, tuple[int, str]] = field(default_factory=dict)
     """Extra listeners: name -> (port, security protocol), e.g. {"SASL": (9094, "SASL_PLAINTEXT")}."""
     jvm_options: list[str] = field(default_factory=list)
+    node_id: int = 1
+    quorum_voters: str | None = None
+    """`controller.quorum.voters`; default: this node alone. A cluster (`devstack.local_cluster`) names
+    every node and gives them one `cluster_id`."""
+    cluster_id: str | None = None
 
     @classmethod
     def from_settings(
@@ -175,8 +181,9 @@ class LocalKafka:
         assert len(listener_names) == len(listeners)
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.quorum_voters
+            or f"{self.node_id}@{self.host}:{self.controller_port}",
             "listeners": ",".join(listeners),
             "advertised.listeners": ",".join(advertised),
             "controller.listener.names": "CONTROLLER",
@@ -217,7 +224,7 @@ class LocalKafka:
     def _format_storage(self, config: Path, libs: Path) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = self._cluster_id()
+        cluster_id = self.cluster_id or self._cluster_id()
         proc = subprocess.run(
             [
                 self._java(),
@@ -315,10 +322,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--bootstrap", help="host:port to listen on (default REFINERY_KAFKA_BOOTSTRAP_SERVERS)"
     )
+    parser.add_argument(
+        "--brokers", type=int, default=1, choices=range(1, 10), metavar="N",
+        help="N > 1: a local KRaft cluster of N combined nodes, brokers on PORT..PORT+N-1 and controllers "
+        "on the N ports after them, data and logs in .run/kafka-cluster/node-<id> (replication 3, "
+        "min.insync.replicas 2 by default; see docs/scaling.md)",
+    )  # fmt: skip
+    parser.add_argument("--heap", help="JVM heap of each node (default: 1g alone, 256m in a cluster)")
     args = parser.parse_args(argv)
     configure_logging()
     kafka_settings = KafkaSettings(bootstrap_servers=args.bootstrap) if args.bootstrap else KafkaSettings()
-    broker = LocalKafka.from_settings(kafka_settings)
+    if args.brokers > 1:
+        return _cluster_command(args, kafka_settings)
+    local = LocalKafkaSettings(heap=args.heap) if args.heap else LocalKafkaSettings()
+    broker = LocalKafka.from_settings(kafka_settings, local)
     try:
         if args.command == "fetch":
             print(f"Kafka jars in {broker.ensure_jars()}")
@@ -334,6 +351,46 @@ def main(argv: list[str] | None = None) -> int:
     except LocalKafkaError as exc:
         print(f"refinery-kafka: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _cluster_command(args: argparse.Namespace, kafka_settings: KafkaSettings) -> int:
+    from devstack.local_cluster import LocalKafkaCluster
+
+    local = LocalKafkaSettings()
+    host, port = kafka_settings.first_host_port
+    options = {"heap": args.heap} if args.heap else {}
+    cluster = LocalKafkaCluster.on_ports(
+        port, args.brokers, home=local.home.parent / "kafka-cluster", host=host, settings=local, **options
+    )
+    try:
+        if args.command == "fetch":
+            print(f"Kafka jars in {cluster.nodes[1].ensure_jars()}")
+        elif args.command == "start":
+            started = time.monotonic()
+            outcome = cluster.start()
+            print(f"Kafka cluster of {cluster.size} {outcome} in {time.monotonic() - started:.0f} s "
+                  f"(logs: {cluster.home}/node-*/kafka.log)\n"
+                  f"export REFINERY_KAFKA_BOOTSTRAP_SERVERS={cluster.bootstrap}")  # fmt: skip
+        elif args.command == "stop":
+            stopped = cluster.stop()
+            print(
+                "Kafka cluster stopped" if stopped else "no local Kafka cluster was running (nothing to stop)"
+            )
+        else:
+            running = cluster.running()
+            rss = cluster.rss_mb()
+            for node_id, node in cluster.nodes.items():
+                state = f"up, {rss.get(node_id, 0):.0f} MiB" if node_id in running else "down"
+                print(f"node {node_id} on {node.bootstrap} (controller :{node.controller_port}): {state}")
+            print(f"active controller: {cluster.active_controller()}")
+            cluster.close_clients()
+            return 0 if len(running) == cluster.size else 1
+    except LocalKafkaError as exc:
+        print(f"refinery-kafka: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        cluster.close_clients()
     return 0
 
 
