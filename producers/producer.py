@@ -56,7 +56,7 @@ from common.envelope import encode_envelope, make_envelope, new_message_id, now_
 from common.errors import InvalidInputError
 from common.headers import Headers, metadata_to_headers
 from common.kafka_admin import TopicEnsurer
-from common.kafka_log import describe_failure, error_text, with_log
+from common.kafka_log import describe_failure, error_text, kafka_unreachable, with_log
 from common.limits import MAX_RECORD_BYTES, record_size
 from common.topics import ingest_topic
 from producers.client_errors import ClientErrors
@@ -363,8 +363,14 @@ class Producer:
 
     # --- internals ----------------------------------------------------------------------------------
     def _ready_topic(self, env: str, source: str) -> str:
-        """The ingest topic of (env, source), created on first use; remembered once it exists."""
+        """The ingest topic of (env, source), created on first use; remembered once it exists. A cluster
+        that accepts no TCP connection fails at once (one line naming address and cause), not after the
+        topic-creation timeout."""
         topic = ingest_topic(env, source)
+        self._topics.check_allowed(topic)  # a refused env or source says so even with Kafka down
+        unreachable = kafka_unreachable(self._bootstrap, timeout_s=min(2.0, self.settings.registry_timeout_s))
+        if unreachable is not None:
+            raise BrokerUnavailableError(unreachable)
         try:
             self._topics.ensure(topic)
         except TimeoutError:

@@ -127,3 +127,22 @@ def test_a_url_that_is_not_a_registry_says_so(web_server: str, tmp_path: Path) -
         f"refinery-client: {web_server} is not a schema registry: it answered HTTP 404 without a "
         "Confluent error code (check REFINERY_REGISTRY_URL or --registry-url)"
     ]
+
+
+def test_sdk_refuses_an_env_outside_allowed_envs_even_with_kafka_down(dead: str) -> None:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    from common.config import KafkaSettings, ProducerSettings
+    from common.kafka_admin import TopicNotAllowedError
+    from producers.producer import Producer
+    from producers.schemas import SchemaCatalog
+
+    catalog = SchemaCatalog(SchemaRegistryClient.new_client({"url": "mock://allowed-envs"}))
+    catalog.register("1234", "ping", '{"type": "record", "name": "P", "fields": []}', "AVRO", version=1)
+    settings = ProducerSettings(env="dev", source="telemetry", allowed_envs=["prod", "dev"])
+    with Producer(settings, kafka=KafkaSettings(bootstrap_servers=dead), catalog=catalog) as producer:
+        with pytest.raises(TopicNotAllowedError) as refused:
+            producer.send("1234", "ping", 1, {}, env="PROD")
+    assert str(refused.value) == (
+        "topic 'PROD.telemetry.ingest.all-v1': env 'PROD' is not allowed (allowed: ['dev', 'prod'])"
+    )
