@@ -25,7 +25,14 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastapi import FastAPI, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
@@ -181,6 +188,7 @@ def create_app(
     metrics = CatalogMetrics()
     table = FlowTable()
     metrics.registry.register(RecordsSeen(table))
+    ProcessCollector(registry=metrics.registry)  # process_* series (CPU, memory, fds)
     sources = CatalogSources(settings, registry or RegistrySettings(), metrics)
     observer = FlowObserver(
         table, with_log(kafka.client_config()), group_id=settings.group_id,

@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 from faust.types.auth import CredentialsT
+from prometheus_client import ProcessCollector
 
 from common.config import KafkaSettings, WorkerSettings
 from common.errors import ConfigError
@@ -92,6 +93,7 @@ def create_app(settings: WorkerSettings | None = None, kafka: KafkaSettings | No
     app.worker_settings = settings
     app.kafka_settings = kafka
     app.metrics = WorkerMetrics()
+    ProcessCollector(registry=app.metrics.registry)  # process_cpu_seconds_total, resident memory, fds
     return app
 
 

@@ -21,6 +21,7 @@ def test_health_and_ready_without_observing() -> None:
     assert "# TYPE refinery_catalog_records_seen_total counter" in text
     assert "refinery_catalog_records_seen_total 0.0" in text
     assert "refinery_catalog_source_errors_total{" in text and "_created" not in text
+    assert "process_resident_memory_bytes" in text and "process_cpu_seconds_total" in text
 
 
 @pytest.mark.integration
