@@ -69,9 +69,11 @@ class WorkerProcess:
                 f"worker exited with {self.proc.returncode}; log: {self.log_path.read_text()[-3000:]}"
             )
         try:
-            return bool(self.stats()["running"])
+            stats = self.stats()
         except httpx.HTTPError:
             return False
+        # past `starting`: the route set is read and the consumer subscribed (it may already be paused)
+        return bool(stats["running"]) and stats.get("state", "starting") != "starting"
 
     def get(self, path: str) -> httpx.Response:
         return httpx.get(self.url + path, timeout=10)
