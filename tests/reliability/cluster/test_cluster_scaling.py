@@ -1,0 +1,134 @@
+"""Workers joining and leaving under load on the 3-node cluster: the SDK sends the reference workload
+while the consumer group grows from 1 to 3 workers and shrinks back to 1 (SIGTERM: a clean leave).
+Nothing may be lost (`refinery.reconcile`), duplicates are counted (at-least-once) or must be 0
+(exactly-once), and each rebalance's pause is measured on the derived records afterwards: latency from
+the SDK's send (`ce_time`) to the worker's produce (the derived record's timestamp) p50/p99/max for the
+records sent in each phase, the longest gap between consecutive routings, and duplicates per phase.
+Derived topics are created by the workers here (no priming: no broker fault), so their replication (3)
+and min.insync.replicas (2) are checked too.
+
+CI runs at-least-once (the default guarantee); REFINERY_SOAK=1 adds exactly-once and longer phases."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.local_cluster import LocalKafkaCluster
+from tests.reliability.cluster.harness import (
+    MIN_ISR,
+    REPLICAS,
+    SOAK,
+    Arrival,
+    Namespace,
+    Sampler,
+    UncommittedInput,
+    WorkerGroup,
+    WorkloadFeeder,
+    arrivals,
+    duplicate_sources,
+    memory_sample,
+    peak_memory,
+    percentile,
+    prepare_namespace,
+    replication_of,
+    settle,
+)
+from tests.reliability.dataplane_checks import wait_ready
+from tests.reliability.figures import record_figures
+from tests.reliability.pipeline import wait_caught_up
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+
+RATE = 200.0
+PHASE_S = 25.0 if SOAK else 10.0  # steady time after each change
+SOAK_ONLY = pytest.mark.skipif(not SOAK, reason="soak variant (REFINERY_SOAK=1): CI runs at-least-once")
+
+
+def phase_figures(routed: list[Arrival], start: float, end: float) -> dict[str, Any]:
+    """Figures of the records the SDK sent between `start` and `end` (epoch s)."""
+    inside = [a for a in routed if start <= a.sent_at < end]
+    latencies = [a.latency for a in inside]
+    times = sorted(a.routed_at for a in inside)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    copies = Counter((a.message_id, a.topic) for a in inside)
+    return {
+        "records": len(inside), "p50_ms": round(percentile(latencies, 0.5) * 1000),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000),
+        "max_ms": round(max(latencies, default=0) * 1000),
+        "longest_gap_ms": round(max(gaps, default=0) * 1000),
+        "duplicates": sum(n - 1 for n in copies.values() if n > 1),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("exactly_once", [False, pytest.param(True, marks=SOAK_ONLY)])
+def test_workers_join_and_leave_under_load(
+    cluster: LocalKafkaCluster, workload_registry_url: str, tmp_path: Path, exactly_once: bool
+) -> None:
+    conf = cluster.client_config
+    mode = "exactly_once" if exactly_once else "at_least_once"
+    space = Namespace.new(f"s{'e' if exactly_once else 'a'}")
+    prepare_namespace(conf, space)
+    group = WorkerGroup(cluster.bootstrap, space, tmp_path, exactly_once=exactly_once)
+    feeder = WorkloadFeeder(cluster.bootstrap, workload_registry_url, space, rate=RATE, seed=7)
+    uncommitted = Sampler(UncommittedInput(conf, space.group, space.ingest_topics), 0.25)
+    memory = Sampler(lambda: memory_sample(cluster, [group]), 1.0)
+    events: list[tuple[str, float, float]] = []  # (what, began, done), epoch s
+    started = time.monotonic()
+    try:
+        group.add(1)
+        wait_ready(group.workers[0], timeout=60)
+        with memory, uncommitted:
+            feeder.start()
+            time.sleep(PHASE_S)
+            began = time.time()
+            group.add(2)  # 1 -> 3
+            for worker in group.workers:
+                wait_ready(worker, timeout=60)
+            events.append(("join 1->3", began, time.time()))
+            time.sleep(PHASE_S)
+            began = time.time()
+            group.remove()
+            group.remove()  # 3 -> 1
+            events.append(("leave 3->1", began, time.time()))
+            time.sleep(PHASE_S)
+            feeder.halt()
+            fed_until = time.time()
+            feeder.stop()
+            wait_caught_up(conf, space.group, space.ingest_topics, timeout=120)
+        alive = group.alive()
+        revoked = group.log_count('"partitions revoked"')
+    finally:
+        feeder.halt()
+        uncommitted.sample.close()
+        group.stop()
+    outcome = settle(conf, space, feeder, mode, uncommitted)
+    routed = arrivals(conf, space)
+    bounds = [min(a.sent_at for a in routed)] + [began for _, began, _ in events] + [fed_until]
+    names = ["steady, 1 worker"] + [what for what, _, _ in events]
+    phases = {name: phase_figures(routed, bounds[i], bounds[i + 1]) for i, name in enumerate(names)}
+    replication = replication_of(conf, [*space.derived_topics(conf), space.dlq_topic])
+    record_figures(
+        f"cluster_scaling[{mode}]", **outcome.figures(), rate_per_s=RATE, phase_s=PHASE_S,
+        events={what: {"took_s": round(done - began, 1)} for what, began, done in events},
+        latency_by_phase=phases, partitions_revoked=revoked, workers_alive=alive,
+        duplicate_sources=duplicate_sources(conf, space, routed) if outcome.report.duplicated else {},
+        derived_topics_created=len(replication), seconds=round(time.monotonic() - started, 1),
+        peak_rss_mb=peak_memory(memory),
+    )  # fmt: skip
+    r = outcome.report
+    assert alive, "a worker exited"
+    assert outcome.pending == 0 and outcome.acked > 0 and outcome.acked_missing == 0, outcome.figures()
+    assert r.lost == 0 and r.misrouted == 0 and r.dlq_found == 0, r
+    if exactly_once:
+        assert r.duplicated == 0, r.duplicated_by_topic
+    else:
+        assert r.duplicated <= outcome.max_fanout * outcome.max_uncommitted, outcome.figures()
+    weak = {t: v for t, v in replication.items() if v != (REPLICAS, MIN_ISR)}
+    assert weak == {}, f"topics the workers created without replication 3 / min.insync.replicas 2: {weak}"
+    assert all(p["records"] > 0 for p in phases.values()), phases  # routing went on in every phase
