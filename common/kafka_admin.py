@@ -92,6 +92,10 @@ class TopicEnsurer:
             for topic, future in futures.items():
                 try:
                     future.result(timeout=self._timeout)
+                except TimeoutError:  # no answer (broker away or stalled): a creation that may work later
+                    raise TopicCreationError(
+                        f"could not create topic {topic!r}: Kafka did not answer within {self._timeout:g} s"
+                    ) from None
                 except KafkaException as exc:
                     err = exc.args[0]
                     if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):

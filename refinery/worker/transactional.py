@@ -117,7 +117,9 @@ class TransactionalCommitter:
                 None, f"{left} records not acknowledged in {self._settings.drain_timeout_s} s"
             )
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
-        producer.send_offsets_to_transaction(offsets, self._consumer().consumer_group_metadata())
+        producer.send_offsets_to_transaction(
+            offsets, self._consumer().consumer_group_metadata(), self._settings.drain_timeout_s
+        )  # bounded: without a timeout a stalled group coordinator blocked the worker for good
         producer.commit_transaction(self._settings.drain_timeout_s)
 
     def _abort(self) -> None:

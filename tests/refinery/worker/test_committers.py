@@ -110,7 +110,7 @@ class FakeProducer:
     def begin_transaction(self) -> None:
         self._open = []
 
-    def send_offsets_to_transaction(self, offsets: Any, _metadata: Any) -> None:
+    def send_offsets_to_transaction(self, offsets: Any, _metadata: Any, _timeout: float = -1) -> None:
         self.offsets.append(offsets)
 
     def commit_transaction(self, _timeout: float = 0) -> None:
