@@ -46,7 +46,7 @@ routes:
     match: {}
     to: {template: "{env}.{source}.{title}.{category}-v{version}"}
 """
-OPEN = {"/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+OPEN = {"/health", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 
 def app_routes(routes: list[BaseRoute]) -> Iterator[tuple[str, str]]:

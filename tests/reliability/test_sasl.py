@@ -137,7 +137,7 @@ def test_sdk_with_wrong_credentials_fails_within_bounds(
     _, kafka = wrong_credentials(sasl_broker[1], monkeypatch)
     started = time.monotonic()
     with Producer(ProducerSettings(env="prod"), kafka=kafka) as producer:
-        with pytest.raises(BrokerUnavailableError, match="did not answer within 5s"):
+        with pytest.raises(BrokerUnavailableError, match=r"Kafka at 127\.0\.0\.1:\d+: no answer within 5s"):
             producer.check_connection(timeout=5)
     assert time.monotonic() - started < 15
 
