@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 import uuid
@@ -18,6 +19,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_port_pair(low: int = 20_000, high: int = 32_000) -> int:
+    """A port P with P and P + 1 both free, below Linux's ephemeral range (32768-60999): a port from
+    `free_port()` is an ephemeral one, and P + 1 can be taken by any client's outgoing connection
+    between the check and the bind (seen: a stack's Kafka controller failing with 'Address already in
+    use' while other tests ran)."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(low, high - 1)
+        if all(_bindable(p) for p in (port, port + 1)):
+            return port
+    raise RuntimeError(f"no two adjacent free ports in [{low}, {high})")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def wait_for(

@@ -23,7 +23,7 @@ from devstack.local_kafka import port_open
 from devstack.stack import StackPlan
 from refinery.routing import dlq
 from tests.refinery.worker.worker_harness import record, send
-from tests.support import consume_all, free_port, wait_for
+from tests.support import consume_all, free_port, free_port_pair, wait_for
 
 pytestmark = pytest.mark.integration
 STACK = [str(Path(sys.executable).parent / "refinery-stack")]
@@ -34,11 +34,12 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 
 class LocalStack:
     def __init__(self, tmp: Path) -> None:
-        self.kafka_port, self.registry_port = free_port(), free_port()
-        self.worker_port, self.catalog_port = free_port(), free_port()
+        # Kafka's controller and worker 1 listen on port + 1: both pairs below the ephemeral range
+        self.kafka_port, self.worker_port = free_port_pair(), free_port_pair()
+        while abs(self.kafka_port - self.worker_port) < 2:
+            self.worker_port = free_port_pair()
+        self.registry_port, self.catalog_port = free_port(), free_port()
         self.demo_metrics_port, self.gateway_port = free_port(), free_port()
-        while port_open("127.0.0.1", self.worker_port + 1) or port_open("127.0.0.1", self.kafka_port + 1):
-            self.worker_port, self.kafka_port = free_port(), free_port()  # worker 1 / controller use port+1
         self.bootstrap = f"127.0.0.1:{self.kafka_port}"
         self.run_dir = tmp / "run"
         self.env = {
