@@ -179,11 +179,11 @@ PRIMER_KEY = b"primer"
 
 def prime(client_config: Mapping[str, Any], space: Namespace) -> int:
     """Send, to every ingest partition, one record for each derived topic the records of that ingest
-    topic can go to, so that each worker has written to every derived topic it will ever need before a
-    fault. Workers create a derived topic on its first use in the process (`TopicEnsurer`), and one whose
-    creation times out while a broker is down stops today: the TimeoutError escapes `TopicEnsurer` and
-    ends the data plane (test_topic_creation_timeout.py). Returns how many records were sent (they
-    are reconciled with the rest)."""
+    topic can go to: each worker then writes to every derived topic it may need, and makes progress.
+    Before a fault, so that the fault meets the data path and not a worker's first-use topic creation
+    (one CreateTopics round trip per topic and process, up to 30 s when it times out; that path is
+    covered by test_topic_creation_timeout.py, whose TimeoutError used to stop the data plane); after
+    it, as a probe that every worker still routes. Returns how many records were sent."""
     router = compile_router(load_route_set(space.routes))
     combos: dict[tuple[str, str], dict[str, tuple[str, str, str]]] = {}
     for env, source, title, category, platform in itertools.product(
@@ -286,14 +286,27 @@ class WorkerGroup:
             out.append(described)
         return out
 
-    def restart_stuck(self) -> list[dict[str, Any]]:
-        """SIGKILL and start again (same instance id) every worker that is not ready, the way a supervisor
-        with a readiness-based liveness check would; what each was doing (its data plane's innermost
-        frames, from py-spy) is returned and its whole stack kept next to its log."""
+    def progressed_since(self, when: float) -> list[WorkerProcess]:
+        """Workers whose data plane has not made progress since `when` (epoch s)."""
+        behind = []
+        for worker in self.workers:
+            try:
+                if float(worker.stats().get("last_progress_at") or 0) < when:
+                    behind.append(worker)
+            except Exception:  # noqa: BLE001 - not answering: behind
+                behind.append(worker)
+        return behind
+
+    def restart_stuck(self, workers: list[WorkerProcess] | None = None) -> list[dict[str, Any]]:
+        """SIGKILL and start again (same instance id) `workers`, default every worker that is not ready,
+        the way a supervisor with a readiness-based liveness check would; what each was doing (its data
+        plane's innermost frames, from py-spy) is returned and its whole stack kept next to its log."""
         restarted = []
         for worker in self.workers:
             try:
-                if worker.get("/ready").status_code == 200:
+                if workers is None and worker.get("/ready").status_code == 200:
+                    continue
+                if workers is not None and worker not in workers:
                     continue
                 why = worker.get("/ready").json().get("message")
             except Exception as exc:  # noqa: BLE001 - not answering counts as stuck
@@ -305,6 +318,35 @@ class WorkerGroup:
             worker.kill()
             worker.start()
         return restarted
+
+    def restart_hung(self, workers: list[WorkerProcess], *, bound_s: float) -> list[dict[str, Any]]:
+        """Restart the workers whose data plane sits in the same call for longer than `bound_s` (the
+        longest any of its Kafka calls may take): its innermost frame is the same in two py-spy dumps
+        `bound_s` + 5 s apart and it logged nothing in between (a call that returned and was tried
+        again logs a warning). Quicker than waiting for a deadline, and evidence of the hang."""
+        before = {id(w): (dataplane_frames(self._stack_text(w)), self._log_size(w)) for w in workers}
+        if not workers:
+            return []
+        time.sleep(bound_s + 5.0)
+        hung = [
+            w for w in workers
+            if before[id(w)][0] and dataplane_frames(self._stack_text(w)) == before[id(w)][0]
+            and self._log_size(w) == before[id(w)][1]
+        ]  # fmt: skip
+        restarted = self.restart_stuck(hung) if hung else []
+        for entry in restarted:
+            entry["same_frame_for_more_than_s"] = bound_s + 5.0
+        return restarted
+
+    def _stack_text(self, worker: WorkerProcess) -> str:
+        stack = self.dump_stack(worker)
+        return stack.read_text() if stack is not None else ""
+
+    @staticmethod
+    def _log_size(worker: WorkerProcess) -> int:
+        """Lines the data plane logged (librdkafka's own lines, which go on during a hang, left out)."""
+        text = worker.log_path.read_text(errors="replace")
+        return sum(1 for line in text.splitlines() if '"logger": "refinery.worker' in line)
 
     @staticmethod
     def dump_stack(worker: WorkerProcess) -> Path | None:
@@ -636,12 +678,15 @@ def read_after(
 
 
 def reconcile(
-    client_config: Mapping[str, Any], space: Namespace, starts: Offsets | None = None
+    client_config: Mapping[str, Any],
+    space: Namespace,
+    starts: Offsets | None = None,
+    routes: str | None = None,
 ) -> ReconcileReport:
     """`refinery.reconcile` over the namespace (what `reconcile_cluster` does), only for the records written
     after `starts`: its ingest records against every topic of the namespace and its DLQ."""
     starts = starts or {}
-    reconciler = Reconciler(compile_router(load_route_set(space.routes)))
+    reconciler = Reconciler(compile_router(load_route_set(routes or space.routes)))
     for msg in read_after(client_config, list_topics(client_config, space.ingest_pattern), starts):
         coordinate = (msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
         reconciler.expect(coordinate, msg.value(), msg.headers(), msg.key())  # type: ignore[arg-type]
@@ -716,15 +761,18 @@ def unstable_partitions(client_config: Mapping[str, Any], space: Namespace) -> d
     return out
 
 
-def leader_by_load(cluster: LocalKafkaCluster, topics: list[str]) -> int:
-    """The broker leading the partitions of `topics` that hold the most records."""
+def leader_by_load(cluster: LocalKafkaCluster, topics: list[str], *, exclude: int | None = None) -> int:
+    """The broker (other than `exclude`) leading the partitions of `topics` that hold the most records."""
     consumer = Consumer({**cluster.client_config, "group.id": f"load-{uuid.uuid4().hex[:8]}", "log_level": 2})
     try:
         metadata = consumer.list_topics(timeout=10)
         load: Counter[int] = Counter()
         for topic in topics:
             for p, meta in metadata.topics[topic].partitions.items():
-                load[meta.leader] += consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                if meta.leader != exclude:
+                    load[meta.leader] += consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[
+                        1
+                    ]
         return load.most_common(1)[0][0]
     finally:
         consumer.close()

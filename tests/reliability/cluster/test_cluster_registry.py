@@ -120,7 +120,7 @@ def test_stalled_registry_leader_is_replaced_and_no_id_is_reused(
             during = len(writers.acked) - before
             leader.proc.send_signal(signal.SIGCONT)
             stalled, resumed_at = None, time.monotonic()
-            time.sleep(8)  # the old leader answers what queued up on it, and finds out it no longer leads
+            time.sleep(6)  # the old leader answers what queued up on it, and finds out it no longer leads
         gap = writers.longest_gap(stalled_at, resumed_at)
         old_leader_still_leads = is_leader(leader)
         ids: dict[int, set[str]] = {}
