@@ -109,3 +109,33 @@ class TopicEnsurer:
         """Drop a topic from the cache (e.g. after it was deleted) so the next ensure re-creates it."""
         with self._lock:
             self._known.discard(topic)
+
+
+COMPACTED_TOPIC_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+
+
+def ensure_compacted_topic(
+    client_config: Mapping[str, Any], topic: str, *, replication_factor: int = 1, timeout_s: float = 30.0
+) -> None:
+    """Create a compacted one-partition topic (a small keyed store: route sets, API keys) unless it
+    exists. Raises TopicCreationError when Kafka refuses it or does not answer within `timeout_s`."""
+    admin = AdminClient(dict(client_config))
+    try:
+        existing = admin.list_topics(topic=topic, timeout=timeout_s).topics.get(topic)
+        if existing is not None and existing.error is None and existing.partitions:
+            return
+        futures = admin.create_topics(
+            [NewTopic(topic, 1, replication_factor, config=dict(COMPACTED_TOPIC_CONFIG))],
+            operation_timeout=timeout_s,
+        )
+        futures[topic].result(timeout=timeout_s)
+    except TimeoutError:
+        raise TopicCreationError(
+            f"could not create topic {topic!r}: Kafka did not answer within {timeout_s:g} s"
+        ) from None
+    except KafkaException as exc:
+        err = exc.args[0]
+        if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+            raise TopicCreationError(
+                f"could not create topic {topic!r}: {err}", err if isinstance(err, KafkaError) else None
+            ) from None

@@ -43,9 +43,10 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from common.errors import InvalidInputError, RefineryError, TopicNameError
+from common.kafka_admin import TopicCreationError, ensure_compacted_topic
 from common.topics import validate_component
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,6 @@ log = logging.getLogger(__name__)
 KEY_PREFIX = "rgw_"
 _KEY_RE = re.compile(r"^rgw_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
 RECORD_FORMAT = 1
-_TOPIC_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
 
 
 class KeyStoreError(RefineryError):
@@ -210,19 +210,12 @@ def ensure_keys_topic(
     client_config: Mapping[str, Any], topic: str, *, replication_factor: int = 1, timeout_s: float = 30.0
 ) -> None:
     """Create the compacted one-partition keys topic unless it exists."""
-    admin = AdminClient(dict(client_config))
     try:
-        existing = admin.list_topics(timeout=timeout_s).topics.get(topic)
-        if existing is not None and existing.error is None and existing.partitions:
-            return
-        futures = admin.create_topics(
-            [NewTopic(topic, 1, replication_factor, config=dict(_TOPIC_CONFIG))], operation_timeout=timeout_s
+        ensure_compacted_topic(
+            client_config, topic, replication_factor=replication_factor, timeout_s=timeout_s
         )
-        futures[topic].result(timeout=timeout_s)
-    except KafkaException as exc:
-        err = exc.args[0]
-        if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-            raise KeyStoreError(f"could not create the keys topic {topic!r}: {err}") from None
+    except TopicCreationError as exc:
+        raise KeyStoreError(f"could not create the keys topic {topic!r}: {exc}") from None
 
 
 def publish_key(

@@ -30,9 +30,10 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from common.errors import RefineryError
+from common.kafka_admin import TopicCreationError, ensure_compacted_topic
 from refinery.control.route_records import (
     HISTORY_PREFIX,
     RECORD_FORMAT,
@@ -72,7 +73,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ROUTES_TOPIC = "_refinery_routes"
-_TOPIC_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
 
 
 class RouteStoreError(RefineryError):
@@ -87,19 +87,12 @@ def ensure_routes_topic(
     timeout_s: float = 30.0,
 ) -> None:
     """Create the compacted single-partition routes topic unless it exists."""
-    admin = AdminClient(dict(client_config))
     try:
-        existing = admin.list_topics(topic=topic, timeout=timeout_s).topics.get(topic)
-        if existing is not None and existing.error is None and existing.partitions:
-            return
-        futures = admin.create_topics(
-            [NewTopic(topic, 1, replication_factor, config=dict(_TOPIC_CONFIG))], operation_timeout=timeout_s
+        ensure_compacted_topic(
+            client_config, topic, replication_factor=replication_factor, timeout_s=timeout_s
         )
-        futures[topic].result(timeout=timeout_s)
-    except KafkaException as exc:
-        err = exc.args[0]
-        if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-            raise RouteStoreError(f"could not create routes topic {topic!r}: {err}") from None
+    except TopicCreationError as exc:
+        raise RouteStoreError(f"could not create routes topic {topic!r}: {exc}") from None
 
 
 def publish_route_set(
