@@ -14,9 +14,9 @@ import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AfterValidator, AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.errors import ConfigError
@@ -24,6 +24,21 @@ from common.limits import MAX_RECORD_BYTES
 from common.topics import INGEST_TOPIC_REGEX
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+BROKER_DEFAULT_REPLICATION = -1
+
+
+def _replication(value: int) -> int:
+    if value == BROKER_DEFAULT_REPLICATION or value >= 1:
+        return value
+    raise ValueError("must be -1 (the broker's default.replication.factor) or at least 1")
+
+
+# Replication of a topic we create: -1 (the default) asks the broker for its `default.replication.factor`
+# (KIP-464), so one dev broker gets 1 and a production cluster gets what its operators set (3), and
+# min.insync.replicas always comes from the cluster. A number pins it.
+Replication = Annotated[int, AfterValidator(_replication)]
 
 
 def _prefixed(prefix: str) -> SettingsConfigDict:
@@ -200,7 +215,7 @@ class ProducerSettings(RefinerySettings):
     producer_id: str | None = None  # identity written to every envelope; default "{host}/{pid}"
     # Ingest topics created on demand (`common.kafka_admin.TopicEnsurer`).
     partitions: int = Field(default=12, ge=1)
-    replication_factor: int = Field(default=1, ge=1)
+    replication_factor: Replication = BROKER_DEFAULT_REPLICATION
     allowed_envs: list[str] | None = None  # JSON list in the environment, e.g. '["prod","dev"]'
     allowed_sources: list[str] | None = None
     # Delivery: the SDK always sets enable.idempotence=true and acks=all (overrides may not weaken them).
@@ -253,9 +268,9 @@ class WorkerSettings(RefinerySettings):
     exactly_once: bool = False
     transaction_timeout_ms: int = Field(default=30_000, ge=1000)  # bounds how long a dead worker blocks
     derived_partitions: int = Field(default=12, ge=1)
-    derived_replication: int = Field(default=1, ge=1)
+    derived_replication: Replication = BROKER_DEFAULT_REPLICATION
     derived_allowed_envs: list[str] | None = None  # JSON list; other envs get no derived topics (DLQ instead)
-    internal_replication: int = Field(default=1, ge=1)  # DLQ, dedup and Faust's own topics
+    internal_replication: Replication = BROKER_DEFAULT_REPLICATION  # DLQ, dedup and Faust's own topics
     registry_check: bool = False  # DLQ records whose schema id the registry does not know
     registry_negative_ttl_s: float = 30.0  # how long an unknown schema id stays unknown before re-asking
     batch_size: int = Field(default=2000, ge=1)
@@ -345,7 +360,7 @@ class GatewaySettings(RefinerySettings):
     workers: int = Field(default=1, ge=1)  # server processes (uvicorn workers) sharing the port
     # API keys: a compacted one-partition topic every gateway process reads from the start and tails.
     keys_topic: str = "_refinery_gateway_keys"
-    keys_replication: int = Field(default=1, ge=1)
+    keys_replication: Replication = BROKER_DEFAULT_REPLICATION
     # Limits, each answered with 413 naming it: the body as received, the body decompressed (a gzip
     # or zstd bomb stops there), and events per request.
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)

@@ -14,6 +14,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from common.config import BROKER_DEFAULT_REPLICATION
 from common.errors import RefineryError, TopicNameError
 from common.topics import parse_topic
 
@@ -39,7 +40,7 @@ class TopicEnsurer:
         client_config: Mapping[str, Any],
         *,
         partitions: int = 12,
-        replication_factor: int = 1,
+        replication_factor: int = BROKER_DEFAULT_REPLICATION,
         topic_config: Mapping[str, str] | None = None,
         allowed_envs: Collection[str] | None = None,
         allowed_sources: Collection[str] | None = None,
@@ -115,10 +116,15 @@ COMPACTED_TOPIC_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": 
 
 
 def ensure_compacted_topic(
-    client_config: Mapping[str, Any], topic: str, *, replication_factor: int = 1, timeout_s: float = 30.0
+    client_config: Mapping[str, Any],
+    topic: str,
+    *,
+    replication_factor: int = BROKER_DEFAULT_REPLICATION,
+    timeout_s: float = 30.0,
 ) -> None:
     """Create a compacted one-partition topic (a small keyed store: route sets, API keys) unless it
-    exists. Raises TopicCreationError when Kafka refuses it or does not answer within `timeout_s`."""
+    exists, replicated as the broker's `default.replication.factor` unless told otherwise. Raises
+    TopicCreationError when Kafka refuses it or does not answer within `timeout_s`."""
     admin = AdminClient(dict(client_config))
     try:
         existing = admin.list_topics(topic=topic, timeout=timeout_s).topics.get(topic)

@@ -45,6 +45,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
+from common.config import BROKER_DEFAULT_REPLICATION
 from common.errors import InvalidInputError, RefineryError, TopicNameError
 from common.kafka_admin import TopicCreationError, ensure_compacted_topic
 from common.topics import validate_component
@@ -207,7 +208,11 @@ class KeyRing:
 
 
 def ensure_keys_topic(
-    client_config: Mapping[str, Any], topic: str, *, replication_factor: int = 1, timeout_s: float = 30.0
+    client_config: Mapping[str, Any],
+    topic: str,
+    *,
+    replication_factor: int = BROKER_DEFAULT_REPLICATION,
+    timeout_s: float = 30.0,
 ) -> None:
     """Create the compacted one-partition keys topic unless it exists."""
     try:

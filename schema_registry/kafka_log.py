@@ -23,7 +23,9 @@ from schema_registry.store import SchemaStore
 log = logging.getLogger(__name__)
 
 MAX_ID_KEY = b"max-schema-id"
-COMPACTED = {"cleanup.policy": "compact", "min.insync.replicas": "1"}
+# Replication and min.insync.replicas are the cluster's defaults (replication_factor=-1 below): one dev
+# broker gets 1/1, a production cluster what its operators set (e.g. 3/2), as Confluent's registry does.
+COMPACTED = {"cleanup.policy": "compact"}
 IDLE_WAIT_S = 0.2  # the reader's longest wait for a record (then it notes its positions)
 MAX_BATCH = 500
 

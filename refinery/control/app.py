@@ -88,7 +88,9 @@ def create_app(settings: WorkerSettings | None = None, kafka: KafkaSettings | No
         broker_session_timeout=settings.session_timeout_ms / 1000,
         broker_heartbeat_interval=settings.session_timeout_ms / 3000,
         topic_partitions=1,
-        topic_replication_factor=settings.internal_replication,
+        # Faust's aiokafka admin request cannot ask for the broker's default (-1), and its only topic
+        # (the assignor-leader topic) holds no data: one replica then, or the count set explicitly.
+        topic_replication_factor=max(settings.internal_replication, 1),
     )
     app.worker_settings = settings
     app.kafka_settings = kafka

@@ -32,6 +32,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
+from common.config import BROKER_DEFAULT_REPLICATION
 from common.errors import RefineryError
 from common.kafka_admin import TopicCreationError, ensure_compacted_topic
 from refinery.control.route_records import (
@@ -83,7 +84,7 @@ def ensure_routes_topic(
     client_config: Mapping[str, Any],
     topic: str = ROUTES_TOPIC,
     *,
-    replication_factor: int = 1,
+    replication_factor: int = BROKER_DEFAULT_REPLICATION,
     timeout_s: float = 30.0,
 ) -> None:
     """Create the compacted single-partition routes topic unless it exists."""

@@ -166,3 +166,22 @@ def test_every_variable_the_repo_sets_is_known_or_outside_the_prefixes() -> None
     environ = dict.fromkeys(found, "1")
     for cls in CLASSES:
         assert unknown_environment(cls, environ) == [], cls.__name__
+
+
+def test_replication_defaults_to_the_brokers_own() -> None:
+    """-1 asks the broker for default.replication.factor: 1 on a dev broker, 3 on a production cluster."""
+    assert config.ProducerSettings().replication_factor == config.BROKER_DEFAULT_REPLICATION == -1
+    worker = config.WorkerSettings()
+    assert (worker.derived_replication, worker.internal_replication) == (-1, -1)
+    assert config.GatewaySettings().keys_replication == -1
+
+
+@pytest.mark.parametrize("value", [-1, 1, 3])
+def test_replication_accepts_the_broker_default_or_a_count(value: int) -> None:
+    assert config.WorkerSettings(derived_replication=value).derived_replication == value
+
+
+@pytest.mark.parametrize("value", [0, -2])
+def test_replication_refuses_other_values(value: int) -> None:
+    with pytest.raises(ValidationError, match="broker's default.replication.factor"):
+        config.ProducerSettings(replication_factor=value)

@@ -48,7 +48,7 @@ from devstack.local_cluster import LocalKafkaCluster
 from producers.delivery import DeliveryHandle
 from producers.producer import Producer
 from producers.workload import SEND_VERSION, TITLES, WorkloadGenerator
-from refinery.control.route_store import ensure_routes_topic, publish_route_set
+from refinery.control.route_store import publish_route_set
 from refinery.reconcile.reconciler import Reconciler, ReconcileReport, list_topics
 from refinery.routing.router import compile_router
 from refinery.routing.rules import load_route_set
@@ -152,12 +152,9 @@ class Namespace:
 
 
 def prepare_namespace(client_config: Mapping[str, Any], space: Namespace) -> None:
-    """Ingest topics as the SDK creates them (3 partitions, 3 replicas, the cluster's min ISR), the
-    routes topic with 3 replicas (`ensure_routes_topic` alone would give it one), the route set."""
-    TopicEnsurer(client_config, partitions=INGEST_PARTITIONS, replication_factor=REPLICAS).ensure_many(
-        space.ingest_topics
-    )
-    ensure_routes_topic(client_config, space.routes_topic, replication_factor=REPLICAS)
+    """Ingest topics as the SDK creates them (3 partitions; replication and min ISR the cluster's
+    defaults, as every topic the pipeline creates), then the route set (which creates its topic)."""
+    TopicEnsurer(client_config, partitions=INGEST_PARTITIONS).ensure_many(space.ingest_topics)
     publish_route_set(client_config, space.routes_topic, load_route_set(space.routes))
 
 
@@ -209,15 +206,16 @@ def prime(client_config: Mapping[str, Any], space: Namespace) -> int:
 
 # --- workers ------------------------------------------------------------------------------------------
 class WorkerGroup:
-    """Refinery workers of one consumer group on the cluster, with replication 3 for what they create."""
+    """Refinery workers of one consumer group on the cluster, with the default replication settings (the
+    cluster's own: 3 replicas, min ISR 2) for what they create."""
 
     def __init__(self, bootstrap: str, space: Namespace, tmp: Path, *, exactly_once: bool, **overrides: Any):
         self.space = space
         self.tmp = tmp
         self.mode = "exactly_once" if exactly_once else "at_least_once"
         self.env = worker_env(
-            bootstrap, space.ns, tmp, exactly_once=exactly_once, derived_replication=REPLICAS,
-            internal_replication=REPLICAS, derived_partitions=DERIVED_PARTITIONS, **overrides,
+            bootstrap, space.ns, tmp, exactly_once=exactly_once, derived_partitions=DERIVED_PARTITIONS,
+            **overrides,
         )  # fmt: skip
         self.env["REFINERY_WORKER_INGEST_PATTERN"] = space.ingest_pattern
         self.workers: list[WorkerProcess] = []
@@ -384,7 +382,7 @@ class WorkloadFeeder:
     def __init__(self, bootstrap: str, registry_url: str, space: Namespace, *, rate: float, seed: int = 0):
         settings = ProducerSettings(
             env="prod", source=space.sources["telemetry"], partitions=INGEST_PARTITIONS,
-            replication_factor=REPLICAS, delivery_timeout_ms=120_000, block_timeout_s=1,
+            delivery_timeout_ms=120_000, block_timeout_s=1,
         )  # fmt: skip
         self.producer = Producer(
             settings,

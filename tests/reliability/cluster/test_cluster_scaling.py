@@ -25,7 +25,7 @@ import pytest
 
 from common.kafka_admin import TopicEnsurer
 from devstack.local_cluster import LocalKafkaCluster
-from refinery.control.route_store import ensure_routes_topic, publish_route_set
+from refinery.control.route_store import publish_route_set
 from refinery.routing.rules import load_route_set
 from tests.refinery.worker.worker_harness import record, send
 from tests.reliability.cluster.harness import (
@@ -193,8 +193,7 @@ def test_thousand_topics_and_routes(cluster: LocalKafkaCluster, tmp_path: Path, 
     conf = cluster.client_config
     text = many_routes(space, routes)
     (ns_ingest,) = [t for t in space.ingest_topics if t.startswith(f"prod.{space.ns}t.")]
-    TopicEnsurer(conf, partitions=INGEST_PARTITIONS, replication_factor=REPLICAS).ensure(ns_ingest)
-    ensure_routes_topic(conf, space.routes_topic, replication_factor=REPLICAS)
+    TopicEnsurer(conf, partitions=INGEST_PARTITIONS).ensure(ns_ingest)
     publish_route_set(conf, space.routes_topic, load_route_set(text))
     group = WorkerGroup(cluster.bootstrap, space, tmp_path, exactly_once=False)
     total = 20_000

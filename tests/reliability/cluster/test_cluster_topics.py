@@ -1,18 +1,10 @@
-"""Topics the pipeline creates itself on a cluster whose brokers default to replication 3 and
-min.insync.replicas=2. The SDK's ingest topics, the workers' derived topics, DLQ and dedup changelog are
-checked by the fault and scaling tests (replication from `ProducerSettings.replication_factor`,
-`REFINERY_WORKER_DERIVED_REPLICATION` / `_INTERNAL_REPLICATION`, min ISR from the cluster). Two
-creators do not follow those settings; both are known gaps (strict xfails) that the cluster tests work
-around by creating those topics first:
-
-- the routes topic: `ensure_routes_topic` (called by `publish_route_set`, `refinery routes apply` and
-  every worker's RouteWatcher) creates it with one replica whatever `internal_replication` says (the
-  broker caps min.insync.replicas at the replication factor, so writes still succeed): the live route
-  set and its history then live on one broker, and while it is down no worker can start;
-- the registry's `_schemas` and coordination topics: `schema_registry.kafka_log.ensure_topics` takes the
-  cluster's replication but sets `min.insync.replicas=1`, so an acknowledged schema write may be on one
-  broker only.
-"""
+"""Topics the pipeline creates itself, on a cluster whose brokers default to replication 3 and
+min.insync.replicas=2: with the default settings every creator asks the broker for its defaults
+(`replication_factor=-1`, no min.insync.replicas of its own), so each topic gets the cluster's 3 / 2.
+The SDK's ingest topics, the workers' derived topics, DLQ and dedup changelog are checked by the fault and
+scaling tests, whose harness runs with the default settings too; here the small stores: the routes topic
+(`publish_route_set`, `refinery routes apply`, every worker's RouteWatcher), the gateway's API keys and the
+registry's `_schemas` and coordination topics."""
 
 from __future__ import annotations
 
@@ -21,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from common.kafka_admin import TopicEnsurer
 from devstack.local_cluster import LocalKafkaCluster
+from gateway.keys import ensure_keys_topic
 from refinery.control.route_store import publish_route_set
 from refinery.routing.rules import load_route_set
 from tests.reliability.cluster.harness import MIN_ISR, REPLICAS, replication_of
@@ -37,19 +31,21 @@ routes:
 """
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known gap: ensure_routes_topic creates the routes topic with 1 replica"
-)
 def test_a_routes_topic_created_on_first_publish_is_replicated(cluster: LocalKafkaCluster) -> None:
     topic = f"_routes_{uuid.uuid4().hex[:8]}"
-    try:
-        publish_route_set(cluster.client_config, topic, load_route_set(ROUTES), timeout_s=10)
-    finally:
-        replication = replication_of(cluster.client_config, [topic])
-    assert replication[topic] == (REPLICAS, MIN_ISR), replication
+    publish_route_set(cluster.client_config, topic, load_route_set(ROUTES), timeout_s=10)
+    assert replication_of(cluster.client_config, [topic]) == {topic: (REPLICAS, MIN_ISR)}
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: the registry sets min.insync.replicas=1 on its topics")
+def test_the_gateway_keys_topic_and_an_ingest_topic_are_replicated(cluster: LocalKafkaCluster) -> None:
+    keys = f"_keys_{uuid.uuid4().hex[:8]}"
+    ingest = f"prod.c{uuid.uuid4().hex[:6]}.ingest.all-v1"
+    ensure_keys_topic(cluster.client_config, keys, timeout_s=10)
+    TopicEnsurer(cluster.client_config, partitions=1).ensure(ingest)
+    replication = replication_of(cluster.client_config, [keys, ingest])
+    assert replication == {keys: (REPLICAS, MIN_ISR), ingest: (REPLICAS, MIN_ISR)}
+
+
 def test_the_registry_creates_its_topics_with_the_cluster_min_insync_replicas(
     cluster: LocalKafkaCluster, tmp_path: Path
 ) -> None:
