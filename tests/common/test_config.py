@@ -183,5 +183,5 @@ def test_replication_accepts_the_broker_default_or_a_count(value: int) -> None:
 
 @pytest.mark.parametrize("value", [0, -2])
 def test_replication_refuses_other_values(value: int) -> None:
-    with pytest.raises(ValidationError, match="broker's default.replication.factor"):
+    with pytest.raises(ValidationError, match=r"broker's default\.replication\.factor"):
         config.ProducerSettings(replication_factor=value)
