@@ -1,20 +1,15 @@
-"""Events -> Kafka records, through the producer SDK's own steps (no copy of them):
+"""Events -> Kafka records, through the producer SDK's public API (no copy of its steps):
 
-1. the schema of (key's title, category, version): `SchemaCatalog.resolve` (`producers.schemas`, the
-   SDK's cached look-up and subject rule), done off the event loop before the batch is built;
-2. validation and serialization: `producers.codecs.encode_payload`, the function `Producer.send` calls,
-   so a payload passes or fails here exactly as with the SDK, with the same field named;
-3. the envelope and its `ce_*` headers: `common.envelope.make_envelope` and
-   `common.headers.metadata_to_headers`, as the SDK builds them, but with the client's event id as the
-   message id (a fresh UUIDv7 when it has none) so a retried event keeps its id;
-4. the SDK's key rule (`key`, else the payload's match_id / player_id) and its ingest topic
-   `{env}.{source}.ingest.all-v1`, created on first use;
-5. `Producer.try_submit` (idempotent, acks=all), in `gateway.service`.
-
-Steps 3-4 use private parts of `producers.producer` (`Producer._key`, `Producer._ready_topic` and the
-attribute check `_check_attributes`): `Producer.prepare` has no way to take a message id. A
-`message_id=` (and `produced_at_ms=`) argument on `Producer.prepare` would let this module call
-`prepare` itself; until the SDK has it, this is the one place that reaches inside.
+1. off the event loop, before the batch is built: the schema of (key's title, category, version) with
+   `SchemaCatalog.resolve` (`producers.schemas`, the SDK's cached look-up and subject rule; a schema
+   that is not registered is remembered for `negative_ttl_s`) and the ingest topic with
+   `Producer.ensure_topic` (created on first use);
+2. on the loop, per event: `Producer.prepare`, the steps `Producer.send` takes (validation and
+   serialization naming the bad field, attribute names, the envelope and its `ce_*` headers, the key
+   rule, the size limit), with the client's event id as `message_id` (a fresh UUIDv7 when it has none)
+   so a retried event keeps its id, the request's time as `produced_at_ms` and `gateway:<key id>` as
+   the envelope's producer;
+3. `Producer.try_submit` (idempotent, acks=all), in `gateway.service`.
 """
 
 from __future__ import annotations
@@ -27,23 +22,24 @@ from dataclasses import dataclass
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from google.protobuf.message import DecodeError
 
-from common.envelope import encode_envelope, make_envelope, new_message_id
 from common.errors import InvalidInputError
-from common.headers import metadata_to_headers
 from common.kafka_admin import TopicCreationError
-from common.limits import MAX_RECORD_BYTES, record_size
 from gateway.events import Event, EventRejected
-from producers.codecs import encode_payload
 from producers.errors import (
     BrokerUnavailableError,
+    InvalidRecordError,
     PayloadValidationError,
+    ProducerClosedError,
     RegistryUnavailableError,
     SchemaNotRegisteredError,
 )
-from producers.producer import OutgoingRecord, Producer, _check_attributes
+from producers.producer import OutgoingRecord, Producer
 from producers.schemas import ResolvedSchema, subject_for
 
 SchemaKey = tuple[str, str, int]  # title, category, version
+# The event field for each `InvalidRecordError.field` of the SDK (a record over the size limit is the
+# payload's doing: the rest of the event is small).
+EVENT_FIELDS = {"message_id": "id", "record": "payload", "attributes": "attributes"}
 
 
 class EventFailed(Exception):
@@ -99,7 +95,7 @@ class RecordBuilder:
                 failures[key] = exc
         for env, source in topics:
             try:
-                self._topics[(env, source)] = self.producer._ready_topic(env, source)
+                self._topics[(env, source)] = self.producer.ensure_topic(env, source)
             except (BrokerUnavailableError, TopicCreationError) as exc:
                 failures[(env, source)] = exc  # not cached: tried again by the next request
             except InvalidInputError as exc:  # the producer's allowed envs / sources refuse it
@@ -124,63 +120,44 @@ class RecordBuilder:
     def build(
         self, event: Event, *, env: str, title: str, source: str, producer_id: str, now_ms: int
     ) -> OutgoingRecord:
-        """The record for a valid event; EventRejected naming the field otherwise."""
-        sdk = self.producer
+        """The record for a valid event; EventRejected naming the field otherwise, EventFailed when its
+        schema or topic could not be loaded."""
+        schema = self._schemas.get((title, event.category, event.version))
+        topic = self._topics.get((env, source))
         try:
-            schema = self._schemas.get((title, event.category, event.version))
             if schema is None:
                 raise EventFailed(f"schema of {event.category!r} v{event.version} not loaded")
             if isinstance(schema, _Missing):
                 raise schema.error
-            topic = self._topics.get((env, source))
             if isinstance(topic, Exception):
                 raise EventRejected(str(topic), field="source")
             if topic is None:
                 raise EventFailed(f"ingest topic of {env}.{source} not ready")
-            if event.attributes:
-                try:
-                    _check_attributes(event.attributes)  # the SDK's own rule for attribute names
-                except InvalidInputError as exc:
-                    raise EventRejected(str(exc), field="attributes") from None
-            payload = event.payload
-            if event.protobuf:
-                payload = _protobuf_payload(payload, schema)
-            payload_format, data = encode_payload(payload, schema)
-            message_id = event.id or new_message_id()
-            envelope = make_envelope(
+            payload = _protobuf_payload(event.payload, schema) if event.protobuf else event.payload
+        except EventRejected as exc:
+            self.producer.metrics.count_refused(exc)  # as the SDK counts its own refusals
+            raise
+        try:  # prepare counts what it refuses
+            return self.producer.prepare(
+                title,
+                event.category,
+                event.version,
+                payload,
+                key=event.key,
+                attributes=event.attributes,
                 env=env,
                 source=source,
-                title=title,
-                category=event.category,
-                version=event.version,
-                schema_id=schema.schema_id,
-                payload_format=payload_format,
-                payload=data,
-                producer=producer_id,
-                attributes=event.attributes,
-                message_id=message_id,
+                message_id=event.id,
                 produced_at_ms=now_ms,
-            )
-            value = encode_envelope(envelope)
-            headers = metadata_to_headers(envelope.metadata)
-            key = sdk._key(event.key, payload)
-            size = record_size(key, value, headers)
-            if size > MAX_RECORD_BYTES:
-                raise EventRejected(
-                    f"the event makes a {size:,}-byte record; the limit is {MAX_RECORD_BYTES:,} bytes",
-                    field="payload",
-                )
-            return OutgoingRecord(
-                topic, key, value, headers, message_id, now_ms, (env, source, event.category)
+                producer=producer_id,
             )
         except PayloadValidationError as exc:
-            sdk.metrics.count_refused(exc)
             raise EventRejected(str(exc), field=_payload_field(exc.field, schema)) from None
-        except EventRejected as exc:
-            sdk.metrics.count_refused(exc)
-            raise
+        except InvalidRecordError as exc:
+            raise EventRejected(str(exc), field=EVENT_FIELDS.get(exc.field, exc.field)) from None
+        except (SchemaNotRegisteredError, ProducerClosedError) as exc:  # schema: resolved above, cached
+            raise EventFailed(str(exc)) from None
         except InvalidInputError as exc:  # envelope metadata (e.g. an illegal category name)
-            sdk.metrics.count_refused(exc)
             raise EventRejected(str(exc), field="category") from None
 
     def schema_registered(self, title: str, category: str, version: int) -> bool:

@@ -29,6 +29,15 @@ class PayloadValidationError(InvalidInputError, SerializationError):
         self.field = field
 
 
+class InvalidRecordError(InvalidInputError):
+    """An argument of `Producer.prepare`/`send` other than the payload is invalid. `field` names it:
+    `message_id`, `produced_at_ms`, `attributes`, or `record` for a record over the size limit."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class PayloadDecodeError(InvalidInputError, SerializationError):
     """Payload bytes that cannot be decoded with the schema their envelope names."""
 

@@ -8,11 +8,19 @@ What `send` does, in order (each step raises before anything is queued):
 1. looks up the schema of (title, category, version) in the registry (cached; subject rule in
    `producers.schemas`) and refuses with SchemaNotRegisteredError when there is none;
 2. validates and serializes the payload by the registered type (`producers.codecs`), naming the bad field;
-3. builds the envelope with a fresh UUIDv7 message id, timestamp and producer identity, and mirrors its
-   metadata into `ce_*` headers;
+3. builds the envelope with a fresh UUIDv7 message id (or the caller's `message_id`, a UUID string),
+   timestamp (or the caller's `produced_at_ms`) and producer identity (or the caller's `producer`, for
+   a proxy writing on behalf of its clients), and mirrors its metadata into `ce_*` headers;
 4. makes sure the ingest topic `{env}.{source}.ingest.all-v1` exists (created once, on demand);
 5. queues the record and returns a `DeliveryHandle` (`producers.delivery`), resolved when the broker
    acknowledges the record: `result()`, `exception()`, `done()`, `add_done_callback()` as on a Future.
+
+Message ids: pass `message_id=` to keep an id the event already has (a client's event id, a retried
+record's id), so dedup routes drop the second copy. It must be a UUID string: any form `uuid.UUID`
+reads, written in canonical lowercase text (the contract wants UUIDv7; other versions are accepted but
+sort by nothing). `produced_at_ms=` sets the envelope's time (Unix ms, default now). An invalid one
+raises InvalidRecordError naming the argument before anything is queued; `OutgoingRecord.message_id`
+and `DeliveryHandle.message_id` give the id used.
 
 Keys: the record key is `key` when given; otherwise the first non-empty payload field named in
 `ProducerSettings.key_fields` (default `match_id`, then `player_id`); otherwise none. Records with equal
@@ -38,9 +46,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +63,6 @@ from google.protobuf.message import Message as ProtobufMessage
 from common import contract
 from common.config import KafkaSettings, ProducerSettings, RegistrySettings
 from common.envelope import encode_envelope, make_envelope, new_message_id, now_ms
-from common.errors import InvalidInputError
 from common.headers import Headers, metadata_to_headers
 from common.kafka_admin import TopicEnsurer
 from common.kafka_log import describe_failure, error_text, kafka_unreachable, with_log
@@ -72,6 +81,7 @@ from producers.errors import (
     BrokerUnavailableError,
     DeliveryError,
     FlushTimeoutError,
+    InvalidRecordError,
     ProducerClosedError,
     QueueFullError,
     SchemaNotRegisteredError,
@@ -166,9 +176,15 @@ class Producer:
         env: str | None = None,
         source: str | None = None,
         schema: Schema | None = None,
+        message_id: str | None = None,
+        produced_at_ms: int | None = None,
+        producer: str | None = None,
     ) -> DeliveryHandle:
         """Validate, envelope and queue one payload; see the module docstring. `env`/`source` override
-        the configured ones for this record; `schema` is only used with `auto_register` (development)."""
+        the configured ones for this record; `schema` is only used with `auto_register` (development);
+        `message_id` (a UUID string) and `produced_at_ms` replace the fresh id and the current time;
+        `producer` the envelope's producer identity (default `producer_id`), for a proxy such as the
+        HTTP gateway writing on behalf of its clients."""
         record = self.prepare(
             title,
             category,
@@ -179,6 +195,9 @@ class Producer:
             env=env,
             source=source,
             schema=schema,
+            message_id=message_id,
+            produced_at_ms=produced_at_ms,
+            producer=producer,
         )
         handle = self.try_submit(record, on_delivery=on_delivery)
         return handle if handle is not None else self.submit(record, on_delivery=on_delivery)
@@ -201,17 +220,28 @@ class Producer:
         env: str | None = None,
         source: str | None = None,
         schema: Schema | None = None,
+        message_id: str | None = None,
+        produced_at_ms: int | None = None,
+        producer: str | None = None,
     ) -> OutgoingRecord:
-        """Steps 1-4 of `send`: everything that can fail because of the input, before queueing."""
+        """Steps 1-4 of `send`: everything that can fail because of the input, before queueing. Takes
+        the same arguments as `send` (but no callback); the record's `message_id` is the one used."""
         try:  # inline, not helper calls: this runs once per record
             if self._closed:
                 raise ProducerClosedError("this producer is closed")
+            message_id = new_message_id() if message_id is None else checked_message_id(message_id)
+            if produced_at_ms is None:
+                produced_at_ms = now_ms()
+            elif type(produced_at_ms) is not int or not 0 <= produced_at_ms < _MAX_TIME_MS:
+                raise InvalidRecordError(
+                    f"produced_at_ms must be Unix milliseconds (an int from 0 to {_MAX_TIME_MS - 1}), "
+                    f"not {produced_at_ms!r:.60}",
+                    field="produced_at_ms",
+                )
             resolved = self._resolve(title, category, version, schema)
             payload_format, payload_bytes = encode_payload(payload, resolved)
             env = env or self.settings.env
             source = source or self.settings.source
-            message_id = new_message_id()
-            produced_at_ms = now_ms()
             envelope = make_envelope(
                 env=env,
                 source=source,
@@ -221,22 +251,23 @@ class Producer:
                 schema_id=resolved.schema_id,
                 payload_format=payload_format,
                 payload=payload_bytes,
-                producer=self.producer_id,
+                producer=producer or self.producer_id,
                 attributes=_check_attributes(attributes) if attributes else None,
                 message_id=message_id,
                 produced_at_ms=produced_at_ms,
             )
-            topic = self._ready_topics.get((env, source)) or self._ready_topic(env, source)
+            topic = self._ready_topics.get((env, source)) or self.ensure_topic(env, source)
             record_key, value = self._key(key, payload), encode_envelope(envelope)
             headers = metadata_to_headers(envelope.metadata)
             # The headers mirror the metadata in the value: they add at most ~512 bytes plus ~16 per
             # attribute beyond its size, so only records near half the limit are counted exactly.
             rough = 2 * len(value) + len(record_key or b"") + 16 * len(envelope.metadata.attributes) + 512
             if rough > MAX_RECORD_BYTES and record_size(record_key, value, headers) > MAX_RECORD_BYTES:
-                raise InvalidInputError(
+                raise InvalidRecordError(
                     f"record would be {record_size(record_key, value, headers)} bytes (payload "
                     f"{len(payload_bytes)}, with envelope, key, headers and framing); the contract's "
-                    f"limit is {MAX_RECORD_BYTES} (common/limits.py)"
+                    f"limit is {MAX_RECORD_BYTES} (common/limits.py)",
+                    field="record",
                 )
             return OutgoingRecord(
                 topic, record_key, value, headers, message_id, produced_at_ms, (env, source, category)
@@ -361,11 +392,17 @@ class Producer:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # --- internals ----------------------------------------------------------------------------------
-    def _ready_topic(self, env: str, source: str) -> str:
-        """The ingest topic of (env, source), created on first use; remembered once it exists. A cluster
-        that accepts no TCP connection fails at once (one line naming address and cause), not after the
-        topic-creation timeout."""
+    def ensure_topic(self, env: str | None = None, source: str | None = None) -> str:
+        """The ingest topic of (env, source) (default: the configured ones), created on first use and
+        remembered once it exists; `prepare` calls it, and may block here up to the topic-creation
+        timeout, so callers on an event loop call it first in a thread. InvalidInputError for an env or
+        source the settings do not allow (even with Kafka down); BrokerUnavailableError at once when
+        no bootstrap address accepts a TCP connection (one line naming address and cause)."""
+        env = env or self.settings.env
+        source = source or self.settings.source
+        known = self._ready_topics.get((env, source))
+        if known is not None:
+            return known
         topic = ingest_topic(env, source)
         self._topics.check_allowed(topic)  # a refused env or source says so even with Kafka down
         unreachable = kafka_unreachable(self._bootstrap, timeout_s=min(2.0, self.settings.registry_timeout_s))
@@ -381,6 +418,7 @@ class Producer:
         self._ready_topics[(env, source)] = topic
         return topic
 
+    # --- internals ----------------------------------------------------------------------------------
     def _resolve(self, title: str, category: str, version: int, schema: Schema | None) -> ResolvedSchema:
         try:
             return self.catalog.resolve(title, category, version)
@@ -415,11 +453,34 @@ class Producer:
             self._producer.poll(0.1)
 
 
+_MAX_TIME_MS = 2**63  # the envelope's produced_at_ms is a uint64; Kafka's timestamp an int64
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def checked_message_id(message_id: object) -> str:
+    """`message_id` as canonical lowercase UUID text; InvalidRecordError (field `message_id`) unless it
+    is a UUID string (any form `uuid.UUID` reads: braces, URN, upper case, no hyphens)."""
+    if type(message_id) is str and _CANONICAL_UUID.fullmatch(message_id):
+        return message_id  # the usual case, without building a UUID object
+    try:
+        if not isinstance(message_id, str):
+            raise TypeError
+        return str(uuid.UUID(message_id))
+    except (TypeError, ValueError):
+        raise InvalidRecordError(
+            f"message_id must be a UUID string (e.g. a UUIDv7 such as {new_message_id()!r}), "
+            f"not {message_id!r:.60}",
+            field="message_id",
+        ) from None
+
+
 def _check_attributes(attributes: Mapping[str, str]) -> Mapping[str, str]:
     """`attributes` itself (the envelope copies it) once every name follows the contract and every value
     is a string."""
     for name, value in attributes.items():
         problem = contract.attribute_name_problem(name)
         if problem is not None or not isinstance(value, str):
-            raise InvalidInputError(problem or f"attribute {name!r}: the value must be a string")
+            raise InvalidRecordError(
+                problem or f"attribute {name!r}: the value must be a string", field="attributes"
+            )
     return attributes
