@@ -3,20 +3,27 @@ workload's records (1 KB payloads) are POSTed as JSON batches of 100 by keep-ali
 producer SDK's own send rate on the same records in the same run (goal >= 0.5x and >= 20k events/s);
 then the request latency at half that load, vs a constant-202 ASGI app (FastAPI on uvicorn, same
 process count) taking the same requests at the same rate (goal p99 < 50 ms). Rows per number of gateway
-server processes (REFINERY_GATEWAY_WORKERS)."""
+server processes (REFINERY_GATEWAY_WORKERS).
+
+The machine is shared (2 cores, the broker on it, other people's tests), so next to each rate the rows
+give the CPU time per accepted event of the gateway's processes (all of them, from /proc, over the
+measured span; steadier than the rate) against the SDK's own CPU per event in the same run (the bench
+process's CPU while only the SDK runs), and the 1-minute load average when the phase began."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import json_format
 
-from bench import procs
+from bench import procs, profiling
 from bench.context import BenchContext
 from bench.gateway_load import Post, PostResult, at_rate, throughput
 from bench.http_load import wait_http
@@ -34,21 +41,24 @@ BATCH = 100
 SOURCES = ("telemetry", "backend")
 
 
-def sdk_rate(bootstrap: str, messages: list[WorkloadMessage], envs: dict[str, str], count: int) -> float:
-    """events/s of the SDK sending `count` of these messages (cycled) until every one is acknowledged."""
+def sdk_rate(
+    bootstrap: str, messages: list[WorkloadMessage], envs: dict[str, str], count: int
+) -> tuple[float, float]:
+    """(events/s, CPU us per event) of the SDK sending `count` of these messages (cycled) until every
+    one is acknowledged; the CPU is this process's (all threads: the SDK's poll thread, librdkafka's)."""
     producer = sdk_producer(bootstrap)
     try:
         for m in messages[:200]:  # schemas resolved, topics created, connections up before the clock
             producer.send(m.title, m.category, m.version, m.payload, key=m.key, attributes=m.attributes,
                           env=envs[m.env], source=m.source)  # fmt: skip
         producer.flush()
-        began = time.monotonic()
+        began, cpu = time.monotonic(), time.process_time()
         for n in range(count):
             m = messages[n % len(messages)]
             producer.send(m.title, m.category, m.version, m.payload, key=m.key, attributes=m.attributes,
                           env=envs[m.env], source=m.source)  # fmt: skip
         producer.flush()
-        return count / (time.monotonic() - began)
+        return count / (time.monotonic() - began), (time.process_time() - cpu) / count * 1e6
     finally:
         producer.close()
 
@@ -96,6 +106,8 @@ def run(ctx: BenchContext) -> BenchResult:
             "distinct_events": pool,
             "client": "aiohttp keep-alive, same host",
             "latency_load": "open loop at half the measured events/s",
+            "cpu": "gateway: user+system CPU of every gateway process over the measured span / accepted "
+            "events; SDK: the bench process's CPU while the SDK sends",
         },
         baseline={
             "throughput": "producer SDK send() of the same records (same run), until all acknowledged",
@@ -122,7 +134,10 @@ def run(ctx: BenchContext) -> BenchResult:
         messages = generate(pool, 1024)
         ctx.create_topics(topics, 12)
         ctx.log("gateway: SDK send rate on the same records")
-        sdk = sdk_rate(ctx.bootstrap, messages, envs, pool)
+        load = os.getloadavg()[0]
+        sdk, sdk_cpu = sdk_rate(ctx.bootstrap, messages, envs, pool)
+        result.extra["sdk"] = {"events_per_s": round(sdk), "cpu_us_per_event": round(sdk_cpu, 1),
+                               "load_1m": round(load, 2)}  # fmt: skip
         conf = ctx.client_config
         ensure_keys_topic(conf, keys_topic)
         tokens = {}
@@ -134,7 +149,7 @@ def run(ctx: BenchContext) -> BenchResult:
         posts = build_posts(messages, tokens)
         result.params["requests_cycled"] = len(posts)
         for workers in worker_counts:
-            measure(ctx, result, workers, posts, sdk, reg_url, keys_topic, duration, concurrency)
+            measure(ctx, result, workers, posts, (sdk, sdk_cpu), reg_url, keys_topic, duration, concurrency)
     finally:
         registry.stop()
         ctx.delete_topics(
@@ -148,7 +163,7 @@ def measure(
     result: BenchResult,
     workers: int,
     posts: list[Post],
-    sdk: float,
+    sdk_figures: tuple[float, float],
     reg_url: str,
     keys_topic: str,
     duration: float,
@@ -164,23 +179,38 @@ def measure(
         f"gateway-baseline-{workers}", ["-m", "bench.gateway_baseline", str(base_port), str(workers)]
     )
     label = f"{workers} process{'es' if workers > 1 else ''}"
+    sdk, sdk_cpu = sdk_figures
     try:
         wait_http(f"http://127.0.0.1:{port}/ready", timeout=90)
         wait_http(f"http://127.0.0.1:{base_port}/health", timeout=60)
         ctx.log(f"gateway: throughput, {label}")
         url = f"http://127.0.0.1:{port}/v1/events"
-        full = throughput(url, posts, concurrency=concurrency, duration_s=duration)
-        note = _statuses(full)
+        throughput(url, posts, concurrency=concurrency, duration_s=1.0, warm_up=False)
+        full, cpu_us, load, busy = _measured(
+            ctx, f"gateway-{workers}", gateway.pid, duration,
+            lambda: throughput(url, posts, concurrency=concurrency, duration_s=duration, warm_up=False),
+            spy=True,
+        )  # fmt: skip
+        note = _joined(_statuses(full), f"load {load:.2f}, CPUs {busy:.0f}% busy")
         result.add(Row(
             case=f"accepted events/s, batches of {BATCH} x 1 KB, {label}",
             value=full.event_rate, unit="events/s",
             baseline=sdk, goal=f">= {GOAL_RATIO}x and >= {GOAL_RATE:,} events/s",
             goal_met=full.event_rate >= GOAL_RATIO * sdk and full.event_rate >= GOAL_RATE, note=note,
         ))  # fmt: skip
+        result.add(Row(
+            case=f"gateway CPU per accepted event (all its processes) vs the SDK's, {label}",
+            value=cpu_us, unit="us/event", baseline=sdk_cpu, higher_is_better=False,
+        ))  # fmt: skip
         half = full.request_rate / 2
         ctx.log(f"gateway: latency at {half:.0f} req/s, {label}")
+        base_load = os.getloadavg()[0]
         base = at_rate(f"http://127.0.0.1:{base_port}/v1/events", posts, rate=half, duration_s=duration)
-        loaded = at_rate(url, posts, rate=half, duration_s=duration)
+        at_rate(url, posts, rate=half, duration_s=1.0, warm_up=False)
+        loaded, half_cpu_us, half_load, half_busy = _measured(
+            ctx, f"gateway-{workers}-half", gateway.pid, duration,
+            lambda: at_rate(url, posts, rate=half, duration_s=duration, warm_up=False), spy=False,
+        )  # fmt: skip
         for point in ("p50", "p99"):
             p99 = point == "p99"
             result.add(Row(
@@ -188,14 +218,41 @@ def measure(
                 value=loaded.latencies_ms.get(point), unit="ms", baseline=base.latencies_ms.get(point),
                 higher_is_better=False, goal=f"< {GOAL_P99_MS:g} ms" if p99 else "",
                 goal_met=(loaded.latencies_ms.get(point, 1e9) < GOAL_P99_MS) if p99 else None,
-                note=_statuses(loaded) if p99 else "",
+                note=_joined(_statuses(loaded), f"load {half_load:.2f} (baseline {base_load:.2f}), CPUs "
+                             f"{half_busy:.0f}% busy") if p99 else "",
             ))  # fmt: skip
         result.extra[label] = {
-            "throughput": _summary(full), "half_load": _summary(loaded), "baseline_half_load": _summary(base),
+            "throughput": {**_summary(full), "cpu_us_per_event": round(cpu_us, 1), "load_1m": round(load, 2),
+                           "cpus_busy_pct": round(busy)},
+            "half_load": {**_summary(loaded), "cpu_us_per_event": round(half_cpu_us, 1),
+                          "load_1m": round(half_load, 2), "cpus_busy_pct": round(half_busy)},
+            "baseline_half_load": {**_summary(base), "load_1m": round(base_load, 2)},
         }  # fmt: skip
     finally:
         gateway.stop()
         baseline.stop()
+
+
+def _measured(
+    ctx: BenchContext, name: str, pid: int, duration: float, run: Callable[[], PostResult], *, spy: bool
+) -> tuple[PostResult, float, float, float]:
+    """(result, CPU us per accepted event of `pid` and its worker processes, 1-minute load average at
+    the start, % of all CPUs busy) of one load phase; with `spy` and --profile, py-spy samples the
+    gateway meanwhile (with several processes, one of its workers)."""
+    sampler = None
+    if spy and ctx.profile:
+        tree = procs.tree_pids(pid)
+        sampler = profiling.spy(tree[1] if len(tree) > 1 else pid, duration, ctx.profile_path(name))
+    load, machine, cpu = os.getloadavg()[0], procs.MachineCpu(), procs.tree_cpu_seconds(pid)
+    result = run()
+    cpu = procs.tree_cpu_seconds(pid) - cpu
+    busy = machine.busy_pct()
+    profiling.finish(sampler, ctx.profile_path(name))
+    return result, cpu / max(result.events, 1) * 1e6, load, busy
+
+
+def _joined(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
 
 
 def _statuses(result: PostResult) -> str:
