@@ -58,10 +58,13 @@ def ensure_broker(settings: KafkaSettings) -> tuple[str, LocalKafka | None]:
 
 
 def private_broker() -> tuple[str, LocalKafka]:
-    """A fresh broker of our own on free ports, data under .run/bench-kafka (wipe it when done)."""
+    """A fresh broker of our own on free ports, data under .run/bench-kafka-<pid> (wipe it when done):
+    one directory per harness process, so two `--own-broker` runs at once (a shared machine) do not
+    wipe each other's broker, as one shared directory did."""
     from bench.procs import free_port
 
-    settings = LocalKafkaSettings(home=REPO_ROOT / ".run" / "bench-kafka", controller_port=free_port())
+    home = REPO_ROOT / ".run" / f"bench-kafka-{os.getpid()}"
+    settings = LocalKafkaSettings(home=home, controller_port=free_port())
     broker = LocalKafka(port=free_port(), home=settings.home, settings=settings)
     broker.wipe()
     broker.start()

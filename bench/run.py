@@ -51,8 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--own-broker",
         action="store_true",
-        help="start a private broker on free ports (data in .run/bench-kafka, wiped at the end) so full "
-        "runs neither load nor feed the shared one",
+        help="start a private broker on free ports (data in .run/bench-kafka-<pid>, wiped at the end) so "
+        "full runs neither load nor feed the shared one",
     )
     parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "bench" / "results")
     parser.add_argument("--stem", help="result file name without extension (default latest / quick)")
