@@ -290,6 +290,10 @@ class WorkerSettings(RefinerySettings):
     pause_probe_interval_s: float = Field(default=5.0, gt=0)
     drain_timeout_s: float = Field(default=30.0, gt=0)  # rebalance/stop: finish what is in flight, at most
     stall_after_s: float = Field(default=30.0, gt=0)  # /ready fails after this long without progress
+    # A Kafka call still running this long past its own timeout is wedged (refinery.worker.watchdog):
+    # /health and /ready fail; the process exits (code 70) watchdog_exit_after_s later (0: never exits).
+    watchdog_grace_s: float = Field(default=10.0, gt=0)
+    watchdog_exit_after_s: float = Field(default=30.0, ge=0)
     linger_ms: int = Field(default=5, ge=0)
     batch_bytes: int = Field(default=1_000_000, ge=1)
     batch_num_messages: int = Field(default=10_000, ge=1)

@@ -43,12 +43,14 @@ class StatsView(web.View):
 
 @app.page("/health")
 class HealthView(web.View):
-    """Alive: the process serves HTTP and its data plane thread has not ended."""
+    """Alive: the process serves HTTP and its data plane thread has not ended nor is stuck in a call."""
 
     async def get(self, request: web.Request) -> web.Response:
         health = _health()
         if health is not None and not health.alive:
             return self.json({"error_code": NOT_READY, "message": "the data plane has stopped"}, status=503)
+        if health is not None and health.wedged_why is not None:
+            return self.json({"error_code": NOT_READY, "message": f"wedged: {health.wedged_why}"}, status=503)
         return self.json({"status": "alive"})
 
 

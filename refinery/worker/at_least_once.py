@@ -49,6 +49,7 @@ class AtLeastOnceCommitter:
         self._completion = parts.completion
         self._health = parts.health
         self._metrics = parts.metrics
+        self._watch = parts.watch
         self._inflight = Inflight()
         self.seen = PendingDedup(parts.dedup, self._inflight)
         self._uncommitted: dict[tuple[str, int], int] = {}  # acknowledged: next offset per partition
@@ -156,8 +157,9 @@ class AtLeastOnceCommitter:
         self._uncommitted.clear()
         self._committed_at = now
         try:
-            if sync:
-                self._consumer().commit(offsets=commit, asynchronous=False)
+            if sync:  # librdkafka's synchronous commit has no timeout of its own: watched as a drain
+                with self._watch.call("commit", self._settings.drain_timeout_s):
+                    self._consumer().commit(offsets=commit, asynchronous=False)
             else:
                 self._consumer().commit(offsets=commit, asynchronous=True)
         except KafkaException as exc:  # e.g. the group session was lost: keep them for the next commit
@@ -268,7 +270,8 @@ class AtLeastOnceCommitter:
 
         producer = self._writer.producer
         self._writer.produce(self._changelog.topic, value, key, headers, on_delivery)
-        left = producer.flush(self._settings.drain_timeout_s)
+        with self._watch.call("flush", self._settings.drain_timeout_s):
+            left = producer.flush(self._settings.drain_timeout_s)
         if errors or left:
             batch.intent = None
             error = errors[0] if errors else None

@@ -24,6 +24,7 @@ from refinery.routing.batch import RoutedBatch, SeenLike
 from refinery.routing.schema_check import SchemaIdChecker
 from refinery.worker.health import Health
 from refinery.worker.metrics import WorkerMetrics
+from refinery.worker.watchdog import CallWatch
 from refinery.worker.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class CommitterParts:
     completion: Completion
     health: Health
     metrics: WorkerMetrics
+    watch: CallWatch  # blocking Kafka calls run under it: one that outlives its timeout is reported
 
 
 class Committer(Protocol):

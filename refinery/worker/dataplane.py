@@ -39,6 +39,7 @@ from refinery.worker.metrics import WorkerMetrics
 from refinery.worker.outcomes import reason_name
 from refinery.worker.retry import Backoff
 from refinery.worker.transactional import TransactionalCommitter
+from refinery.worker.watchdog import CallWatch
 from refinery.worker.writer import BatchWriter, TransientWriteError
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,10 @@ class DataPlane:
             settle_window_s=settings.dedup_settle_window_s,
         )  # fmt: skip
         self._completion = Completion(self.dedup, metrics, self.health, checker)
+        self.watch = CallWatch(
+            self.health, metrics,
+            grace_s=settings.watchdog_grace_s, exit_after_s=settings.watchdog_exit_after_s,
+        )  # fmt: skip
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -119,6 +124,7 @@ class DataPlane:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="refinery-dataplane", daemon=True)
         self._thread.start()
+        self.watch.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
         self._stop.set()
@@ -140,6 +146,7 @@ class DataPlane:
             log.exception("data plane stopped on an error")
             raise
         finally:
+            self.watch.stop()
             self.health.stopped()
             if self.consumer is not None:
                 self.consumer.close()
@@ -159,7 +166,7 @@ class DataPlane:
         )
         self.committer = committer_class(
             CommitterParts(s, self.writer, self._the_consumer, self.dedup, self.changelog, self._completion,
-                           self.health, self.metrics)
+                           self.health, self.metrics, self.watch)
         )  # fmt: skip
         self.consumer = build_consumer(
             s, self._client_config, self.metrics, client_id=f"refinery-{self.instance_id}",
@@ -177,7 +184,8 @@ class DataPlane:
         assert self.committer is not None and self.writer is not None
         if not self.committer.drain(self.settings.drain_timeout_s):
             log.warning("stopping with batches not acknowledged; the next owner repeats them")
-        self.writer.producer.flush(self.settings.drain_timeout_s)
+        with self.watch.call("flush", self.settings.drain_timeout_s):
+            self.writer.producer.flush(self.settings.drain_timeout_s)
 
     # -- rebalances ------------------------------------------------------------------------------
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
@@ -224,8 +232,9 @@ class DataPlane:
             self._retained = positions
             log.warning("partitions revoked before their batches were committed; keeping them in case "
                         "they come back", extra={"partitions": len(positions)})  # fmt: skip
-        if self.writer is not None:
-            self.writer.producer.flush(self.settings.drain_timeout_s)  # dedup-changelog records in flight
+        if self.writer is not None:  # dedup-changelog records in flight
+            with self.watch.call("flush", self.settings.drain_timeout_s):
+                self.writer.producer.flush(self.settings.drain_timeout_s)
         log.info("partitions revoked", extra={"partitions": len(partitions)})
 
     def _resume_retained(self, partitions: list[TopicPartition], committed: dict[PartitionKey, int]) -> None:

@@ -5,7 +5,8 @@ being retried within its budget), `paused` (consumption stopped: the retry budge
 cannot be written, or the registry refuses our credentials; the loop probes the cause and resumes by
 itself), `stopped`. Ready means: running or retrying, and progress within `stall_after_s` (a batch
 completed, or the loop found nothing to read with nothing in flight). A worker that is alive but makes
-no progress is therefore reported, whatever the reason.
+no progress is therefore reported, whatever the reason. Wedged (`refinery.worker.watchdog`): the data
+plane's thread is stuck inside one Kafka call past its timeout; neither ready nor healthy.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Health:
         self.last_error_at: float | None = None
         self.last_progress_at = time.time()
         self.alive = True  # false once the loop's thread has ended
+        self.wedged_why: str | None = None  # set while the loop's thread is stuck inside a Kafka call
         self._started = False
         self._troubles: dict[str, tuple[str, str | None]] = {}
         self._set_state_metric("starting")
@@ -74,6 +76,13 @@ class Health:
         """The state `source` last reported (`running` when it has no trouble)."""
         return self._troubles.get(source, ("running", None))[0]
 
+    def wedged(self, why: str) -> None:
+        self.wedged_why = why
+        self.last_error, self.last_error_at = why, time.time()
+
+    def unwedged(self) -> None:
+        self.wedged_why = None
+
     def stopped(self) -> None:
         with self._lock:
             self.alive = False
@@ -100,6 +109,8 @@ class Health:
         state = self.state
         if not self.alive or state == "stopped":
             result = Readiness(False, "the data plane has stopped")
+        elif self.wedged_why is not None:
+            result = Readiness(False, f"wedged: {self.wedged_why}")
         elif state == "starting":
             result = Readiness(False, "starting: waiting for a route set and the consumer group")
         elif state == "paused":
@@ -122,6 +133,7 @@ class Health:
             "ready": readiness.ready,
             "why": readiness.why,
             "paused_reason": self.paused_reason,
+            "wedged": self.wedged_why,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
             "last_progress_at": round(self.last_progress_at, 3),

@@ -172,6 +172,16 @@ class WorkerMetrics:
             "Times the data plane paused consumption (retry budget spent, DLQ unwritable, registry denied)",
             ["reason"], registry=r,
         )  # fmt: skip
+        self.wedged = Gauge(
+            "refinery_worker_wedged",
+            "1 while the data plane is stuck inside a Kafka call past its timeout (the watchdog exits soon)",
+            registry=r,
+        )
+        self.wedges = Counter(
+            "refinery_worker_wedges",
+            "Kafka calls found running past their timeout by the watchdog, by call",
+            ["call"], registry=r,
+        )  # fmt: skip
         self.route_rates = RateTracker()
         self.dlq_rates = RateTracker()
         self.started_at = time.time()

@@ -42,6 +42,7 @@ class TransactionalCommitter:
         self._completion = parts.completion
         self._health = parts.health
         self._metrics = parts.metrics
+        self._watch = parts.watch
         self.seen = parts.dedup
         self._pending: tuple[RoutedBatch, float] | None = None
         self._backoff = Backoff.from_settings(settings)
@@ -108,23 +109,26 @@ class TransactionalCommitter:
         writer.write(batch, tracker.on_delivery)
         for key, value in self._changelog.records(batch.dedup_ids):
             writer.produce(self._changelog.topic, value, key, None, tracker.on_delivery)
-        left = producer.flush(self._settings.drain_timeout_s)  # serves the delivery reports of failures
+        timeout_s = self._settings.drain_timeout_s
+        with self._watch.call("flush", timeout_s):
+            left = producer.flush(timeout_s)  # serves the delivery reports of failures
         if tracker.failures:
             err = tracker.failures[0][0]
             raise _AttemptFailed(err, f"{len(tracker.failures)} records not delivered: {err.str()}")
         if left:
-            raise _AttemptFailed(
-                None, f"{left} records not acknowledged in {self._settings.drain_timeout_s} s"
-            )
+            raise _AttemptFailed(None, f"{left} records not acknowledged in {timeout_s} s")
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
-        producer.send_offsets_to_transaction(
-            offsets, self._consumer().consumer_group_metadata(), self._settings.drain_timeout_s
-        )  # bounded: without a timeout a stalled group coordinator blocked the worker for good
-        producer.commit_transaction(self._settings.drain_timeout_s)
+        group = self._consumer().consumer_group_metadata()
+        # bounded, and watched: with the group coordinator down librdkafka may ignore this timeout
+        with self._watch.call("send_offsets_to_transaction", timeout_s):
+            producer.send_offsets_to_transaction(offsets, group, timeout_s)
+        with self._watch.call("commit_transaction", timeout_s):
+            producer.commit_transaction(timeout_s)
 
     def _abort(self) -> None:
         try:
-            self._writer.producer.abort_transaction(ABORT_TIMEOUT_S)
+            with self._watch.call("abort_transaction", ABORT_TIMEOUT_S):
+                self._writer.producer.abort_transaction(ABORT_TIMEOUT_S)
         except KafkaException as exc:
             err = exc.args[0]
             if isinstance(err, KafkaError) and err.code() == KafkaError._STATE:

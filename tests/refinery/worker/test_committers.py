@@ -23,6 +23,7 @@ from refinery.worker.committing import CommitterParts, Completion
 from refinery.worker.health import Health
 from refinery.worker.metrics import WorkerMetrics
 from refinery.worker.transactional import TransactionalCommitter
+from refinery.worker.watchdog import CallWatch
 from refinery.worker.writer import BatchWriter
 
 DLQ = "_test-dlq"
@@ -178,8 +179,9 @@ def build(kind: type, policy: Policy, **overrides: Any) -> tuple[Any, FakeProduc
     dedup = DedupStore(window_s=60, max_ids_per_partition=100)
     changelog = DedupChangelog({}, "_test-dedup", group_id="g")
     completion = Completion(dedup, metrics, health, None)
+    watch = CallWatch(health, metrics, grace_s=s.watchdog_grace_s, exit_after_s=s.watchdog_exit_after_s)
     committer = kind(
-        CommitterParts(s, writer, lambda: consumer, dedup, changelog, completion, health, metrics)
+        CommitterParts(s, writer, lambda: consumer, dedup, changelog, completion, health, metrics, watch)
     )
     return committer, producer, consumer, health
 

@@ -10,6 +10,7 @@ A namespace `ns` maps the workload's sources onto topics no other test touches: 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import subprocess
@@ -52,6 +53,7 @@ from refinery.control.route_store import publish_route_set
 from refinery.reconcile.reconciler import Reconciler, ReconcileReport, list_topics
 from refinery.routing.router import compile_router
 from refinery.routing.rules import load_route_set
+from refinery.worker.watchdog import WEDGED_EXIT_CODE
 from tests.refinery.worker.worker_harness import WorkerProcess, record, worker_env
 
 SOAK = os.environ.get("REFINERY_SOAK") == "1"
@@ -220,6 +222,7 @@ class WorkerGroup:
         self.env["REFINERY_WORKER_INGEST_PATTERN"] = space.ingest_pattern
         self.workers: list[WorkerProcess] = []
         self.started = 0
+        self.watchdog_restarts: list[dict[str, Any]] = []  # workers `supervise` started again
 
     def add(self, count: int = 1) -> list[WorkerProcess]:
         """Start `count` more workers (in parallel), each with a stable instance id and its own dir."""
@@ -241,6 +244,22 @@ class WorkerGroup:
         with ThreadPoolExecutor(max_workers=max(len(dead), 1)) as pool:
             list(pool.map(lambda w: w.start(), dead))
         return len(dead)
+
+    def supervise(self) -> None:
+        """What a supervisor does: start again (same instance id) a worker that exited because its
+        watchdog found it wedged in a Kafka call (exit code 70), noting which call from its log. Workers
+        that exited otherwise stay down (the test's `alive()` check fails on them)."""
+        for worker in self.workers:
+            if worker.proc is None or worker.proc.poll() != WEDGED_EXIT_CODE:
+                continue
+            wedged = [json.loads(line) for line in worker.log_path.read_text(errors="replace").splitlines()
+                      if '"exiting: a Kafka call never returned' in line]  # fmt: skip
+            self.watchdog_restarts.append({
+                "instance": worker.env.get("REFINERY_WORKER_INSTANCE_ID"),
+                "call": wedged[-1].get("call") if wedged else None,
+                "seconds": wedged[-1].get("seconds") if wedged else None,
+            })  # fmt: skip
+            worker.start()
 
     def remove(self) -> WorkerProcess:
         """Stop the newest worker (SIGTERM: it leaves the group)."""
