@@ -12,9 +12,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from common.config import KafkaSettings, RegistrySettings
-from schema_registry.api import health, policies, schemas, subjects
+from schema_registry.api import contexts, health, policies, schemas, subjects
 from schema_registry.api.asgi import ClientToleranceMiddleware
 from schema_registry.api.auth import Authenticator
+from schema_registry.api.context_paths import ContextPathMiddleware
 from schema_registry.api.errors import install_error_handlers
 from schema_registry.api.middleware import AuthMiddleware, LeaderForwarder, MetricsMiddleware
 from schema_registry.api.read_cache import ReadCacheMiddleware
@@ -77,13 +78,15 @@ def create_app(settings: RegistrySettings | None = None, kafka: KafkaSettings | 
     app.state.metrics = metrics
     app.state.election = election
     install_error_handlers(app)
-    # plain ASGI middleware, outermost last: tolerance, metrics, auth, read cache, forwarding, routes
+    # plain ASGI middleware, outermost last: tolerance, /contexts/{ctx} prefix, metrics, auth, read cache,
+    # forwarding, routes
     app.add_middleware(forwarder.middleware)
     app.add_middleware(ReadCacheMiddleware, store=store)
     app.add_middleware(AuthMiddleware, authenticator=Authenticator(settings.auth_users, settings.auth_tokens))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(ContextPathMiddleware)
     app.add_middleware(ClientToleranceMiddleware)
-    for router in (subjects.router, schemas.router, policies.router, health.router):
+    for router in (subjects.router, schemas.router, contexts.router, policies.router, health.router):
         app.include_router(router)
 
     @app.get("/", include_in_schema=False)

@@ -4,8 +4,8 @@ The MD5 covers the stored schema string, each reference (name, subject, version 
 then, each behind a 1 byte, the metadata (tags with their values, properties, sensitive names, all in
 sorted order) and the rule set (every rule's name, doc, kind, mode, type, tags, params, expr, onSuccess,
 onFailure, a 1 byte when disabled; then enableAt) — Confluent's `Schema.updateHash`. The same schema
-registered under several subjects has one GUID; the index maps each GUID to its ids, kept up to date
-from the store's log of puts.
+registered under several subjects has one GUID; the index maps each GUID to its ids, by context (each
+context has its own ids), kept up to date from the store's log of puts.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import threading
 import uuid
 from typing import Any
 
+from schema_registry.contexts import DEFAULT_CONTEXT, context_of
 from schema_registry.records import SchemaValue
 from schema_registry.store import SchemaStore
 
@@ -70,19 +71,27 @@ def _hash_rule_set(md: Any, rule_set: dict[str, Any]) -> None:
 
 
 class GuidIndex:
-    """GUID -> schema ids, brought up to date from the store on each look-up."""
+    """GUID -> (context, schema id) pairs, brought up to date from the store on each look-up."""
 
     def __init__(self, store: SchemaStore) -> None:
         self._store = store
-        self._ids: dict[str, set[int]] = {}
+        self._ids: dict[str, set[tuple[str, int]]] = {}
         self._indexed = 0
         self._lock = threading.Lock()
 
-    def ids(self, guid: str) -> list[int]:
-        """The ids (still in the store) whose schema has this GUID."""
+    def ids(self, guid: str) -> list[tuple[str, int]]:
+        """The (context, id) pairs still in the store whose schema has this GUID, sorted by context then
+        id (Confluent's `ContextId` order; the default context "." sorts first)."""
         with self._lock:
             new, self._indexed = self._store.puts_since(self._indexed)
             for item in new:
-                self._ids.setdefault(schema_guid(item), set()).add(item.schema_id)
+                self._ids.setdefault(schema_guid(item), set()).add((context_of(item.subject), item.schema_id))
             candidates = sorted(self._ids.get(guid.lower(), ()))
-        return [i for i in candidates if self._store.by_id(i)]
+        return [(c, i) for c, i in candidates if self._store.by_id(i, c)]
+
+    def first(self, guid: str) -> tuple[str, int] | None:
+        """The id Confluent answers `GET /schemas/guids/{guid}` with: the default context's, else the
+        first context's."""
+        found = self.ids(guid)
+        default = [pair for pair in found if pair[0] == DEFAULT_CONTEXT]
+        return (default or found)[0] if found else None

@@ -17,12 +17,13 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from schema_registry.contexts import DEFAULT_CONTEXT
 from schema_registry.errors import ErrorCode, StoreError
 from schema_registry.store import SchemaStore
 
 log = logging.getLogger(__name__)
 
-MAX_ID_KEY = b"max-schema-id"
+MAX_ID_KEY = b"max-schema-id"  # the default context's; a named context's is b"max-schema-id:.ctx"
 # Replication and min.insync.replicas are the cluster's defaults (replication_factor=-1 below): one dev
 # broker gets 1/1, a production cluster what its operators set (e.g. 3/2), as Confluent's registry does.
 COMPACTED = {"cleanup.policy": "compact"}
@@ -127,8 +128,9 @@ class KafkaLog:
                         continue
                     if msg.topic() == self.topic:
                         self.store.apply(msg.key(), msg.value())
-                    elif msg.key() == MAX_ID_KEY and msg.value():
-                        self.store.note_id(int(msg.value() or b"0"))
+                    elif (msg.key() or b"").startswith(MAX_ID_KEY) and msg.value():
+                        context = (msg.key() or b"")[len(MAX_ID_KEY) + 1 :].decode() or DEFAULT_CONTEXT
+                        self.store.note_id(int(msg.value() or b"0"), context)
                     with self._applied_changed:
                         self._applied[msg.topic() or ""] = msg.offset() or 0
                 with self._applied_changed:
@@ -232,6 +234,8 @@ class KafkaLog:
             raise StoreError(f"could not write to the schemas topic {topic!r}: {reason}")
         self._wait_applied(topic, max(offset for _, offset in outcome))
 
-    def remember_max_id(self, schema_id: int) -> None:
-        """Record the highest id handed out, so hard deletes never make an id reusable after a restart."""
-        self.write([(MAX_ID_KEY, str(schema_id).encode())], topic=self.coordination_topic)
+    def remember_max_id(self, schema_id: int, context: str = DEFAULT_CONTEXT) -> None:
+        """Record the highest id handed out in a context, so hard deletes never make an id reusable
+        after a restart."""
+        key = MAX_ID_KEY if context == DEFAULT_CONTEXT else MAX_ID_KEY + b":" + context.encode()
+        self.write([(key, str(schema_id).encode())], topic=self.coordination_topic)

@@ -1,15 +1,22 @@
-"""Compatibility levels and modes, global and per subject (CONFIG and MODE records of the topic)."""
+"""Compatibility levels and modes, global, per context and per subject (CONFIG and MODE records).
+
+As Confluent resolves them: the subject's own setting; else its context's (`/config/:.ctx:`) for a
+subject in a named context, or the global one (`/config`) in the default context; else the
+`:.__GLOBAL:` context's; else the server's default.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from schema_registry.contexts import DEFAULT_CONTEXT, split
 from schema_registry.errors import ErrorCode, RegistryError, SubjectNotFoundError, invalid
 from schema_registry.formats import CompatibilityLevel
 from schema_registry.records import KeyType, RecordKey, encode_json
 from schema_registry.store import SchemaStore
 
 MODES = ("READWRITE", "READONLY", "IMPORT")
+GLOBAL_CONTEXT_KEY = ":.__GLOBAL:"
 Writer = Callable[[list[tuple[bytes, bytes | None]]], None]
 
 
@@ -43,7 +50,7 @@ class Policies:
         return self._store.config(None) or self.default_level
 
     def effective_compatibility(self, subject: str) -> str:
-        return self._store.config(subject) or self.global_compatibility()
+        return _in_scope(self._store.config, subject) or self.default_level
 
     def subject_compatibility(self, subject: str, *, default_to_global: bool) -> str:
         level = self._store.config(subject)
@@ -77,7 +84,7 @@ class Policies:
         return self._store.mode(None) or "READWRITE"
 
     def effective_mode(self, subject: str) -> str:
-        return self._store.mode(subject) or self.global_mode()
+        return _in_scope(self._store.mode, subject) or "READWRITE"
 
     def subject_mode(self, subject: str, *, default_to_global: bool) -> str:
         mode = self._store.mode(subject)
@@ -93,7 +100,12 @@ class Policies:
     def set_mode(self, subject: str | None, mode: object, *, force: bool = False) -> str:
         text = parse_mode(mode)
         if text == "IMPORT" and not force:
-            has_schemas = self._store.versions(subject) if subject else self._store.subjects()
+            if not subject:
+                has_schemas = bool(self._store.subjects())
+            elif not split(subject).name:  # a context: any subject in it
+                has_schemas = any(split(s).context == split(subject).context for s in self._store.subjects())
+            else:
+                has_schemas = bool(self._store.versions(subject))
             if has_schemas:
                 raise invalid(
                     ErrorCode.OPERATION_NOT_PERMITTED,
@@ -110,3 +122,14 @@ class Policies:
     def require_writable(self, subject: str, mode: str | None = None) -> None:
         if (mode or self.effective_mode(subject)) == "READONLY":
             raise invalid(ErrorCode.OPERATION_NOT_PERMITTED, f"Subject {subject} is in read-only mode")
+
+
+def _in_scope(setting: Callable[[str | None], str | None], subject: str) -> str | None:
+    """The subject's setting, else its context's (or the global one in the default context), else the
+    `:.__GLOBAL:` context's."""
+    own = setting(subject)
+    if own is not None:
+        return own
+    context = split(subject).context
+    scoped = setting(None) if context == DEFAULT_CONTEXT else setting(f":{context}:")
+    return scoped if scoped is not None else setting(GLOBAL_CONTEXT_KEY)

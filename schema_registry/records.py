@@ -19,6 +19,10 @@ class KeyType(StrEnum):
     MODE = "MODE"
     DELETE_SUBJECT = "DELETE_SUBJECT"
     NOOP = "NOOP"
+    CONTEXT = "CONTEXT"
+
+
+DEFAULT_TENANT = "default"
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,8 @@ class RecordKey:
     keytype: KeyType
     subject: str | None = None
     version: int | None = None
+    context: str | None = None  # CONTEXT keys only: the context's name, such as ".ctx"
+    tenant: str = DEFAULT_TENANT  # CONTEXT keys only
 
     def encode(self) -> bytes:
         doc: dict[str, Any] = {"keytype": self.keytype.value}
@@ -33,6 +39,8 @@ class RecordKey:
             doc.update(subject=self.subject, version=self.version, magic=1)
         elif self.keytype is KeyType.NOOP:
             doc["magic"] = 0
+        elif self.keytype is KeyType.CONTEXT:
+            doc.update(tenant=self.tenant, context=self.context, magic=0)
         else:
             doc.update(subject=self.subject, magic=0)
         return json.dumps(doc, separators=(",", ":")).encode()
@@ -46,7 +54,18 @@ class RecordKey:
         except (ValueError, KeyError, TypeError):
             return None
         version = doc.get("version")
-        return cls(keytype, doc.get("subject"), int(version) if version is not None else None)
+        return cls(
+            keytype,
+            doc.get("subject"),
+            int(version) if version is not None else None,
+            context=doc.get("context"),
+            tenant=doc.get("tenant") or DEFAULT_TENANT,
+        )
+
+
+def context_value(context: str) -> bytes:
+    """The value of a CONTEXT record (Confluent's `ContextValue`)."""
+    return json.dumps({"tenant": DEFAULT_TENANT, "context": context}, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from schema_registry.contexts import reference_target
 from schema_registry.errors import ErrorCode, RegistryError, invalid
 from schema_registry.formats import InvalidSchemaError, ParsedSchema, parse_schema
 from schema_registry.formats.protobuf import descriptor_to_text
@@ -33,6 +34,12 @@ def parse_references(raw: Any) -> tuple[Reference, ...]:
     return tuple(refs)
 
 
+def in_context_of(subject: str, references: Sequence[Reference]) -> tuple[Reference, ...]:
+    """The references with the subjects they name, read in the referring subject's context (a
+    reference `b` from `:.ctx:a` names `:.ctx:b`); unchanged in the default context."""
+    return tuple(Reference(r.name, reference_target(subject, r.subject), r.version) for r in references)
+
+
 SCHEMA_TYPES = ("AVRO", "PROTOBUF", "JSON")
 
 
@@ -54,7 +61,9 @@ def parse_schema_type(raw: object) -> str:
 
 
 class SchemaParser:
-    """Turns (type, text, references) into ParsedSchema, resolving references through the store."""
+    """Turns (type, text, references) into ParsedSchema, resolving references through the store.
+    References given to `parse` name qualified subjects (`in_context_of`); stored ones are read in
+    their version's context."""
 
     def __init__(self, store: SchemaStore, *, cache_size: int = 10_000) -> None:
         self._store = store
@@ -81,7 +90,7 @@ class SchemaParser:
         return parsed
 
     def parse_stored(self, item: SchemaValue) -> ParsedSchema:
-        return self.parse(item.schema_type, item.schema, item.references)
+        return self.parse(item.schema_type, item.schema, in_context_of(item.subject, item.references))
 
     def protobuf_text(self, schema: str, references: Sequence[Reference]) -> str | None:
         """The .proto text of a Protobuf schema sent as a base64 FileDescriptorProto, else None."""
@@ -115,7 +124,7 @@ class SchemaParser:
                 continue
             target = self.referenced_version(ref)
             out[ref.name] = target.schema
-            pending.extend(target.references)
+            pending.extend(in_context_of(target.subject, target.references))
         return out
 
     def referenced_version(self, ref: Reference) -> SchemaValue:

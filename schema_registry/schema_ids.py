@@ -1,7 +1,8 @@
 """Which id a schema already has, without comparing it with every stored version.
 
 A new registration reuses the id of the same schema registered before (under any subject), as
-Confluent does: same type, same canonical form, same references, same metadata and rule set. The index
+Confluent does: same type, same canonical form, same references, same metadata and rule set, within
+the subject's context (each context has its own ids). The index
 maps that identity to the id and is brought up to date incrementally from the store's log of puts, so a
 registration parses only the versions stored since the previous one (not all of them, every time).
 Deleted versions stay indexed until their id is gone from the store altogether.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from schema_registry.contexts import context_of
 from schema_registry.errors import RegistryError
 from schema_registry.formats import ParsedSchema
 from schema_registry.records import Reference, SchemaValue
@@ -31,26 +33,28 @@ class SchemaIds:
     def __init__(self, store: SchemaStore, parser: SchemaParser) -> None:
         self._store = store
         self._parser = parser
-        self._ids: dict[Identity, int] = {}
+        self._ids: dict[tuple[str, Identity], int] = {}  # (context, identity) -> id
         self._indexed = 0
         self._lock = threading.Lock()
 
-    def existing_id(self, key: Identity) -> int | None:
+    def existing_id(self, context: str, key: Identity) -> int | None:
         with self._lock:
             self._catch_up()
-            schema_id = self._ids.get(key)
-        if schema_id is not None and not self._store.by_id(schema_id):
+            schema_id = self._ids.get((context, key))
+        if schema_id is not None and not self._store.by_id(schema_id, context):
             return None  # hard-deleted everywhere since
         return schema_id
 
     def _catch_up(self) -> None:
         new, self._indexed = self._store.puts_since(self._indexed)
         for item in new:
-            key = self._identity(item)
-            if key is None:
+            identity_ = self._identity(item)
+            if identity_ is None:
                 continue
+            context = context_of(item.subject)
+            key = (context, identity_)
             current = self._ids.get(key)
-            if current is None or (current != item.schema_id and not self._store.by_id(current)):
+            if current is None or (current != item.schema_id and not self._store.by_id(current, context)):
                 self._ids[key] = item.schema_id
 
     def _identity(self, item: SchemaValue) -> Identity | None:

@@ -3,6 +3,10 @@
 Reads come from the in-memory store. Writes are serialized by one lock in the leader process: each
 re-reads the topic to its end, validates against that state, writes its records and waits until they
 are read back — so concurrent registrations of one schema get one id, and ids only ever grow.
+
+Subjects arrive qualified (`:.ctx:s`, `schema_registry.contexts`); each context has its own subjects and
+ids. Reads by an unqualified name that the default context does not have try each context in turn, as
+Confluent's `...UsingContexts` look-ups do.
 """
 
 from __future__ import annotations
@@ -12,10 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from schema_registry.answers import AnswerCache
+from schema_registry.contexts import (
+    DEFAULT_CONTEXT,
+    WILDCARD,
+    Qualified,
+    prefix_matcher,
+    split,
+    valid_subject,
+)
 from schema_registry.errors import (
     ErrorCode,
     IncompatibleSchemaError,
     LeaderUnavailableError,
+    NotFoundError,
     RegistryError,
     SchemaNotFoundError,
     SubjectNotFoundError,
@@ -26,8 +39,8 @@ from schema_registry.formats import ParsedSchema, check_compatibility
 from schema_registry.guids import GuidIndex
 from schema_registry.kafka_log import KafkaLog
 from schema_registry.policies import Policies
-from schema_registry.records import KeyType, RecordKey, Reference, SchemaValue, encode_json
-from schema_registry.references import SchemaParser, type_name
+from schema_registry.records import KeyType, RecordKey, Reference, SchemaValue, context_value, encode_json
+from schema_registry.references import SchemaParser, in_context_of, type_name
 from schema_registry.schema_ids import SchemaIds, identity
 from schema_registry.store import SchemaStore
 
@@ -77,22 +90,31 @@ class RegistryService:
 
     # --- subjects and versions ----------------------------------------------------------------------
 
-    def subjects(self, *, deleted: bool = False, deleted_only: bool = False, prefix: str = "") -> list[str]:
+    def subjects(
+        self, *, deleted: bool = False, deleted_only: bool = False, prefix: str = WILDCARD
+    ) -> list[str]:
         """Subjects (with a live version; or any, `deleted`; or only those without one, `deleted_only`)
-        whose name starts with `prefix`."""
+        that `prefix` selects (`contexts.prefix_matcher`: by default every context's)."""
         names = self.store.subjects(include_deleted=deleted or deleted_only)
         if deleted_only:
             live = set(self.store.subjects())
             names = [n for n in names if n not in live]
-        return [n for n in names if n.startswith(prefix)]
+        selected = prefix_matcher(prefix, self.store.contexts())
+        return [n for n in names if selected(n)]
+
+    def contexts(self) -> list[str]:
+        """The default context, then the others in name order (Confluent's `GET /contexts`)."""
+        return [DEFAULT_CONTEXT, *self.store.contexts()]
 
     def schemas(
         self, *, prefix: str = "", deleted: bool = False, latest_only: bool = False
     ) -> list[SchemaValue]:
-        """Every version of the subjects starting with `prefix`, by subject then version (GET /schemas)."""
+        """Every version of the subjects `prefix` selects, by subject then version (GET /schemas; the
+        default prefix "" is the default context)."""
         out: list[SchemaValue] = []
+        selected = prefix_matcher(prefix, self.store.contexts())
         for subject in self.store.subjects(include_deleted=deleted):
-            if not subject.startswith(prefix):
+            if not selected(subject):
                 continue
             versions = [v for v in self.store.versions(subject).values() if deleted or not v.deleted]
             out.extend(versions[-1:] if latest_only else versions)
@@ -109,7 +131,20 @@ class RegistryService:
         return list(self._versions(subject, deleted=deleted))
 
     def version(self, subject: str, version: str | int, *, deleted: bool = False) -> SchemaValue:
+        """A version of the subject; for an unqualified name the default context lacks, the first
+        context holding that version of the name (Confluent's `getUsingContexts`)."""
         number = parse_version(version)
+        try:
+            return self._version(subject, number, deleted=deleted)
+        except NotFoundError:
+            for other in self._in_other_contexts(subject):
+                try:
+                    return self._version(other, number, deleted=deleted)
+                except NotFoundError:
+                    continue
+            raise
+
+    def _version(self, subject: str, number: int | None, *, deleted: bool) -> SchemaValue:
         versions = self._versions(subject, deleted=deleted)
         if number is None:
             return versions[max(versions)]
@@ -117,47 +152,83 @@ class RegistryService:
             raise VersionNotFoundError(subject, number)
         return versions[number]
 
+    def _in_other_contexts(self, subject: str) -> list[str]:
+        """The same name in each named context, for a subject of the default context (else none)."""
+        name = split(subject)
+        if name.context != DEFAULT_CONTEXT or not name.name:
+            return []
+        return [Qualified(c, name.name).qualified for c in self.store.contexts()]
+
     def referenced_by(self, subject: str, version: str | int) -> list[int]:
         target = self.version(subject, version, deleted=True)
         return sorted(
-            {item.schema_id for item in self.store.referrers(subject, target.version) if not item.deleted}
+            {
+                item.schema_id
+                for item in self.store.referrers(target.subject, target.version)
+                if not item.deleted
+            }
         )
 
     # --- schemas by id ------------------------------------------------------------------------------
 
     def schema_by_id(self, schema_id: int, *, subject: str | None = None) -> SchemaValue:
-        users = self.store.by_id(schema_id)
-        if subject:
-            users = [u for u in users if u.subject == subject] or users
-        if not users:
+        """The version using the id that Confluent's `getSchemaKeyUsingContexts` picks. The id is looked
+        up in the subject's context (the default one without a subject): `:.ctx:` means any subject of
+        `.ctx`; a qualified subject must use the id itself. An unqualified subject that does not use it
+        is tried in each named context, then any subject of the default context is taken."""
+        found = self._by_id(schema_id, subject)
+        if found is None:
             raise SchemaNotFoundError(f"Schema {schema_id} not found")
-        return users[0]
+        return found
+
+    def _by_id(self, schema_id: int, subject: str | None) -> SchemaValue | None:
+        name = split(subject) if subject is not None else Qualified(DEFAULT_CONTEXT, "")
+        users = self.store.by_id(schema_id, name.context)
+        if not name.name:
+            return users[0] if users else None
+        mine = [u for u in users if u.subject == name.qualified]
+        if mine or name.context != DEFAULT_CONTEXT:
+            return mine[-1] if mine else None
+        for other in self._in_other_contexts(name.qualified):
+            theirs = [u for u in self.store.by_id(schema_id, split(other).context) if u.subject == other]
+            if theirs:
+                return theirs[-1]
+        return users[0] if users else None
 
     def schema_by_guid(self, guid: str) -> SchemaValue:
-        ids = self.guids.ids(guid)
-        if not ids:
+        found = self.guids.first(guid)
+        if found is None:
             raise SchemaNotFoundError(f"Schema {guid} not found")
-        return self.schema_by_id(ids[0])
+        context, schema_id = found
+        return self.store.by_id(schema_id, context)[0]
 
-    def subject_versions_for_id(self, schema_id: int, *, deleted: bool = False) -> list[SchemaValue]:
-        users = self.store.by_id(schema_id)
-        if not users:
+    def subject_versions_for_id(
+        self, schema_id: int, *, subject: str | None = None, deleted: bool = False
+    ) -> list[SchemaValue]:
+        """The versions using the id in the context where `schema_by_id` finds it."""
+        found = self._by_id(schema_id, subject)
+        if found is None:
             raise SchemaNotFoundError(f"Schema {schema_id} not found")
+        users = self.store.by_id(schema_id, split(found.subject).context)
         return [u for u in users if deleted or not u.deleted]
 
     # --- lookup and compatibility -------------------------------------------------------------------
 
-    def prepare(self, request: SchemaRequest, *, normalize: bool) -> tuple[SchemaRequest, ParsedSchema]:
-        """Parse the submitted schema; the returned request holds the text to store (Confluent's
-        canonical string of it, or its normalized form; a Protobuf descriptor becomes .proto text)."""
+    def prepare(
+        self, subject: str, request: SchemaRequest, *, normalize: bool
+    ) -> tuple[SchemaRequest, ParsedSchema]:
+        """Parse the submitted schema for the subject (its references read in the subject's context);
+        the returned request holds the text to store (Confluent's canonical string of it, or its
+        normalized form; a Protobuf descriptor becomes .proto text) and the references as sent."""
         if not request.schema.strip():
             raise invalid(ErrorCode.INVALID_SCHEMA, "Empty schema")
+        references = in_context_of(subject, request.references)
         if request.schema_type == "PROTOBUF":
-            as_text = self.parser.protobuf_text(request.schema, request.references)
+            as_text = self.parser.protobuf_text(request.schema, references)
             if as_text is not None:
                 request = replace(request, schema=as_text)
-        parsed = self.parser.parse(request.schema_type, request.schema, request.references)
-        text, parsed = self.parser.stored_form(parsed, request.references, normalize=normalize)
+        parsed = self.parser.parse(request.schema_type, request.schema, references)
+        text, parsed = self.parser.stored_form(parsed, references, normalize=normalize)
         return replace(request, schema=text), parsed
 
     def _same(self, item: SchemaValue, parsed: ParsedSchema, request: SchemaRequest) -> bool:
@@ -180,11 +251,23 @@ class RegistryService:
         self, subject: str, request: SchemaRequest, *, normalize: bool = False, deleted: bool = False
     ) -> SchemaValue:
         """The version of the subject holding this schema (Confluent: an exact match first, then the same
-        schema with the latest version's metadata and rule set filled in where the request has none)."""
+        schema with the latest version's metadata and rule set filled in where the request has none).
+        An unqualified subject the default context does not match is tried in each named context."""
+        try:
+            return self._lookup(subject, request, normalize=normalize, deleted=deleted)
+        except NotFoundError:
+            for other in self._in_other_contexts(subject):
+                try:
+                    return self._lookup(other, request, normalize=normalize, deleted=deleted)
+                except RegistryError:
+                    continue
+            raise
+
+    def _lookup(self, subject: str, request: SchemaRequest, *, normalize: bool, deleted: bool) -> SchemaValue:
         versions = self._versions(subject, deleted=deleted)
         if not request.schema.strip():
             raise SchemaNotFoundError("Schema not found")
-        request, parsed = self.prepare(request, normalize=normalize)
+        request, parsed = self.prepare(subject, request, normalize=normalize)
         candidates = [request]
         inherited = inherit_contracts(request, self._latest(versions))
         if inherited != request:
@@ -210,7 +293,7 @@ class RegistryService:
     ) -> list[str]:
         """Why the schema is incompatible with the subject (all versions the level covers, or one)."""
         level = self.policies.effective_compatibility(subject)
-        _, parsed = self.prepare(request, normalize=normalize)
+        _, parsed = self.prepare(subject, request, normalize=normalize)
         live = {v: item for v, item in self.store.versions(subject).items() if not item.deleted}
         if version is not None:
             number = parse_version(version)
@@ -245,6 +328,8 @@ class RegistryService:
             return change(self.policies)
 
     def register(self, subject: str, request: SchemaRequest, *, normalize: bool = False) -> SchemaValue:
+        if not valid_subject(subject):
+            raise invalid(ErrorCode.INVALID_SUBJECT, f"The specified subject '{subject}' is not a valid.")
         existing = self._already_registered(subject, request, normalize=normalize)
         if existing is not None:
             return existing
@@ -255,7 +340,7 @@ class RegistryService:
             versions = self.store.versions(subject)
             if mode != "IMPORT":
                 request = filled(request, self._latest(versions))
-            request, parsed = self.prepare(request, normalize=normalize)
+            request, parsed = self.prepare(subject, request, normalize=normalize)
             if mode == "IMPORT":
                 return self._import(subject, request, parsed)
             if request.schema_id is not None or request.version is not None:
@@ -269,18 +354,32 @@ class RegistryService:
             problems = self.incompatibilities(subject, request)
             if problems:
                 raise IncompatibleSchemaError(problems)
+            context = split(subject).context
             item = SchemaValue(
                 subject=subject,
                 version=max(versions, default=0) + 1,
-                schema_id=self._existing_id(parsed, request) or self.store.max_id + 1,
+                schema_id=self._existing_id(subject, parsed, request) or self.store.max_id_in(context) + 1,
                 schema=request.schema,
                 schema_type=type_name(parsed.schema_type),
                 references=request.references,
                 metadata=request.metadata,
                 rule_set=request.rule_set,
             )
-            self._write([(RecordKey(KeyType.SCHEMA, subject, item.version).encode(), item.encode())])
+            self._write(
+                [
+                    *self._context_record(subject),
+                    (RecordKey(KeyType.SCHEMA, subject, item.version).encode(), item.encode()),
+                ]
+            )
             return item
+
+    def _context_record(self, subject: str) -> list[tuple[bytes, bytes | None]]:
+        """The CONTEXT record a subject's first registration in a named context writes with it (in the
+        same batch: no extra round trip), so Confluent reading the topic knows the context too."""
+        context = split(subject).context
+        if context == DEFAULT_CONTEXT or self.store.has_context(context):
+            return []
+        return [(RecordKey(KeyType.CONTEXT, context=context).encode(), context_value(context))]
 
     def _already_registered(
         self, subject: str, request: SchemaRequest, *, normalize: bool
@@ -295,7 +394,9 @@ class RegistryService:
             return None
         versions = self.store.versions(subject)
         try:
-            request, parsed = self.prepare(filled(request, self._latest(versions)), normalize=normalize)
+            request, parsed = self.prepare(
+                subject, filled(request, self._latest(versions)), normalize=normalize
+            )
         except RegistryError:
             return None
         for item in versions.values():
@@ -303,14 +404,22 @@ class RegistryService:
                 return item
         return None
 
-    def _existing_id(self, parsed: ParsedSchema, request: SchemaRequest) -> int | None:
-        return self.ids.existing_id(identity(parsed, request.references, request.metadata, request.rule_set))
+    def _existing_id(self, subject: str, parsed: ParsedSchema, request: SchemaRequest) -> int | None:
+        return self.ids.existing_id(
+            split(subject).context,
+            identity(parsed, request.references, request.metadata, request.rule_set),
+        )
 
     def _import(self, subject: str, request: SchemaRequest, parsed: ParsedSchema) -> SchemaValue:
         """IMPORT mode: keep the id (and version) the schema had in the registry it comes from."""
         versions = self.store.versions(subject)
-        schema_id = request.schema_id or self._existing_id(parsed, request) or self.store.max_id + 1
-        for other in self.store.by_id(schema_id):
+        context = split(subject).context
+        schema_id = (
+            request.schema_id
+            or self._existing_id(subject, parsed, request)
+            or self.store.max_id_in(context) + 1
+        )
+        for other in self.store.by_id(schema_id, context):
             if not self._same(other, parsed, request):
                 raise invalid(
                     ErrorCode.OPERATION_NOT_PERMITTED,
@@ -336,8 +445,22 @@ class RegistryService:
             metadata=request.metadata,
             rule_set=request.rule_set,
         )
-        self._write([(RecordKey(KeyType.SCHEMA, subject, version).encode(), item.encode())])
+        key = RecordKey(KeyType.SCHEMA, subject, version).encode()
+        self._write([*self._context_record(subject), (key, item.encode())])
         return item
+
+    def delete_context(self, context: str) -> None:
+        """Forget an empty named context (`DELETE /contexts/{context}`; 42211 while it has subjects,
+        soft-deleted ones included). A context that was never created is no error."""
+        with self._write_lock:
+            self._begin_write()
+            prefix = Qualified(context, "").qualified
+            if any(split(s).context == context for s in self.store.subjects(include_deleted=True)):
+                raise RegistryError(
+                    f"The specified context '{prefix}' is not empty.", ErrorCode.CONTEXT_NOT_EMPTY
+                )
+            if self.store.has_context(context):
+                self._write([(RecordKey(KeyType.CONTEXT, context=context).encode(), None)])
 
     def delete_subject(self, subject: str, *, permanent: bool = False) -> list[int]:
         with self._write_lock:
@@ -413,7 +536,8 @@ class RegistryService:
             )
 
     def _hard_delete(self, subject: str, versions: list[int]) -> None:
-        self.log.remember_max_id(self.store.max_id)
+        context = split(subject).context
+        self.log.remember_max_id(self.store.max_id_in(context), context)
         records: list[tuple[bytes, bytes | None]] = [
             (RecordKey(KeyType.SCHEMA, subject, v).encode(), None) for v in versions
         ]

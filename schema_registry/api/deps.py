@@ -8,6 +8,7 @@ from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from schema_registry.api.asgi import decode_subject
+from schema_registry.contexts import normalize
 from schema_registry.contracts import parse_metadata, parse_rule_set
 from schema_registry.metrics import RegistryMetrics
 from schema_registry.references import parse_references, parse_schema_type
@@ -26,9 +27,11 @@ async def get_metrics(request: Request) -> RegistryMetrics:
 
 
 async def subject_param(
-    subject: Annotated[str, Path(description="subject name; '/' may be sent as %2F")],
+    subject: Annotated[
+        str, Path(description="subject name, `:.ctx:name` in a named context; '/' may be sent as %2F")
+    ],
 ) -> str:
-    return decode_subject(subject)
+    return normalize(decode_subject(subject))
 
 
 class SchemaBody(BaseModel):

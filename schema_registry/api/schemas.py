@@ -18,6 +18,7 @@ from schema_registry.api.responses import (
     version_json,
 )
 from schema_registry.references import SCHEMA_TYPES
+from schema_registry.service import RegistryService
 
 router = APIRouter(prefix="/schemas", tags=["schemas"])
 _JAVA_INT = re.compile(r"[+-]?[0-9]+")
@@ -37,8 +38,17 @@ async def schema_id_param(
 
 
 SchemaId = Annotated[int, Depends(schema_id_param)]
-SubjectFilter = Annotated[str | None, Query(description="prefer this subject's use of the id")]
-PrefixQuery = Annotated[str, Query(alias="subjectPrefix", description="only subjects starting with this")]
+SubjectFilter = Annotated[
+    str | None,
+    Query(description="prefer this subject's use of the id; `:.ctx:` looks the id up in that context"),
+]
+PrefixQuery = Annotated[
+    str,
+    Query(
+        alias="subjectPrefix",
+        description="only subjects starting with this (default: the default context; `:*:` every one)",
+    ),
+]
 LatestOnlyQuery = Annotated[bool, Query(alias="latestOnly", description="only each subject's latest version")]
 OffsetQuery = Annotated[int, Query(description="skip this many results")]
 LimitQuery = Annotated[int, Query(description="at most this many results (negative: all)")]
@@ -68,10 +78,17 @@ async def schema_types() -> list[str]:
 async def get_schema(service: ServiceDep, schema_id: SchemaId, subject: SubjectFilter = None) -> Response:
     """The hottest read (every consumer's deserializer): answered from the rendered-answer cache."""
     body = service.answers.answer(
-        ("id", schema_id, subject),
-        lambda: render_json(schema_fields(service.schema_by_id(schema_id, subject=subject))),
+        ("id", schema_id, subject), lambda: render_json(_by_id(service, schema_id, subject))
     )
     return json_bytes_response(body)
+
+
+def _by_id(service: RegistryService, schema_id: int, subject: str | None) -> dict[str, Any]:
+    """Confluent names the subject and version it found when asked with `?subject=`."""
+    item = service.schema_by_id(schema_id, subject=subject)
+    if subject is None:
+        return schema_fields(item)
+    return {"subject": item.subject, "version": item.version, **schema_fields(item)}
 
 
 @router.get("/ids/{schema_id}/schema", response_class=Response)
@@ -83,18 +100,19 @@ async def get_schema_text(
 
 @router.get("/ids/{schema_id}/subjects")
 async def get_schema_subjects(
-    service: ServiceDep, schema_id: SchemaId, deleted: DeletedQuery = False
+    service: ServiceDep, schema_id: SchemaId, subject: SubjectFilter = None, deleted: DeletedQuery = False
 ) -> list[str]:
-    return sorted({item.subject for item in service.subject_versions_for_id(schema_id, deleted=deleted)})
+    users = service.subject_versions_for_id(schema_id, subject=subject, deleted=deleted)
+    return sorted({item.subject for item in users})
 
 
 @router.get("/ids/{schema_id}/versions")
 async def get_schema_versions(
-    service: ServiceDep, schema_id: SchemaId, deleted: DeletedQuery = False
+    service: ServiceDep, schema_id: SchemaId, subject: SubjectFilter = None, deleted: DeletedQuery = False
 ) -> list[dict[str, Any]]:
     return [
         {"subject": item.subject, "version": item.version}
-        for item in service.subject_versions_for_id(schema_id, deleted=deleted)
+        for item in service.subject_versions_for_id(schema_id, subject=subject, deleted=deleted)
     ]
 
 
@@ -106,5 +124,5 @@ async def get_schema_by_guid(service: ServiceDep, guid: str) -> dict[str, Any]:
 
 @router.get("/guids/{guid}/ids")
 async def get_ids_by_guid(service: ServiceDep, guid: str) -> list[dict[str, Any]]:
-    """The ids of the schema with this GUID, by context (this registry has only the default one)."""
-    return [{"context": ".", "id": schema_id} for schema_id in service.guids.ids(guid)]
+    """The ids of the schema with this GUID in each context (each context has its own ids)."""
+    return [{"context": context, "id": schema_id} for context, schema_id in service.guids.ids(guid)]

@@ -18,6 +18,7 @@ from schema_registry.api.deps import (
     SubjectDep,
 )
 from schema_registry.api.responses import MEDIA_TYPE, json_bytes_response, render_json, version_json
+from schema_registry.contexts import WILDCARD, context_of
 from schema_registry.errors import IncompatibleSchemaError, RegistryError
 from schema_registry.records import SchemaValue
 
@@ -29,13 +30,18 @@ async def list_subjects(
     service: ServiceDep,
     deleted: DeletedQuery = False,
     deleted_only: Annotated[bool, Query(alias="deletedOnly", description="only deleted subjects")] = False,
-    subject_prefix: Annotated[str, Query(alias="subjectPrefix", description="name prefix")] = "",
+    subject_prefix: Annotated[
+        str,
+        Query(
+            alias="subjectPrefix",
+            description="name prefix; `:.ctx:` lists a context, `:*:` (the default) every context",
+        ),
+    ] = WILDCARD,
     offset: Annotated[int, Query(description="skip this many")] = 0,
     limit: Annotated[int, Query(description="at most this many (negative: all)")] = -1,
 ) -> list[str]:
-    # Confluent's default prefix ":*:" means every context; this registry has only the default one
-    prefix = "" if subject_prefix == ":*:" else subject_prefix
-    names = service.subjects(deleted=deleted, deleted_only=deleted_only, prefix=prefix)[max(offset, 0) :]
+    names = service.subjects(deleted=deleted, deleted_only=deleted_only, prefix=subject_prefix)
+    names = names[max(offset, 0) :]
     return names[:limit] if limit >= 0 else names
 
 
@@ -52,7 +58,7 @@ def register(
     body: SchemaBody,
     normalize: NormalizeQuery = False,
 ) -> dict[str, Any]:
-    before = service.store.max_id
+    before = service.store.max_id_in(context_of(subject))
     try:
         item = service.register(subject, body.to_request(), normalize=normalize)
     except IncompatibleSchemaError:

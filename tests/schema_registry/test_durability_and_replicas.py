@@ -47,7 +47,7 @@ def is_leader(registry: RegistryProcess) -> bool:
     return "registry_is_leader 1.0" in httpx.get(f"{registry.url}/metrics", timeout=5).text
 
 
-def test_kill_9_and_restart_keeps_everything(start, unique_name: str) -> None:
+def test_kill_9_and_restart_keeps_everything(start, kafka_bootstrap: str, unique_name: str) -> None:
     topic = f"_schemas_{unique_name}"
     first = start(topic)
     ids = [register(first.url, f"s{i}", avro(f"R{i}", "a")).json()["id"] for i in range(3)]
@@ -67,6 +67,13 @@ def test_kill_9_and_restart_keeps_everything(start, unique_name: str) -> None:
     assert httpx.get(f"{second.url}/schemas/ids/{ids[2]}").status_code == 404
     new_id = register(second.url, "s3", avro("R3", "b")).json()["id"]
     assert new_id > max(ids)
+
+    # a hard delete in a named context remembers that context's highest id under its own key
+    assert register(second.url, ":.k:gone", avro("K", "a")).json()["id"] == 1
+    httpx.delete(f"{second.url}/subjects/:.k:gone")
+    assert httpx.delete(f"{second.url}/subjects/:.k:gone?permanent=true").status_code == 200
+    remembered = consume_all(kafka_bootstrap, [f"{topic}_coordination"], expected=2, timeout=20)
+    assert (b"max-schema-id:.k", b"1") in [(m.key(), m.value()) for m in remembered]
 
 
 def test_adopts_a_confluent_topic_and_never_reuses_compacted_ids(
@@ -91,6 +98,15 @@ def test_adopts_a_confluent_topic_and_never_reuses_compacted_ids(
             {"subject": "gone-value", "version": 1},
         ),
         ({"keytype": "MODE", "subject": "legacy-value", "magic": 0}, {"mode": "READWRITE"}),
+        # a schema context: its CONTEXT record and a subject in it with that context's own id 1
+        (
+            {"keytype": "CONTEXT", "tenant": "default", "context": ".ctx", "magic": 0},
+            {"tenant": "default", "context": ".ctx"},
+        ),
+        (
+            {"keytype": "SCHEMA", "subject": ":.ctx:legacy-value", "version": 1, "magic": 1},
+            {"subject": ":.ctx:legacy-value", "version": 1, "id": 1, "schema": schema, "deleted": False},
+        ),
     ]
     ensure_topics({"bootstrap.servers": kafka_bootstrap}, [topic, f"{topic}_coordination"])
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
@@ -99,19 +115,29 @@ def test_adopts_a_confluent_topic_and_never_reuses_compacted_ids(
             topic, key=json.dumps(key).encode(), value=None if value is None else json.dumps(value)
         )
     producer.produce(f"{topic}_coordination", key=b"max-schema-id", value=b"7")
+    producer.produce(f"{topic}_coordination", key=b"max-schema-id:.ctx", value=b"5")
     assert producer.flush(30) == 0
 
     registry = start(topic)
-    assert httpx.get(f"{registry.url}/subjects").json() == ["legacy-value"]
-    assert httpx.get(f"{registry.url}/subjects?deleted=true").json() == ["gone-value", "legacy-value"]
+    assert httpx.get(f"{registry.url}/subjects").json() == [":.ctx:legacy-value", "legacy-value"]
+    assert httpx.get(f"{registry.url}/subjects?deleted=true&subjectPrefix=").json() == [
+        "gone-value",
+        "legacy-value",
+    ]
     assert httpx.get(f"{registry.url}/config").json() == {"compatibilityLevel": "FULL"}
     assert httpx.get(f"{registry.url}/schemas/ids/3").json() == {"schema": schema}
     assert register(registry.url, "legacy-value", schema).json()["id"] == 3
     assert register(registry.url, "fresh-value", avro("Fresh", "f")).json()["id"] == 8
+    assert httpx.get(f"{registry.url}/contexts").json() == [".", ".ctx"]
+    assert httpx.get(f"{registry.url}/schemas/ids/1?subject=:.ctx:").json()["schema"] == schema
+    assert register(registry.url, ":.ctx:fresh-value", avro("Fresh", "f")).json()["id"] == 6
+    assert register(registry.url, ":.new:fresh-value", avro("Fresh", "f")).json()["id"] == 1
 
     # our own records use Confluent's key layout byte for byte
-    keys = [m.key() for m in consume_all(kafka_bootstrap, [topic], expected=len(records) + 1, timeout=20)]
+    keys = [m.key() for m in consume_all(kafka_bootstrap, [topic], expected=len(records) + 4, timeout=20)]
     assert b'{"keytype":"SCHEMA","subject":"fresh-value","version":1,"magic":1}' in keys
+    assert b'{"keytype":"CONTEXT","tenant":"default","context":".new","magic":0}' in keys
+    assert sum(b'"CONTEXT"' in key for key in keys) == 2  # .ctx (adopted) is not written again
 
 
 def test_two_replicas_one_writer_and_failover(start, kafka_bootstrap: str, unique_name: str) -> None:
