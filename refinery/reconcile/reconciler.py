@@ -17,6 +17,8 @@ offset`), so records without a message id (random bytes) are reconciled too.
 
 Run it when the workers have caught up (consumer lag 0): records still waiting in an ingest topic count
 as lost. It checks one route set; after a live route change, records routed by the old set look misrouted.
+A long run prints a progress line to stderr every few seconds (`--progress-every`, 0 for none): records
+read, topics done, elapsed time; stdout keeps only the report (`--json` stays parseable).
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -222,11 +224,66 @@ def _pairs(headers: RawHeaders) -> dict[str, bytes | str | None]:
     return dict(headers.items() if isinstance(headers, Mapping) else (headers or ()))
 
 
+# --- progress ------------------------------------------------------------------------------------------
+PROGRESS_EVERY_S = 5.0
+
+
+class Progress:
+    """Progress lines for long runs, at most one per `every_s` seconds (0: none), on `stream`:
+    `refinery-reconcile: derived topics: 120,000 records read, 12/30 topics done, 15.2s elapsed`."""
+
+    def __init__(
+        self,
+        every_s: float = PROGRESS_EVERY_S,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._every_s = every_s
+        self._stream = stream
+        self._clock = clock
+        self._started = clock()
+        self._last = self._started
+        self.phase = ""
+        self.records = 0
+        self.topics_done = 0
+        self.topics = 0
+        self.lines = 0
+
+    def start_phase(self, phase: str, topics: int) -> None:
+        self.phase, self.topics, self.topics_done = phase, topics, 0
+
+    def read(self, records: int) -> None:
+        self.records += records
+        self._maybe_print()
+
+    def topic_done(self) -> None:
+        self.topics_done += 1
+        self._maybe_print()
+
+    def _maybe_print(self) -> None:
+        now = self._clock()
+        if self._every_s <= 0 or now - self._last < self._every_s:
+            return
+        self._last = now
+        self.lines += 1
+        print(
+            f"refinery-reconcile: {self.phase}: {self.records:,} records read, "
+            f"{self.topics_done}/{self.topics} topics done, {now - self._started:.1f}s elapsed",
+            file=self._stream or sys.stderr,
+            flush=True,
+        )
+
+
 # --- reading topics back ------------------------------------------------------------------------------
 def read_topics(
-    client_config: Mapping[str, Any], topics: Iterable[str], *, timeout_s: float = 120.0
+    client_config: Mapping[str, Any],
+    topics: Iterable[str],
+    *,
+    timeout_s: float = 120.0,
+    progress: Progress | None = None,
 ) -> Iterator[Message]:
-    """Every committed record of `topics`, from the beginning to the end they had when reading started."""
+    """Every committed record of `topics`, from the beginning to the end they had when reading started
+    (counted on `progress`, with each topic done once all its partitions are read)."""
     topics = sorted(set(topics))
     if not topics:
         return
@@ -252,19 +309,30 @@ def read_topics(
             low, high = consumer.get_watermark_offsets(tp, timeout=30)
             if high > low:
                 pending.add((tp.topic, tp.partition))
+        progress = progress or Progress(0)
+        progress.start_phase(progress.phase, len(topics))
+        for _ in set(topics) - {topic for topic, _ in pending}:
+            progress.topic_done()  # nothing to read in it
         consumer.assign(partitions)
         deadline = time.monotonic() + timeout_s
         while pending:
             if time.monotonic() > deadline:
                 raise ReconcileError(f"reading {len(pending)} partitions did not finish in {timeout_s:.0f}s")
-            for msg in consumer.consume(1000, 0.5):
+            batch = consumer.consume(1000, 0.5)
+            read = 0
+            for msg in batch:
                 err = msg.error()
                 if err is None:
+                    read += 1
                     yield msg
                 elif err.code() == KafkaError._PARTITION_EOF:
-                    pending.discard((msg.topic() or "", msg.partition() or 0))
+                    topic = msg.topic() or ""
+                    pending.discard((topic, msg.partition() or 0))
+                    if not any(t == topic for t, _ in pending):
+                        progress.topic_done()
                 else:
                     raise ReconcileError(f"reading {msg.topic()!r} failed: {err.str()}")
+            progress.read(read)
     except KafkaException as exc:
         raise ReconcileError(f"reading topics failed: {exc}") from None
     finally:
@@ -290,19 +358,24 @@ def reconcile_cluster(
     ingest_topics: Iterable[str],
     dlq_topic: str,
     derived_pattern: str | None = None,
+    progress: Progress | None = None,
 ) -> ReconcileReport:
     """Read the ingest topics (what was sent), then the derived topics and the DLQ, and reconcile."""
-    for msg in read_topics(client_config, ingest_topics):
+    progress = progress or Progress(0)
+    progress.start_phase("ingest topics", 0)
+    for msg in read_topics(client_config, ingest_topics, progress=progress):
         coordinate = (msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
         reconciler.expect(coordinate, msg.value(), msg.headers(), msg.key())  # type: ignore[arg-type]  # always a list
     existing = set(list_topics(client_config, ""))
     derived = set(reconciler.expected_topics)
     if derived_pattern is not None:
         derived |= {t for t in existing if re.search(derived_pattern, t) and not is_ingest_topic(t)}
-    for msg in read_topics(client_config, derived & existing):
+    progress.start_phase("derived topics", 0)
+    for msg in read_topics(client_config, derived & existing, progress=progress):
         reconciler.observe_derived(msg.topic() or "", msg.headers())
     if dlq_topic in existing:
-        for msg in read_topics(client_config, [dlq_topic]):
+        progress.start_phase("dead-letter topic", 0)
+        for msg in read_topics(client_config, [dlq_topic], progress=progress):
             reconciler.observe_dead_letter(msg.headers())
     return reconciler.finish()
 
@@ -334,6 +407,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dlq-topic", help="dead-letter topic (default REFINERY_WORKER_DLQ_TOPIC)")
     parser.add_argument("--registry-check", action="store_true", help="expect unknown schema ids in the DLQ")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=PROGRESS_EVERY_S,
+        metavar="SECONDS",
+        help=f"a progress line on stderr at most this often (default {PROGRESS_EVERY_S:g}; 0: none)",
+    )
     args = parser.parse_args(argv)
     configure_logging()
     kafka, worker = KafkaSettings(), WorkerSettings()
@@ -354,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         report = reconcile_cluster(
             conf, reconciler, ingest_topics=ingest, dlq_topic=args.dlq_topic or worker.dlq_topic,
-            derived_pattern=args.derived_pattern,
+            derived_pattern=args.derived_pattern, progress=Progress(args.progress_every),
         )  # fmt: skip
     except (RefineryError, OSError) as exc:
         print(f"refinery-reconcile: {exc}", file=sys.stderr)
