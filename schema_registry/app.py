@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from common.config import KafkaSettings, RegistrySettings
+from common.docs_ui import install_docs
 from schema_registry.api import contexts, health, policies, schemas, subjects
 from schema_registry.api.asgi import ClientToleranceMiddleware
 from schema_registry.api.auth import Authenticator
@@ -72,7 +73,10 @@ def create_app(settings: RegistrySettings | None = None, kafka: KafkaSettings | 
         description="Confluent Schema Registry compatible REST API, stored in a compacted Kafka topic.",
         default_response_class=RegistryJSONResponse,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)  # /docs and /redoc with their assets served from here, not a CDN
     app.state.settings = settings
     app.state.service = service
     app.state.metrics = metrics
