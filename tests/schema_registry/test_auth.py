@@ -43,6 +43,13 @@ def test_roles_and_secrets_stay_out_of_logs(kafka_bootstrap: str, unique_name: s
             == 200
         )
         assert httpx.get(f"{url}/metrics").status_code == 200  # scrapes need no credentials
+        for page in ("/docs", "/docs/assets/swagger-ui-bundle.js", "/redoc", "/openapi.json"):
+            assert httpx.get(url + page).status_code == 200, page  # the docs and their assets are open
+        # contexts follow the same roles: listing reads, deleting writes
+        assert httpx.get(f"{url}/contexts").status_code == 401
+        assert httpx.get(f"{url}/contexts", auth=("reader", "pw-r-9871")).json() == ["."]
+        assert httpx.delete(f"{url}/contexts/.c", auth=("reader", "pw-r-9871")).status_code == 403
+        assert httpx.delete(f"{url}/contexts/.c", headers=writer).status_code == 204
     finally:
         registry.stop()
     log_text = log_path.read_text()
