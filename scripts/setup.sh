@@ -51,3 +51,20 @@ if ! cpp_ready; then
       "its tests will be skipped (Debian: sudo apt-get install --no-install-recommends $CPP_PACKAGES)" >&2
   fi
 fi
+
+# The catalog: Graphviz's `dot` lays out its lineage view (without it the view says what to install), and its
+# page tests (tests/refinery/catalog/test_pages_browser.py) drive Debian's headless Chromium; both are skipped
+# without them on a developer's machine and failed in CI.
+CATALOG_PACKAGES=""
+command -v dot >/dev/null || CATALOG_PACKAGES=" graphviz"
+command -v chromium >/dev/null || CATALOG_PACKAGES="$CATALOG_PACKAGES chromium"
+if [ -n "$CATALOG_PACKAGES" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    # shellcheck disable=SC2086  # the package list is meant to split
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $CATALOG_PACKAGES >/dev/null; } \
+      || echo "setup: could not install the catalog's$CATALOG_PACKAGES (apt-get install failed)" >&2
+  else
+    echo "setup: no root to install$CATALOG_PACKAGES for the catalog's lineage view and page tests" \
+      "(Debian: sudo apt-get install --no-install-recommends$CATALOG_PACKAGES)" >&2
+  fi
+fi

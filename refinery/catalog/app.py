@@ -1,4 +1,6 @@
-"""The catalog service: `GET /catalog` (JSON), `GET /catalog/ui` (the page), `GET /metrics`, `GET /health`
+"""The catalog service: `GET /catalog` (JSON), `GET /catalog/ui` (the home page: search, topics, lineage,
+flows), the analyst views of `refinery.catalog.pages` (a page per topic, the dead-letter workbench, the
+lineage laid out by Graphviz), `GET /metrics`, `GET /health`
 (200 while the process serves) and `GET /ready` (200 once the ingest observer runs without error and the
 route set has been read; otherwise 503 `{"error_code": 50301, "message": why}`, as the workers answer).
 
@@ -46,8 +48,12 @@ from common.registry_client import (
     redacted_url,
     registry_client,
 )
+from producers.schemas import SchemaCatalog
 from refinery.catalog.build import build_catalog
 from refinery.catalog.flows import FlowObserver, FlowTable
+from refinery.catalog.pages import analyst_views
+from refinery.catalog.schema_history import SchemaHistory
+from refinery.catalog.topic_stats import TopicStats
 from refinery.control.route_store import RouteWatcher
 
 _REGISTRY_ERRORS: tuple[type[Exception], ...] = (SchemaRegistryError, *TRANSPORT_ERRORS)
@@ -214,7 +220,6 @@ def create_app(
     app.state.observer = observer
     page = files("refinery.catalog").joinpath("static/catalog.html").read_text()
 
-    @app.get("/catalog")
     async def catalog() -> dict[str, Any]:
         flows = table.snapshot()
         ids = {i for f in flows for i in f["schema_ids"]}
@@ -229,6 +234,19 @@ def create_app(
             flows, routes.current(), route_rates, schemas,
             {"workers": workers, "registry": registry_status, "ingest_observer": observer_status},
         )  # fmt: skip
+
+    app.add_api_route("/catalog", catalog, methods=["GET"])
+    app.include_router(
+        analyst_views(
+            catalog,
+            TopicStats(
+                with_log(kafka.client_config()), dlq_topic=worker.dlq_topic, timeout_s=settings.timeout_s
+            ),
+            SchemaHistory(sources.registry),
+            SchemaCatalog(sources.registry),
+            kafka,
+        )
+    )
 
     @app.get("/catalog/ui", response_class=HTMLResponse)
     async def catalog_ui() -> str:

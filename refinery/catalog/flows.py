@@ -90,8 +90,9 @@ class FlowTable:
                 env, source, title, category, version = (_text(headers.get(n)) for n in _KEY_HEADERS)
                 key: FlowKey = (env, source, title, category, version)
                 flow = self._flows.get(key)
-                if flow is None and not _routable(key):
-                    self.records_without_metadata += 1  # the workers dead-letter these; not a flow
+                if flow is None and (not _routable(key) or topic.split(".", 1)[0] != env):
+                    # the workers dead-letter these (bad headers, or env_mismatch with the ingest topic)
+                    self.records_without_metadata += 1
                     continue
                 if flow is None:
                     flow = self._flows[key] = Flow(key=key, ingest_topic=topic)

@@ -104,3 +104,12 @@ def test_without_a_route_set_flows_are_still_listed() -> None:
     assert len(catalog["flows"]) == 3
     assert all(f["routes"] == [] for f in catalog["flows"])
     assert catalog["route_set"] == {"version": None, "routes": []}
+
+
+def test_a_record_whose_env_contradicts_its_ingest_topic_is_not_a_flow() -> None:
+    """The workers dead-letter it (env_mismatch), so the catalog must not draw it as routed."""
+    table = FlowTable()
+    table.observe(
+        "prod.telemetry.ingest.all-v1", record("dev", "telemetry", "1234", "player_killed", 2, 7), 1
+    )
+    assert table.snapshot() == [] and table.records_without_metadata == 1
