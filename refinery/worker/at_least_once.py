@@ -1,9 +1,11 @@
 """At-least-once: offsets are committed only after every record written for a batch is acknowledged.
 
-Batches are pipelined: each record carries its batch's delivery callback (`refinery.worker.inflight`,
-served by `poll()`), the loop keeps consuming and producing while earlier batches deliver (at most
-`max_inflight_batches`), and the leading fully acknowledged batches get their dedup ids recorded and
-their offsets committed asynchronously (at most every `commit_interval_s`), in consume order.
+Batches are pipelined: each record carries its batch's delivery callback for a failure
+(`refinery.worker.inflight`, served by `poll()`), the loop keeps consuming and producing while earlier
+batches deliver (at most `max_inflight_batches`); whenever the producer has nothing outstanding, every
+batch written so far is acknowledged but for the failures reported, and the leading fully acknowledged
+batches get their dedup ids recorded and their offsets committed asynchronously (at most every
+`commit_interval_s`), in consume order.
 
 A failed record is dealt with alone, never by rewinding the batch: a write Kafka refuses for good
 becomes an `output_rejected` dead letter; a transient failure is sent again after a bounded, jittered
@@ -78,7 +80,9 @@ class AtLeastOnceCommitter:
         self._inflight.add(tracker)
 
     def service(self) -> None:
-        self._writer.producer.poll(0)
+        self._writer.producer.poll(0)  # failure reports
+        if len(self._inflight) and not self._writer.outstanding():
+            self._inflight.settle()  # nothing outstanding: the rest of every batch is acknowledged
         trouble = False
         for tracker in self._inflight:
             if tracker.failures and tracker.reported:
@@ -98,9 +102,9 @@ class AtLeastOnceCommitter:
 
     def drain(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
-        producer = self._writer.producer
         while len(self._inflight) and time.monotonic() < deadline:
-            producer.poll(POLL_STEP_S)
+            # returns once nothing is outstanding (a poll would wait the step out: no success reports)
+            self._writer.producer.flush(POLL_STEP_S)
             self.service()
         # commit synchronously everything acknowledged that no commit has confirmed yet, including
         # what asynchronous commits still in flight carry: they fail too if the group session is gone

@@ -69,8 +69,9 @@ def producer_factory(
             "queue.buffering.max.messages": s.queue_max_messages,
             "message.max.bytes": s.max_record_bytes,
             "message.timeout.ms": s.message_timeout_ms,
-            # at-least-once completes a batch by counting its acknowledgements
-            "delivery.report.only.error": transactional_id is not None,
+            # failures only: at-least-once completes batches when the producer has nothing outstanding
+            # (`refinery.worker.inflight`), exactly-once when its flush returns
+            "delivery.report.only.error": True,
         }
         if on_error is not None:
             conf["error_cb"] = on_error  # client-level errors (all brokers down, authentication...)

@@ -1,11 +1,14 @@
 """At-least-once pipelining: batches whose records are produced but not yet all acknowledged.
 
 Each produced batch gets a `BatchTracker`; every record written for it (outputs and dead letters)
-carries the tracker's `on_delivery`, served by `Producer.poll()`. A batch is complete when every record
-written for it is acknowledged. A failed record is kept with its error (`failures`), so that exactly
-that record is dealt with (dead-lettered, or sent again), never the whole batch. Batches complete in
-consume order (`Inflight.pop_done` stops at the first unfinished one), so the offsets committed are
-always those of fully acknowledged batches.
+carries the tracker's `on_delivery`, served by `Producer.poll()`. The producer reports failures only
+(`delivery.report.only.error`: a report per acknowledged record cost more than routing it), so success
+is known per producer, not per record: when the producer has nothing outstanding after its reports were
+served (`Inflight.settle`), every record written so far was acknowledged or has reported its failure.
+A batch is complete when that happened after its last write and none of its records failed. A failed
+record is kept with its error (`failures`), so that exactly that record is dealt with (dead-lettered,
+or sent again), never the whole batch. Batches complete in consume order (`Inflight.pop_done` stops at
+the first unfinished one), so the offsets committed are always those of fully acknowledged batches.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ class BatchTracker:
     def __init__(self, batch: RoutedBatch, started: float, backoff: Backoff) -> None:
         self.batch = batch
         self.started = started
-        self.left = 0  # records produced and not yet reported (may dip below 0 while producing)
+        self.left = 0  # records produced since the producer last had nothing outstanding (0: settled)
         self.failures: list[tuple[KafkaError, Any]] = []  # (error, the failed message) not yet handled
         self.resend: list[tuple[str, Any]] = []  # ("output", index) / ("dead", (key, value)) awaiting resend
         self.dead_sent: dict[tuple[Any, Any], Any] = {}  # dead letters written: (key, value) -> headers
@@ -41,9 +44,14 @@ class BatchTracker:
         if err is not None:
             self.failures.append((err, msg))
 
+    def settled(self) -> None:
+        """The producer has nothing outstanding and its reports were served: every record written so
+        far for this batch was acknowledged, or its failure is in `failures`."""
+        self.left = 0
+
     @property
     def reported(self) -> bool:
-        """Every record written so far has its delivery report."""
+        """Every record written so far is acknowledged or has reported its failure."""
         return self.left <= 0
 
     @property
@@ -80,6 +88,11 @@ class Inflight:
 
     def add(self, tracker: BatchTracker) -> None:
         self._queue.append(tracker)
+
+    def settle(self) -> None:
+        """The producer has nothing outstanding (see `BatchTracker.settled`)."""
+        for tracker in self._queue:
+            tracker.left = 0
 
     def pop_done(self) -> list[BatchTracker]:
         """Remove and return the leading batches that are fully and successfully acknowledged."""

@@ -2,9 +2,9 @@
 
 Both guarantees write through one `BatchWriter`; they differ only in what they do around it
 (`refinery.worker.at_least_once`, `refinery.worker.transactional`). Every record written for a batch
-reports to the caller's `on_delivery`. Outputs are the consumed records' own key, value and header
-objects (byte-identical); a record whose output Kafka refused for good is written as a dead letter
-instead (`RoutedBatch.rejected`).
+reports its failure to the caller's `on_delivery` (the producer reports failures only). Outputs are
+the consumed records' own key, value and header objects (byte-identical); a record whose output Kafka
+refused for good is written as a dead letter instead (`RoutedBatch.rejected`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 DeliveryCallback = Callable[[Any, Any], None]
 DeadSent = dict[tuple[Any, Any], Any]
 QUEUE_FULL_WAIT_S = 0.05
+PURGE_REPORTS_TIMEOUT_S = 5.0
 
 
 class TransientWriteError(RefineryError):
@@ -53,16 +54,35 @@ class BatchWriter:
         self._max_bytes = settings.max_record_bytes
         self._ensured: set[str] = set()
         self._refused: dict[str, tuple[DlqReason, str]] = {}  # topics that may never be written
+        self._retired: list[Producer] = []  # replaced producers whose purged records have not reported
 
     def replace_producer(self) -> Producer:
-        """After a fatal producer error: drop the instance (its queue is lost) and build a new one."""
+        """After a fatal producer error: drop the instance and build a new one. What the old one still
+        held is purged and its failure reports are served, so every record written on it has either
+        been acknowledged or reported its failure to its `on_delivery` (a batch is then never taken as
+        acknowledged because the new producer has nothing outstanding)."""
         old = self.producer
         try:
             old.purge()
-        except (KafkaException, RuntimeError):
-            pass
+            left = old.flush(PURGE_REPORTS_TIMEOUT_S)  # purged records report at once
+        except (KafkaException, RuntimeError) as exc:
+            log.error("could not purge the old producer", extra={"error": str(exc)})
+            left = len(old)
+        if left:  # kept until they report: `outstanding` counts them
+            log.error("old producer still holds records after its purge", extra={"records": left})
+            self._retired.append(old)
         self.producer = self._producer_factory()
         return self.producer
+
+    def outstanding(self) -> int:
+        """Records written and neither acknowledged nor reported failed yet (their failure reports are
+        served by `poll`), on the producer and on a replaced one that still held some."""
+        if self._retired:
+            for old in self._retired:
+                old.poll(0)
+            self._retired = [old for old in self._retired if len(old)]
+            return len(self.producer) + sum(len(old) for old in self._retired)
+        return len(self.producer)
 
     # -- a whole batch -----------------------------------------------------------------------------
     def write(

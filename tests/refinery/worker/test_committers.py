@@ -1,7 +1,9 @@
 """Both committers in-process with fake clients: per-record outcomes, bounded retries, pauses.
 
 The fake producer delivers on poll/flush and fails the records a test's policy picks, with real
-`KafkaError`s; the fake consumer records commits. Real-broker behaviour is in tests/reliability/.
+`KafkaError`s; like the worker's producer (`delivery.report.only.error`) it reports failures only, and
+`len()` counts what it has not delivered yet. The fake consumer records commits. Real-broker
+behaviour is in tests/reliability/.
 """
 
 from __future__ import annotations
@@ -84,6 +86,10 @@ class FakeProducer:
         self.transactions: list[str] = []  # "commit" / "abort"
         self._open: list[tuple[str, Any, Any, Any]] | None = None
         self.offsets: list[Any] = []
+        self.stuck = False  # nothing is delivered (acknowledged or failed) while set
+
+    def __len__(self) -> int:
+        return len(self._queue)
 
     def produce(self, topic: str, value: Any = None, key: Any = None, headers: Any = None,
                 on_delivery: Any = None) -> None:  # fmt: skip
@@ -92,17 +98,19 @@ class FakeProducer:
         self._queue.append((on_delivery, FakeMessage(topic, key, value), error, (topic, key, value, headers)))
 
     def poll(self, _timeout: float = 0) -> int:
+        if self.stuck:
+            return 0
         queue, self._queue = self._queue, []
         for callback, msg, error, record in queue:
             if error is None:
                 (self._open if self._open is not None else self.written).append(record)
-            if callback is not None and (error is not None or self._open is None):
-                callback(error, msg)  # transactional producers report errors only
+            elif callback is not None:
+                callback(error, msg)  # failures only
         return len(queue)
 
     def flush(self, _timeout: float = 0) -> int:
         self.poll()
-        return 0
+        return len(self._queue)
 
     def purge(self, **_kwargs: Any) -> None:
         self._queue.clear()
@@ -210,6 +218,45 @@ def test_at_least_once_commits_after_every_record_is_acknowledged() -> None:
     assert outputs_written(producer) == [b"id0", b"id1", b"id2"]
     assert consumer.commits == [{("prod.s.ingest.all-v1", 0): 3}]
     assert health.state == "running"
+
+
+def test_at_least_once_commits_nothing_while_the_producer_has_records_outstanding() -> None:
+    """No success reports: a batch is acknowledged only once the producer has nothing outstanding,
+    also when a later batch was written meanwhile; then both complete, in consume order."""
+    committer, producer, consumer, _health = build(AtLeastOnceCommitter, ok)
+    producer.stuck = True
+    first = batch()
+    committer.submit(first, time.monotonic())
+    second = batch()
+    second.first_offsets = {("prod.s.ingest.all-v1", 0): 3}
+    second.next_offsets = {("prod.s.ingest.all-v1", 0): 6}
+    committer.submit(second, time.monotonic())
+    for _ in range(5):
+        committer.service()
+    assert consumer.commits == [] and not committer.idle() and producer.written == []
+    producer.stuck = False
+    run_until(committer, committer.idle)
+    assert consumer.commits == [{("prod.s.ingest.all-v1", 0): 6}]
+    assert len(producer.written) == 6
+
+
+def test_at_least_once_waits_for_a_replaced_producer_that_still_holds_records() -> None:
+    """After a fatal error the old producer's purge must report what it held; while it has not, no
+    batch counts as acknowledged, even when the new producer has nothing outstanding."""
+    committer, old, consumer, _health = build(AtLeastOnceCommitter, ok)
+    writer = committer._writer
+    committer.submit(batch(), time.monotonic())
+    old.stuck = True
+    old.purge = lambda **_kw: None  # type: ignore[method-assign]  # a purge that reports nothing
+    new = FakeProducer(ok)
+    writer._producer_factory = lambda: new
+    writer.replace_producer()
+    for _ in range(5):
+        committer.service()
+    assert consumer.commits == [] and not committer.idle()
+    old.stuck = False
+    run_until(committer, committer.idle)
+    assert consumer.commits == [{("prod.s.ingest.all-v1", 0): 3}]
 
 
 def test_at_least_once_dead_letters_a_record_kafka_refuses_and_writes_the_rest_once() -> None:
