@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -43,7 +43,7 @@ KEYS_READY_TIMEOUT_S = 60.0
 
 
 def _json(status: int, doc: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(doc).encode(), status, headers=headers, media_type="application/json")
+    return Response(orjson.dumps(doc), status, headers=headers, media_type="application/json")
 
 
 def unauthorized(message: str) -> Refusal:

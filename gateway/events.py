@@ -24,18 +24,19 @@ import binascii
 import datetime as dt
 import gzip
 import io
-import json
-import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import zstandard
 from google.protobuf.message import DecodeError
 
 from common.errors import InvalidInputError
 from common.headers import format_time
+from producers.errors import InvalidRecordError
+from producers.producer import checked_message_id
 from proto.gateway_pb2 import EventBatch
 
 JSON = "application/json"
@@ -191,11 +192,11 @@ def _check_count(count: int, max_events: int) -> None:
 
 
 def _loads(data: bytes, where: str) -> Any:
+    """orjson: a third of the stdlib's time on our bodies; it refuses NaN/Infinity, integers beyond 64
+    bits and invalid UTF-8 (the message says which), none of which a payload schema could accept."""
     try:
-        return json.loads(data)
-    except UnicodeDecodeError as exc:
-        raise malformed(f"{where} is not UTF-8: {exc}") from None
-    except ValueError as exc:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
         raise malformed(f"{where} is not valid JSON: {exc}") from None
 
 
@@ -208,8 +209,8 @@ def _json_type(value: Any) -> str:
 def event_from_json(index: int, item: Any) -> Event:
     if not isinstance(item, dict):
         raise EventRejected(f"an event must be a JSON object, not a {_json_type(item)}", field="(event)")
-    unknown = [k for k in item if k not in EVENT_FIELDS]
-    if unknown:
+    if not EVENT_FIELDS.issuperset(item):
+        unknown = [k for k in item if k not in EVENT_FIELDS]
         raise EventRejected(
             f"unknown field {unknown[0]!r} (fields: {', '.join(sorted(EVENT_FIELDS))})", field=unknown[0]
         )
@@ -266,13 +267,12 @@ def _version(value: Any) -> int:
 
 
 def _event_id(value: Any) -> str | None:
+    """The client's event id in canonical text (the SDK's rule for `message_id=`), None when absent."""
     if value is None or value == "":
         return None
     try:
-        if not isinstance(value, str):
-            raise ValueError
-        return str(uuid.UUID(value))
-    except ValueError:
+        return checked_message_id(value)
+    except InvalidRecordError:
         raise EventRejected(f"id must be a UUID (e.g. a UUIDv7), not {value!r:.60}", field="id") from None
 
 
@@ -376,6 +376,6 @@ def _event_from_proto(index: int, message: Any) -> Event:
 
 def _loads_field(text: str, name: str) -> Any:
     try:
-        return json.loads(text)
-    except ValueError as exc:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
         raise EventRejected(f"{name} is not valid JSON: {exc}", field=name) from None
