@@ -11,6 +11,9 @@ confluent-kafka's Avro/Protobuf/JSON serializers here: they always write that pr
 | protobuf message (or dict)  | PROTOBUF        | protobuf        | same message type and field layout   |
 | bytes (bring your own)      | any             | raw             | none: already in the registered form |
 
+A dict for a Protobuf schema becomes a message through `producers.protobuf_fast` (the constructor, in C)
+when every value has its field's plain Python type, else through `json_format.ParseDict`.
+
 Every validation failure is a PayloadValidationError whose `field` names the offending field.
 """
 
@@ -32,6 +35,7 @@ from google.protobuf.message import DecodeError, Message
 from jsonschema.exceptions import best_match
 
 from producers.errors import PayloadDecodeError, PayloadValidationError
+from producers.protobuf_fast import fast_message
 from producers.protobuf_schema import field_signature
 from producers.schemas import ResolvedSchema
 
@@ -107,6 +111,9 @@ def _encode_json(payload: Mapping[str, Any], schema: ResolvedSchema) -> bytes:
 
 def _protobuf_from_dict(payload: Mapping[str, Any], schema: ResolvedSchema) -> Message:
     assert schema.proto is not None
+    message = fast_message(payload, schema.proto.message_class)  # same message, in C (protobuf_fast)
+    if message is not None:
+        return message
     try:
         return json_format.ParseDict(dict(payload), schema.proto.message_class())
     except json_format.ParseError as exc:
