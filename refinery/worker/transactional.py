@@ -7,6 +7,14 @@ a new transaction: outputs Kafka refused for good are written as `output_rejecte
 next attempt at once; transient failures wait a bounded, jittered backoff; a fatal producer error
 (e.g. fenced) gets a new producer. A spent budget or a DLQ that refuses pauses the worker and the batch
 is probed every `pause_probe_interval_s`. Nothing of an aborted attempt is ever visible to readers.
+
+A commit that times out is not a failed attempt: librdkafka goes on committing in the background (the
+error is retriable) and the transaction may still land. Aborting and writing the batch again would then
+commit it twice, so the committer only calls `commit_transaction` again (it resumes the same commit),
+with the same backoff and pause as any transient failure, until it succeeds or Kafka says the
+transaction must be aborted. If the producer has to be replaced meanwhile (a fatal error), the new
+producer's `init_transactions` finishes the old transaction either way, and the group's committed offsets
+(they travel in the transaction) tell whether the batch landed before it is written again.
 """
 
 from __future__ import annotations
@@ -33,6 +41,22 @@ class _AttemptFailed(Exception):
         self.error = error
 
 
+class _CommitPending(Exception):
+    """commit_transaction returned a retriable error (e.g. timed out): the commit goes on in the
+    background and must be resumed, never aborted and written again."""
+
+    def __init__(self, error: KafkaError) -> None:
+        super().__init__(f"transaction commit not confirmed yet: {error.str()}")
+        self.error = error
+
+
+def _resumable(exc: KafkaException) -> KafkaError | None:
+    err = exc.args[0] if exc.args else None
+    if isinstance(err, KafkaError) and err.retriable() and not err.txn_requires_abort() and not err.fatal():
+        return err
+    return None
+
+
 class TransactionalCommitter:
     def __init__(self, parts: CommitterParts) -> None:
         self._settings = settings = parts.settings
@@ -45,6 +69,7 @@ class TransactionalCommitter:
         self._watch = parts.watch
         self.seen = parts.dedup
         self._pending: tuple[RoutedBatch, float] | None = None
+        self._committing = False  # the pending batch's commit_transaction is in progress (resume it)
         self._backoff = Backoff.from_settings(settings)
 
     def accepts(self, batch: RoutedBatch) -> bool:
@@ -81,6 +106,7 @@ class TransactionalCommitter:
         if self._pending is None:
             return 0
         self._pending = None
+        self._committing = False
         self._health.report(WRITES, "running")
         return 1
 
@@ -90,11 +116,22 @@ class TransactionalCommitter:
         batch, started = self._pending
         tracker = BatchTracker(batch, started, self._backoff)
         try:
-            self._write_transaction(batch, tracker)
-        except (_AttemptFailed, TransientWriteError, KafkaException) as exc:
-            self._abort()
-            self._failed(batch, tracker, exc)
+            if self._committing:
+                self._commit()  # resume the commit in progress; the batch is not written again
+            else:
+                self._write_transaction(batch, tracker)
+        except _CommitPending as exc:
+            self._committing = True
+            self._retry_later(exc.error, f"{exc}; committing again, attempt {self._backoff.attempts + 1}")
             return
+        except (_AttemptFailed, TransientWriteError, KafkaException) as exc:
+            was_committing, self._committing = self._committing, False
+            if self._abort() and was_committing and self._landed(batch):
+                log.warning("the transaction committed while its producer was replaced; not writing it again")
+            else:
+                self._failed(batch, tracker, exc)
+                return
+        self._committing = False
         self._pending = None
         self._backoff.reset()
         self._completion(batch, started)
@@ -122,19 +159,48 @@ class TransactionalCommitter:
         # bounded, and watched: with the group coordinator down librdkafka may ignore this timeout
         with self._watch.call("send_offsets_to_transaction", timeout_s):
             producer.send_offsets_to_transaction(offsets, group, timeout_s)
-        with self._watch.call("commit_transaction", timeout_s):
-            producer.commit_transaction(timeout_s)
+        self._commit()
 
-    def _abort(self) -> None:
+    def _commit(self) -> None:
+        timeout_s = self._settings.drain_timeout_s
+        try:
+            with self._watch.call("commit_transaction", timeout_s):
+                self._writer.producer.commit_transaction(timeout_s)
+        except KafkaException as exc:
+            resumable = _resumable(exc)
+            if resumable is not None:
+                raise _CommitPending(resumable) from None
+            raise
+
+    def _abort(self) -> bool:
+        """Abort the open transaction; True when the producer had to be replaced instead (then the old
+        transaction was finished by the new producer's fencing, committed or aborted)."""
         try:
             with self._watch.call("abort_transaction", ABORT_TIMEOUT_S):
                 self._writer.producer.abort_transaction(ABORT_TIMEOUT_S)
         except KafkaException as exc:
             err = exc.args[0]
             if isinstance(err, KafkaError) and err.code() == KafkaError._STATE:
-                return  # no transaction was open
+                return False  # no transaction was open
             log.warning("abort failed; starting a new transactional producer", extra={"error": str(exc)})
             self._writer.replace_producer()
+            return True
+        return False
+
+    def _landed(self, batch: RoutedBatch) -> bool:
+        """Whether the group's committed offsets already cover the batch (its transaction committed;
+        a read_committed consumer waits for offsets of transactions still open). False when Kafka does
+        not answer: the batch is written again, which the warning logged here makes visible."""
+        partitions = [TopicPartition(t, p) for (t, p) in batch.next_offsets]
+        try:
+            committed = self._consumer().committed(partitions, timeout=self._settings.drain_timeout_s)
+        except KafkaException as exc:
+            log.warning(
+                "could not read the committed offsets of an ambiguous commit", extra={"error": str(exc)}
+            )
+            return False
+        found = {(tp.topic, tp.partition): tp.offset for tp in committed}
+        return all(found.get(key, -1) >= offset for key, offset in batch.next_offsets.items())
 
     def _failed(self, batch: RoutedBatch, tracker: BatchTracker, exc: Exception) -> None:
         """Decide what the next attempt does differently, and when it runs."""
@@ -165,14 +231,18 @@ class TransactionalCommitter:
         if rejected_now and all(classify(err) is Outcome.PERMANENT for err, _ in tracker.failures):
             self._backoff.next_at = 0.0  # the next attempt dead-letters them: nothing to wait for
             return
-        self._metrics.retries.labels(reason_name(error) if isinstance(error, KafkaError) else "timeout").inc()
+        self._retry_later(
+            error if isinstance(error, KafkaError) else None,
+            f"transaction aborted ({exc}); writing the batch again, attempt {self._backoff.attempts + 1}",
+        )
+
+    def _retry_later(self, error: KafkaError | None, message: str) -> None:
+        """Count the retry and schedule the next attempt within the budget; pause once it is spent."""
+        self._metrics.retries.labels(reason_name(error) if error is not None else "timeout").inc()
         delay = self._backoff.failed()
-        message = f"transaction aborted ({exc}); attempt {self._backoff.attempts}"
         if self._backoff.exhausted:
             self._backoff.next_at = time.monotonic() + self._settings.pause_probe_interval_s
             self._health.report(WRITES, "paused", reason="retry_budget_spent", error=message)
             return
-        log.warning("transaction aborted; writing the batch again", extra={
-            "error": str(exc), "attempt": self._backoff.attempts, "retry_in_s": round(delay, 3),
-        })  # fmt: skip
+        log.warning(message, extra={"attempt": self._backoff.attempts, "retry_in_s": round(delay, 3)})
         self._health.report(WRITES, "retrying", error=message)

@@ -115,8 +115,14 @@ class FakeProducer:
     def purge(self, **_kwargs: Any) -> None:
         self._queue.clear()
 
-    # transactions
+    # transactions (a commit_errors entry fails the next commit_transaction; a retriable one leaves the
+    # commit in progress, as librdkafka's timed-out commit goes on in the background)
+    commit_errors: list[KafkaError]
+    committing = False
+
     def begin_transaction(self) -> None:
+        if self.committing:
+            raise KafkaException(KafkaError(KafkaError._STATE, "commit in progress"))
         self._open = []
 
     def send_offsets_to_transaction(self, offsets: Any, _metadata: Any, _timeout: float = -1) -> None:
@@ -124,12 +130,18 @@ class FakeProducer:
 
     def commit_transaction(self, _timeout: float = 0) -> None:
         assert self._open is not None
+        errors = getattr(self, "commit_errors", [])
+        if errors:
+            error = errors.pop(0)
+            self.committing = error.retriable()
+            raise KafkaException(error)
+        self.committing = False
         self.written += self._open
         self._open = None
         self.transactions.append("commit")
 
     def abort_transaction(self, _timeout: float = 0) -> None:
-        if self._open is None:
+        if self._open is None or self.committing:
             raise KafkaException(KafkaError(KafkaError._STATE))
         self._open = None
         self.transactions.append("abort")
@@ -376,6 +388,29 @@ def test_transactional_retries_a_transient_failure_then_pauses_when_the_budget_i
     run_until(committer, committer.idle)
     assert producer.transactions[-1] == "commit" and outputs_written(producer) == [b"id0", b"id1", b"id2"]
     assert health.state == "running"
+
+
+def test_transactional_resumes_a_timed_out_commit_and_never_writes_the_batch_again() -> None:
+    """A commit that timed out goes on in the background: aborting and writing the batch again would
+    commit it twice once the first commit lands. The committer calls commit_transaction again."""
+    committer, producer, _consumer, health = build(TransactionalCommitter, ok, exactly_once=True)
+    timed_out = KafkaError(KafkaError._TIMED_OUT, "commit timed out", retriable=True)
+    producer.commit_errors = [timed_out, timed_out]
+    committer.submit(batch(), time.monotonic())
+    assert health.state == "retrying" and "committing again" in (health.last_error or "")
+    run_until(committer, committer.idle)
+    assert producer.transactions == ["commit"]  # no abort, one transaction
+    assert outputs_written(producer) == [b"id0", b"id1", b"id2"]  # each once
+    assert len(producer.offsets) == 1 and health.state == "running"
+
+
+def test_transactional_aborts_and_writes_again_when_the_commit_requires_it() -> None:
+    committer, producer, _consumer, health = build(TransactionalCommitter, ok, exactly_once=True)
+    producer.commit_errors = [KafkaError(KafkaError.NOT_ENOUGH_REPLICAS, "refused", txn_requires_abort=True)]
+    committer.submit(batch(), time.monotonic())
+    run_until(committer, committer.idle)
+    assert producer.transactions == ["abort", "commit"]
+    assert outputs_written(producer) == [b"id0", b"id1", b"id2"] and health.state == "running"
 
 
 @pytest.mark.parametrize("kind", [AtLeastOnceCommitter, TransactionalCommitter])
