@@ -1,6 +1,6 @@
-"""Tune the Refinery worker: run worker-setting variants (and the raw pass-through baseline) over the same
-pre-filled records, alternating them round by round so machine noise hits all alike, and write
-`bench/results/worker_tuning.json`.
+"""Tune the Refinery worker: run worker-setting variants (and the raw pass-through and hand-written router
+baselines) over the same pre-filled records, alternating them round by round so machine noise hits all
+alike, and write `bench/results/worker_tuning.json`.
 
     .venv/bin/python -m bench.tune_worker [--records N] [--rounds R] [--own-broker] [--only NAME ...]
 """
@@ -11,7 +11,7 @@ import json
 import statistics
 from typing import Any
 
-from bench.benchmarks.routing import passthrough_rate, refinery_rate
+from bench.benchmarks.routing import handwritten_rate, passthrough_rate, refinery_rate
 from bench.context import BenchContext, environment_info
 from bench.kafka_io import IngestRange
 from bench.procs import SinkProgress
@@ -19,6 +19,7 @@ from bench.tuning import alternate, tuning_parser
 from common.config import REPO_ROOT
 
 BASELINE = "raw pass-through (baseline)"
+HANDWRITTEN = "hand-written router (issue 14 baseline)"
 # REFINERY_WORKER_* overrides per variant ({} = the worker's defaults)
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -33,12 +34,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "gc freeze, gen0 700": {"gc_gen0_threshold": 700},
     "gc freeze, gen0 100k": {"gc_gen0_threshold": 100_000},
     "no envelope check": {"verify_envelope": False},
+    "exactly-once": {"exactly_once": "true"},
+    "8 batches in flight": {"max_inflight_batches": 8},
 }
 
 
 def measure(ctx: BenchContext, ingest: IngestRange, name: str) -> SinkProgress:
     if name == BASELINE:
         return passthrough_rate(ctx, ingest, 600)
+    if name == HANDWRITTEN:
+        return handwritten_rate(ctx, ingest, 600)
     return refinery_rate(ctx, ingest, 600, exactly_once=False, settings=VARIANTS[name])
 
 
@@ -46,7 +51,7 @@ def main() -> int:
     parser = tuning_parser("python -m bench.tune_worker")
     parser.add_argument("--only", action="append", help="variant names to run (default: all)")
     args = parser.parse_args()
-    bootstrap, runs = alternate(args, [BASELINE, *(args.only or VARIANTS)], measure)
+    bootstrap, runs = alternate(args, [BASELINE, HANDWRITTEN, *(args.only or VARIANTS)], measure)
     rates = {name: [p.rate for p in progress] for name, progress in runs.items()}
     cpu = {name: [p.cpu_us_per_record or 0.0 for p in progress] for name, progress in runs.items()}
     base = statistics.median(rates[BASELINE])

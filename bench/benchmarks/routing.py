@@ -53,9 +53,7 @@ def run(ctx: BenchContext) -> BenchResult:
     }
     result.add(Row(case="raw pass-through (baseline)", value=base.rate, unit="msg/s", baseline=base.rate,
                    note=_cpu_note(base)))  # fmt: skip
-    hand = _measure(
-        ctx, lambda: contenders.start_handwritten_router(ctx, "handwritten", ingest), ingest, timeout, []
-    )
+    hand = handwritten_rate(ctx, ingest, timeout)
     result.baseline["handwritten_router_msgs_per_s"] = round(hand.rate)
     result.add(Row(case="hand-written router, 8 ifs, at-least-once (baseline 2)", value=hand.rate,
                    unit="msg/s", baseline=base.rate, note=_cpu_note(hand)))  # fmt: skip
@@ -139,6 +137,13 @@ def passthrough_rate(
         ingest,
         timeout,
         [sink],
+    )
+
+
+def handwritten_rate(ctx: BenchContext, ingest: IngestRange, timeout: float) -> SinkProgress:
+    """The hand-written at-least-once router of the workload's 8 routes (`bench.handwritten_router_main`)."""
+    return _measure(
+        ctx, lambda: contenders.start_handwritten_router(ctx, "handwritten", ingest), ingest, timeout, []
     )
 
 
