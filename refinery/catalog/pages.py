@@ -38,7 +38,7 @@ from refinery.catalog.samples import newest_records
 from refinery.catalog.schema_history import SchemaHistory
 from refinery.catalog.topic_page import search, topic_context
 from refinery.catalog.topic_stats import TopicStats
-from refinery.control.dlq_commands import parse_since
+from refinery.control.since import parse_since
 from refinery.routing import dlq
 
 PAGES = ("topic", "dlq", "lineage")

@@ -11,10 +11,7 @@ Exit 0; 2 for bad input; 1 when Kafka is unreachable or records were not deliver
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
-import time
-from datetime import UTC, datetime
 from typing import NoReturn
 
 import click
@@ -23,33 +20,13 @@ from faust.cli import AppCommand, argument, option
 from common.kafka_log import kafka_unreachable, with_log
 from refinery.control.app import app
 from refinery.control.dlq_replay import ReplayError, replay_dead_letters
+from refinery.control.since import parse_since
 from refinery.routing.dlq import DlqReason
-
-_DURATION = re.compile(r"(\d+)([smhd])")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _fail(message: str, code: int) -> NoReturn:
     print(message, file=sys.stderr)
     raise SystemExit(code)
-
-
-def parse_since(text: str, *, now_ms: int | None = None) -> int:
-    """`--since` as epoch milliseconds; ValueError (with what to write) if it is none of the forms."""
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    duration = _DURATION.fullmatch(text.strip())
-    if duration:
-        return now_ms - int(duration.group(1)) * _SECONDS[duration.group(2)] * 1000
-    if text.isdigit():
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"--since {text!r} must be an ISO 8601 time (2026-11-30T10:00:00Z), epoch milliseconds or a "
-            "duration before now (90s, 15m, 2h, 1d)"
-        ) from None
-    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 @app.command(
