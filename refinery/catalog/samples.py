@@ -1,6 +1,7 @@
 """The newest records of a topic, decoded by the schema id in their envelope, exactly as
 `refinery-client tail` decodes them (`producers.reader.Reader`: envelope, then payload by schema id from
-the registry). A record that does not decode keeps its headers and its value as hex.
+the registry). A record that does not decode (not an envelope, an unknown schema id, the registry away)
+keeps its headers and its value as hex.
 
 The reader assigns partitions itself (no consumer group, nothing committed), so looking never moves
 anyone's offsets. Blocking: the app calls `newest_records` in a thread.
@@ -14,6 +15,7 @@ from typing import Any
 from confluent_kafka import Message
 
 from common.config import KafkaSettings
+from producers.errors import RegistryUnavailableError
 from producers.reader import DecodedRecord, Reader
 from producers.schemas import SchemaCatalog
 
@@ -45,7 +47,11 @@ class _SamplingReader(Reader):
     """`Reader` whose records also carry the timestamp, headers and raw value."""
 
     def decode(self, msg: Message) -> SampledRecord:
-        base = super().decode(msg)
+        try:
+            base = super().decode(msg)
+        except RegistryUnavailableError as exc:  # the registry is down: show this record undecoded
+            base = DecodedRecord(msg.topic() or "", msg.partition() or 0, msg.offset() or 0, msg.key(), {},
+                                 error=str(exc))  # fmt: skip
         raw = msg.headers() or []
         pairs = raw.items() if isinstance(raw, dict) else raw
         headers = {

@@ -1,22 +1,27 @@
 """The pure parts of the topic page and the dead-letter workbench: routes and producers of a topic, search,
-schema versions with their diff, dead letters by reason / title / time with the replay command (no
-services)."""
+schema versions with their diff, records decoded by schema id or shown as hex, dead letters by reason /
+title / time with the replay command (no services)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from confluent_kafka import Message
 from confluent_kafka.schema_registry import RegisteredSchema, Schema
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from common.config import KafkaSettings
+from producers.errors import RegistryUnavailableError
+from producers.schemas import parse_schema
 from refinery.catalog.build import build_catalog
 from refinery.catalog.dlq_view import dlq_document, replay_command
-from refinery.catalog.samples import SampledRecord
+from refinery.catalog.samples import SampledRecord, _SamplingReader
 from refinery.catalog.schema_history import SchemaHistory, pretty
 from refinery.catalog.topic_page import search, topic_context
 from refinery.catalog.topic_stats import topic_kind
 from refinery.routing import dlq
 from tests.refinery.catalog.test_build import RATES, observed, workload_router
+from tests.refinery.worker.worker_harness import record
 
 V1 = '{"type":"record","name":"Kill","fields":[{"name":"match_id","type":"string"}]}'
 V2 = (
@@ -158,3 +163,39 @@ def test_dead_letters_by_reason_title_and_time_with_the_replay_command() -> None
     assert replay_command("unknown_schema", t0) == (
         "refinery dlq replay --reason unknown_schema --since 2025-11-30T02:00:00Z --dry-run"
     )
+
+
+class RegistryAway:
+    def by_id(self, schema_id: int) -> Any:
+        raise RegistryUnavailableError(
+            f"schema registry at http://127.0.0.1:1 is unreachable (id {schema_id})"
+        )
+
+
+def test_sampled_records_decode_by_schema_id_or_show_hex() -> None:
+    schema = parse_schema(5, '{"type": "object"}', "JSON", "1234.beat-value", 1, [])
+
+    class Registry:
+        def by_id(self, schema_id: int) -> Any:
+            assert schema_id == 5
+            return schema
+
+    value, headers = record("prod", "telemetry", "1234", "beat", version=1, schema_id=5, payload=b'{"n": 1}')
+    msg = Message(topic="t", partition=2, offset=9, key=b"k", value=value, headers=headers, timestamp=(1, 77))
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1")  # never asked: decode() needs no broker
+    reader = _SamplingReader(["t"], catalog=Registry(), kafka=kafka)  # type: ignore[arg-type]
+    decoded = reader.decode(msg)
+    assert (
+        decoded.error is None and decoded.payload == b'{"n": 1}' and decoded.timestamp_ms == 77
+    )  # raw format
+    assert decoded.headers["ce_title"] == "1234" and decoded.to_page()["value_bytes"] == len(value)
+    away = _SamplingReader(["t"], catalog=RegistryAway(), kafka=kafka)  # type: ignore[arg-type]
+    page = away.decode(msg).to_page()
+    assert "unreachable" in page["error"] and page["value_hex"] == value.hex(" ")
+    garbage = Message(
+        topic="t", partition=0, offset=1, key=None, value=b"\xde\xad", headers=None, timestamp=(1, 5)
+    )
+    page = reader.decode(garbage).to_page()
+    assert "not a Refinery envelope" in page["error"] and page["value_hex"] == "de ad"
+    reader.close()
+    away.close()
