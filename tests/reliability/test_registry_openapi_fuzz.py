@@ -25,7 +25,10 @@ def check(case: schemathesis.Case, statuses: Counter[int]) -> None:
     if response.status_code >= 400:
         body = response.json()
         assert set(body) == {"error_code", "message"}, (case.method, case.formatted_path, body)
-        assert isinstance(body["error_code"], int) and body["error_code"] // 100 == response.status_code
+        # a Confluent code (40401: the status and two digits), or the status itself where Confluent's
+        # generic answers have it too (405 for a method a path lacks; 400 for a context name with a colon)
+        code = body["error_code"]
+        assert isinstance(code, int) and response.status_code in (code, code // 100), (case.path, body)
         assert isinstance(body["message"], str) and body["message"]
 
 
