@@ -278,6 +278,11 @@ class WorkerSettings(RefinerySettings):
     batch_idle_timeout_s: float = Field(default=0.005, gt=0)  # ... after a partial one (live feed: latency)
     max_inflight_batches: int = Field(default=4, ge=1)  # at-least-once: produced, awaiting acks/commit
     commit_interval_s: float = Field(default=0.1, ge=0)  # at-least-once: async commits at most this often
+    # At-least-once: a delivery report per acknowledged record, so each batch completes as soon as its
+    # own records are acknowledged (for live feeds: latency). Off, the producer reports failures only and
+    # batches complete when it has nothing outstanding (less CPU per record; a batch waits for the
+    # slowest acknowledgement of everything written before it). Measured in bench/results/NOTES.md.
+    success_reports: bool = False
     # Failure policy (refinery.worker.outcomes): librdkafka retries transient errors itself for
     # message_timeout_ms; records still failing are sent again (only those) after a jittered backoff
     # from retry_initial_backoff_s doubling to retry_max_backoff_s, at most retry_max_attempts times;

@@ -70,8 +70,9 @@ def producer_factory(
             "message.max.bytes": s.max_record_bytes,
             "message.timeout.ms": s.message_timeout_ms,
             # failures only: at-least-once completes batches when the producer has nothing outstanding
-            # (`refinery.worker.inflight`), exactly-once when its flush returns
-            "delivery.report.only.error": True,
+            # (`refinery.worker.inflight`), or also per record with `success_reports`; exactly-once when
+            # its flush returns
+            "delivery.report.only.error": transactional_id is not None or not s.success_reports,
         }
         if on_error is not None:
             conf["error_cb"] = on_error  # client-level errors (all brokers down, authentication...)

@@ -1,11 +1,13 @@
 """At-least-once pipelining: batches whose records are produced but not yet all acknowledged.
 
 Each produced batch gets a `BatchTracker`; every record written for it (outputs and dead letters)
-carries the tracker's `on_delivery`, served by `Producer.poll()`. The producer reports failures only
-(`delivery.report.only.error`: a report per acknowledged record cost more than routing it), so success
-is known per producer, not per record: when the producer has nothing outstanding after its reports were
-served (`Inflight.settle`), every record written so far was acknowledged or has reported its failure.
-A batch is complete when that happened after its last write and none of its records failed. A failed
+carries the tracker's `on_delivery`, served by `Producer.poll()`. By default the producer reports
+failures only (`delivery.report.only.error`: a report per acknowledged record cost more CPU than
+routing it), so success is known per producer, not per record: when the producer has nothing
+outstanding after its reports were served (`Inflight.settle`), every record written so far was
+acknowledged or has reported its failure. With `success_reports` every record reports too, and a batch
+is also done once each of its records reported. A batch is complete when every record written for it
+is known acknowledged that way and none of them failed. A failed
 record is kept with its error (`failures`), so that exactly that record is dealt with (dead-lettered,
 or sent again), never the whole batch. Batches complete in consume order (`Inflight.pop_done` stops at
 the first unfinished one), so the offsets committed are always those of fully acknowledged batches.
@@ -32,7 +34,8 @@ class BatchTracker:
     def __init__(self, batch: RoutedBatch, started: float, backoff: Backoff) -> None:
         self.batch = batch
         self.started = started
-        self.left = 0  # records produced since the producer last had nothing outstanding (0: settled)
+        # records produced and neither reported nor settled since (may dip below 0 while producing)
+        self.left = 0
         self.failures: list[tuple[KafkaError, Any]] = []  # (error, the failed message) not yet handled
         self.resend: list[tuple[str, Any]] = []  # ("output", index) / ("dead", (key, value)) awaiting resend
         self.dead_sent: dict[tuple[Any, Any], Any] = {}  # dead letters written: (key, value) -> headers

@@ -87,6 +87,8 @@ class FakeProducer:
         self._open: list[tuple[str, Any, Any, Any]] | None = None
         self.offsets: list[Any] = []
         self.stuck = False  # nothing is delivered (acknowledged or failed) while set
+        self.held: set[Any] = set()  # keys of records not delivered while in it
+        self.success_reports = False  # report acknowledged records too (WorkerSettings.success_reports)
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -100,12 +102,13 @@ class FakeProducer:
     def poll(self, _timeout: float = 0) -> int:
         if self.stuck:
             return 0
-        queue, self._queue = self._queue, []
+        queue = [item for item in self._queue if item[1].key() not in self.held]
+        self._queue = [item for item in self._queue if item[1].key() in self.held]
         for callback, msg, error, record in queue:
             if error is None:
                 (self._open if self._open is not None else self.written).append(record)
-            elif callback is not None:
-                callback(error, msg)  # failures only
+            if callback is not None and (error is not None or self.success_reports):
+                callback(error, msg)
         return len(queue)
 
     def flush(self, _timeout: float = 0) -> int:
@@ -250,6 +253,53 @@ def test_at_least_once_commits_nothing_while_the_producer_has_records_outstandin
     run_until(committer, committer.idle)
     assert consumer.commits == [{("prod.s.ingest.all-v1", 0): 6}]
     assert len(producer.written) == 6
+
+
+@pytest.mark.parametrize("success_reports", [False, True])
+def test_at_least_once_batch_completion_with_and_without_success_reports(success_reports: bool) -> None:
+    """A later batch's record still outstanding: with success reports the first batch completes on its
+    own acknowledgements (latency); without, it waits until nothing is outstanding (no report per record)."""
+    committer, producer, consumer, _health = build(AtLeastOnceCommitter, ok)
+    producer.success_reports = success_reports
+    committer.submit(batch(), time.monotonic())
+    second = RoutedBatch()
+    record = FakeRecord(3, b"late")
+    second.records.append(record)
+    second.outputs.append(Output("prod.s.t.c-v1", record, "r"))
+    second.first_offsets = {("prod.s.ingest.all-v1", 0): 3}
+    second.next_offsets = {("prod.s.ingest.all-v1", 0): 4}
+    producer.held = {b"late"}
+    committer.submit(second, time.monotonic())
+    for _ in range(5):
+        committer.service()
+    assert consumer.commits == ([{("prod.s.ingest.all-v1", 0): 3}] if success_reports else [])
+    producer.held = set()
+    run_until(committer, committer.idle)
+    assert consumer.commits[-1] == {("prod.s.ingest.all-v1", 0): 4}
+    assert outputs_written(producer) == [b"id0", b"id1", b"id2", b"late"]
+
+
+@pytest.mark.parametrize(
+    ("success_reports", "transactional_id", "only_error"),
+    [(False, None, True), (True, None, False), (True, "tx", True)],  # exactly-once: failures only, always
+)
+def test_the_producer_reports_successes_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch, success_reports: bool, transactional_id: str | None, only_error: bool
+) -> None:
+    from refinery.worker import clients
+
+    built: list[dict[str, Any]] = []
+
+    class Recording:
+        def __init__(self, conf: dict[str, Any]) -> None:
+            built.append(conf)
+
+        def init_transactions(self, _timeout: float) -> None:
+            pass
+
+    monkeypatch.setattr(clients, "Producer", Recording)
+    clients.producer_factory(WorkerSettings(success_reports=success_reports), {}, transactional_id)()
+    assert built[0]["delivery.report.only.error"] is only_error
 
 
 def test_at_least_once_waits_for_a_replaced_producer_that_still_holds_records() -> None:
