@@ -1,5 +1,5 @@
 """The gateway's HTTP app: `POST /v1/events`, `/health`, `/ready`, `/metrics` and the OpenAPI docs
-(`/docs`, `/redoc`), whose Swagger UI and ReDoc assets are served from the `fastapi-offline` package, so
+(`/docs`, `/redoc`), whose Swagger UI and ReDoc assets the gateway serves itself (`common.docs_ui`), so
 the docs work without reaching any CDN.
 
 Order of the checks on `POST /v1/events` (each refusal writes nothing): API key (401) -> the key's
@@ -23,11 +23,11 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from common.config import GatewaySettings, KafkaSettings, ProducerSettings, RegistrySettings
+from common.docs_ui import install_docs
 from gateway import docs
 from gateway.events import BodyError, check_encoding, decompress, media_type, parse_body
 from gateway.keys import ApiKey, KeyRing, KeyWatcher, ensure_keys_topic, key_id_of
@@ -271,14 +271,17 @@ def create_app(
 ) -> FastAPI:
     gateway = Gateway(settings or GatewaySettings(), kafka or KafkaSettings(), registry or RegistrySettings(),
                       producer_settings)  # fmt: skip
-    app = FastAPIOffline(
+    app = FastAPI(
         title="Refinery ingest gateway",
         description="Send event batches over HTTP: validated against their registered schemas like the "
         "producer SDK does, enveloped and written to Kafka before the answer. Authenticate with an API "
         "key (`Authorization: Bearer rgw_...`), created with `refinery-gateway keys create`.",
         version="1",
         lifespan=gateway.lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)  # /docs and /redoc with their assets served from here, not a CDN
     app.state.gateway = gateway
 
     @app.post(

@@ -39,6 +39,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from common.config import CatalogSettings, KafkaSettings, RegistrySettings, WorkerSettings
+from common.docs_ui import install_docs
 from common.errors import ConfigError
 from common.kafka_log import with_log
 from common.registry_client import (
@@ -215,7 +216,8 @@ def create_app(
             await sources.client.aclose()
             await asyncio.to_thread(sources.close)
 
-    app = FastAPI(title="Refinery catalog", lifespan=lifespan)
+    app = FastAPI(title="Refinery catalog", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_docs(app)  # /docs and /redoc with their assets served from here, not a CDN
     app.state.flows = table
     app.state.observer = observer
     page = files("refinery.catalog").joinpath("static/catalog.html").read_text()

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from common.docs_ui import install_docs
 from gateway.app import create_app as gateway_app
+from refinery.catalog.app import create_app as catalog_app
 from schema_registry.app import create_app as registry_app
 
 REFERENCE = re.compile(r"""(?:src|href|spec-url)=["']([^"']+)["']|url: ["']([^"']+)["']""")
@@ -36,6 +37,7 @@ CHROMIUM_FLAGS = [
 SERVICES: dict[str, Callable[[], FastAPI]] = {
     "registry": registry_app,
     "gateway": gateway_app,
+    "catalog": lambda: catalog_app(observe=False),
 }
 
 

@@ -309,8 +309,8 @@ def test_docs_and_probes_are_served_without_a_cdn(gateway: GatewayProcess) -> No
 
     page = httpx.get(gateway.url + "/docs", timeout=10)
     assert page.status_code == 200 and "cdn" not in page.text.lower()
-    assert "/static-offline-docs/swagger-ui-bundle.js" in page.text
-    assert httpx.get(gateway.url + "/static-offline-docs/swagger-ui-bundle.js", timeout=10).status_code == 200
+    assert "/docs/assets/swagger-ui-bundle.js" in page.text
+    assert httpx.get(gateway.url + "/docs/assets/swagger-ui-bundle.js", timeout=10).status_code == 200
     spec = httpx.get(gateway.url + "/openapi.json", timeout=10).json()
     assert "/v1/events" in spec["paths"] and "application/x-protobuf" in json.dumps(spec)
     assert httpx.get(gateway.url + "/health", timeout=10).json() == {"status": "ok"}
