@@ -1,4 +1,4 @@
-"""Screenshots of the catalog's topic page, dead-letter workbench and lineage view, taken with Debian's
+"""Screenshots of the catalog's topic page, dead-letter workbench, lineage and search, taken with Debian's
 headless Chromium against a running stack (`bash scripts/run.sh`, or `refinery-stack up` on your own ports):
 
     .venv/bin/python scripts/catalog_screenshots.py --seed-dead-letters
@@ -39,6 +39,7 @@ SHOTS = {  # file -> (page, window size)
     "catalog-topic.png": (f"/catalog/ui/topic?name={TOPIC}&records=3", "1400,2300"),
     "catalog-dlq.png": ("/catalog/ui/dlq?limit=12", "1400,1500"),
     "catalog-lineage.png": ("/catalog/ui/lineage", "1600,1300"),
+    "catalog-search.png": ("/catalog/ui?q=1234%20kill", "1400,1100"),
 }
 
 
