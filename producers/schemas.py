@@ -31,7 +31,15 @@ from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegi
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from common.config import RegistrySettings
-from common.registry_client import TRANSPORT_ERRORS, is_not_found, not_a_registry, registry_client
+from common.errors import RegistryAccessError
+from common.registry_client import (
+    TRANSPORT_ERRORS,
+    is_access_denied,
+    is_not_found,
+    not_a_registry,
+    redacted_url,
+    registry_client,
+)
 from common.topics import validate_component, validate_version
 from producers.errors import (
     RegistryUnavailableError,
@@ -78,12 +86,20 @@ class ResolvedSchema:
 
 def _call(what: str, fn: Callable[[], T], url: str = "") -> T:
     """Run a registry call, turning transport and server failures, and the answers of something that
-    is not a registry at `url`, into RegistryUnavailableError."""
+    is not a registry at `url`, into RegistryUnavailableError, and refused credentials (401/403) into
+    RegistryAccessError (never a "not registered" or a rejected schema)."""
     try:
         return fn()
     except TRANSPORT_ERRORS as exc:
         raise RegistryUnavailableError(f"schema registry unreachable while {what}: {exc}") from None
     except SchemaRegistryError as exc:
+        if is_access_denied(exc):
+            where = f" at {redacted_url(url)}" if url else ""
+            raise RegistryAccessError(
+                f"schema registry{where} refused our credentials while {what} (HTTP {exc.http_status_code}: "
+                f"{exc.error_message}); set REFINERY_REGISTRY_USERNAME and REFINERY_REGISTRY_PASSWORD "
+                "(or a token) for a user with the role this needs"
+            ) from None
         if exc.http_status_code >= 500 or exc.http_status_code < 0:
             raise RegistryUnavailableError(f"schema registry failed while {what}: {exc}") from None
         wrong_service = not_a_registry(exc, url) if url else None

@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute
 
 from common.config import RegistrySettings
 from common.errors import RegistryAccessError
+from producers.schemas import SchemaCatalog
 from refinery.control.route_store import publish_route_set
 from refinery.routing.rules import load_route_set
 from refinery.routing.schema_check import SchemaIdChecker
@@ -221,3 +222,32 @@ def test_a_worker_with_wrong_registry_credentials_pauses_instead_of_routing(
         assert denied is not None and float(denied[1]) >= 1
     finally:
         worker.stop()
+
+
+def test_the_sdk_names_refused_credentials_instead_of_a_raw_client_error(secured: RegistryProcess) -> None:
+    """The SDK's registry calls with wrong or missing credentials raise RegistryAccessError naming the
+    registry, the status and the settings to fix (not confluent's SchemaRegistryError, not "not
+    registered"); with the right credentials the same calls work."""
+    schema = json.dumps({"type": "record", "name": "SdkAuth", "fields": [{"name": "n", "type": "int"}]})
+
+    def catalog(username: str | None, password: str | None) -> SchemaCatalog:
+        secret = SecretStr(password) if password is not None else None
+        return SchemaCatalog.from_settings(
+            RegistrySettings(url=secured.url, username=username, password=secret)
+        )
+
+    writer = catalog("writer", SECRETS["writer"])
+    registered = writer.register("9911", "sdk_auth", schema, "AVRO", version=1)
+    assert writer.resolve("9911", "sdk_auth", 1).schema_id == registered.schema_id
+    for refused in (catalog("writer", "not-the-password"), catalog(None, None)):
+        for call in (lambda c: c.resolve("9911", "sdk_auth", 1), lambda c: c.by_id(registered.schema_id),
+                     lambda c: c.register("9911", "sdk_auth", schema, "AVRO")):  # fmt: skip
+            with pytest.raises(RegistryAccessError) as caught:
+                call(refused)
+            message = str(caught.value)
+            assert message.startswith(f"schema registry at {secured.url} refused our credentials while ")
+            assert "HTTP 401" in message and "REFINERY_REGISTRY_USERNAME" in message
+            assert "not-the-password" not in message
+    reader = catalog("reader", SECRETS["reader"])  # a role too weak to register: 403, same error
+    with pytest.raises(RegistryAccessError, match="HTTP 403"):
+        reader.register("9911", "sdk_auth_2", schema, "AVRO")
