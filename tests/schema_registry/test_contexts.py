@@ -258,8 +258,11 @@ def test_context_url_prefix_config_and_deleting_a_context(api: httpx.Client, reg
     ) as ctx:
         assert register(ctx, "s", avro_record(f"P_{t}")) == 1
         assert ctx.get("/subjects").json() == [f":{name}:s"]
+        assert ctx.get("/subjects/", params={"subjectPrefix": ":*:"}).status_code == 200
         assert ctx.get("/subjects/s/versions").json() == [1]
         assert ctx.get("/schemas/ids/1").json()["subject"] == f":{name}:s"
+        assert register(ctx, "a%2Fb", avro_record(f"P_{t}")) == 1  # a '/' in the subject, sent as %2F
+        assert api.get(f"/subjects/:{name}:a%2Fb/versions").json() == [1]
         assert ctx.put("/config", json={"compatibility": "NONE"}).json() == {"compatibility": "NONE"}
         assert api.get(f"/config/:{name}:").json() == {"compatibilityLevel": "NONE"}
         # the context's level applies to its subjects: an incompatible schema registers
@@ -281,6 +284,8 @@ def test_context_url_prefix_config_and_deleting_a_context(api: httpx.Client, reg
     assert api.delete(f"/subjects/:{name}:s").status_code == 200
     assert api.delete(f"/contexts/{name}").status_code == 422  # soft-deleted subjects still count
     assert api.delete(f"/subjects/:{name}:s", params={"permanent": "true"}).status_code == 200
+    assert api.delete(f"/subjects/:{name}:a%2Fb").status_code == 200
+    assert api.delete(f"/subjects/:{name}:a%2Fb", params={"permanent": "true"}).status_code == 200
     assert api.delete(f"/contexts/{name}").status_code == 204
     assert name not in api.get("/contexts").json()
     assert api.delete(f"/contexts/.never{t}").status_code == 204
