@@ -162,6 +162,13 @@ def test_two_replicas_one_writer_and_failover(start, kafka_bootstrap: str, uniqu
     ]
     assert len(schema_records) == 1
 
+    # the /contexts/{ctx}/ URL prefix is forwarded as sent and read the same way by the leader
+    in_context = register(f"{follower.url}/contexts/.f", "shared", avro("Shared", "a"))
+    assert in_context.status_code == 200 and in_context.json()["id"] == 1, in_context.text
+    for registry in (a, b):
+        assert httpx.get(f"{registry.url}/subjects/:.f:shared/versions").json() == [1]
+    assert httpx.delete(f"{follower.url}/contexts/.f").status_code == 422  # forwarded; not empty
+
     # 50 concurrent registrations of one new schema through both replicas get one id and one version
     def attempt(i: int) -> int:
         response = register((a, b)[i % 2].url, "race", avro("Race", "r"))
