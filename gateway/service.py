@@ -139,26 +139,24 @@ class KafkaHealth:
 
 class _Acks:
     """Counts the delivery reports of one batch (on the producer's poll thread) and wakes the request
-    once, when the last one is in."""
+    once, when the last one is in. The request holds one count per event it may send, plus one, from
+    the start (so no report can bring the count to zero while it is still sending), and gives back
+    what it did not send in one `release` at the end: no lock per event sent."""
 
     __slots__ = ("done", "lock", "loop", "pending")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, hold: int) -> None:
         self.loop = loop
         self.done: asyncio.Future[None] = loop.create_future()
         self.lock = threading.Lock()
-        self.pending = 1  # the submitting request's own hold, released by `sent`
-
-    def add(self) -> None:
-        with self.lock:
-            self.pending += 1
+        self.pending = hold
 
     def __call__(self, _err: object, _delivered: object) -> None:
         self.release()
 
-    def release(self) -> None:
+    def release(self, n: int = 1) -> None:
         with self.lock:
-            self.pending -= 1
+            self.pending -= n
             finished = self.pending == 0
         if finished:
             self.loop.call_soon_threadsafe(self._finish)
@@ -216,17 +214,18 @@ class Ingestor:
         producer_id = f"gateway:{key.id}"
         stamp = now_ms()
         loop = asyncio.get_running_loop()
-        acks = _Acks(loop)
+        acks = _Acks(loop, len(events) + 1)  # + 1: released after the loop, whatever was sent
         sent: list[tuple[Event, DeliveryHandle]] = []
         submit_deadline: float | None = None
         for event in events:
             source = sources[event.index]
-            problem = failures.get((scope.title, event.category, event.version)) or failures.get(
-                (scope.env, source)
-            )
-            if problem is not None:
-                results[event.index] = _failed(event, str(problem))
-                continue
+            if failures:
+                problem = failures.get((scope.title, event.category, event.version)) or failures.get(
+                    (scope.env, source)
+                )
+                if problem is not None:
+                    results[event.index] = _failed(event, str(problem))
+                    continue
             try:
                 record = self.builder.build(
                     event,
@@ -242,7 +241,6 @@ class Ingestor:
             except EventFailed as exc:
                 results[event.index] = _failed(event, str(exc))
                 continue
-            acks.add()
             try:
                 handle = self.producer.try_submit(record, on_delivery=acks)
                 while handle is None:  # the local queue is full: wait a little for room
@@ -252,11 +250,10 @@ class Ingestor:
                     await asyncio.sleep(0.005)
                     handle = self.producer.try_submit(record, on_delivery=acks)
             except (DeliveryError, ProducerClosedError, BufferError) as exc:
-                acks.release()
                 results[event.index] = _failed(event, str(exc), record.message_id)
                 continue
             sent.append((event, handle))
-        acks.release()
+        acks.release(len(events) + 1 - len(sent))
         if sent:
             try:
                 await asyncio.wait_for(asyncio.shield(acks.done), self.delivery_timeout_s)
