@@ -68,3 +68,10 @@ SubjectDep = Annotated[str, Depends(subject_param)]
 DeletedQuery = Annotated[bool, Query(description="include soft-deleted entries")]
 NormalizeQuery = Annotated[bool, Query(description="normalize the schema before storing or comparing")]
 PermanentQuery = Annotated[bool, Query(description="hard delete (only after a soft delete)")]
+ReferenceFormatQuery = Annotated[
+    str,
+    Query(
+        alias="referenceFormat",
+        description="`qualified`: references of a named context's schema name their context",
+    ),
+]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
+from schema_registry.contexts import DEFAULT_CONTEXT, context_of
 from schema_registry.errors import ErrorCode
 from schema_registry.records import SchemaValue
+from schema_registry.references import in_context_of
 
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
 
@@ -48,6 +51,14 @@ def schema_fields(item: SchemaValue) -> dict[str, Any]:
 
 def version_json(item: SchemaValue) -> dict[str, Any]:
     return {"subject": item.subject, "version": item.version, "id": item.schema_id, **schema_fields(item)}
+
+
+def with_reference_format(item: SchemaValue, reference_format: str) -> SchemaValue:
+    """`referenceFormat=qualified`: a named context's schema shows each reference with the context it is
+    read in (`inner` of `:.ctx:outer` as `:.ctx:inner`), as Confluent does; otherwise as stored."""
+    if reference_format != "qualified" or not item.references or context_of(item.subject) == DEFAULT_CONTEXT:
+        return item
+    return replace(item, references=in_context_of(item.subject, item.references))
 
 
 def error_body(code: int, message: str) -> dict[str, Any]:

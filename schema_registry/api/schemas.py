@@ -9,13 +9,14 @@ from fastapi import APIRouter, Depends, Path, Query
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from schema_registry.api.deps import DeletedQuery, ServiceDep
+from schema_registry.api.deps import DeletedQuery, ReferenceFormatQuery, ServiceDep
 from schema_registry.api.responses import (
     MEDIA_TYPE,
     json_bytes_response,
     render_json,
     schema_fields,
     version_json,
+    with_reference_format,
 )
 from schema_registry.references import SCHEMA_TYPES
 from schema_registry.service import RegistryService
@@ -75,17 +76,25 @@ async def schema_types() -> list[str]:
 
 
 @router.get("/ids/{schema_id}", response_model=dict[str, Any])
-async def get_schema(service: ServiceDep, schema_id: SchemaId, subject: SubjectFilter = None) -> Response:
+async def get_schema(
+    service: ServiceDep,
+    schema_id: SchemaId,
+    subject: SubjectFilter = None,
+    reference_format: ReferenceFormatQuery = "",
+) -> Response:
     """The hottest read (every consumer's deserializer): answered from the rendered-answer cache."""
     body = service.answers.answer(
-        ("id", schema_id, subject), lambda: render_json(_by_id(service, schema_id, subject))
+        ("id", schema_id, subject, reference_format),
+        lambda: render_json(_by_id(service, schema_id, subject, reference_format)),
     )
     return json_bytes_response(body)
 
 
-def _by_id(service: RegistryService, schema_id: int, subject: str | None) -> dict[str, Any]:
+def _by_id(
+    service: RegistryService, schema_id: int, subject: str | None, reference_format: str
+) -> dict[str, Any]:
     """Confluent names the subject and version it found when asked with `?subject=`."""
-    item = service.schema_by_id(schema_id, subject=subject)
+    item = with_reference_format(service.schema_by_id(schema_id, subject=subject), reference_format)
     if subject is None:
         return schema_fields(item)
     return {"subject": item.subject, "version": item.version, **schema_fields(item)}

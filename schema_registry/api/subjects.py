@@ -13,11 +13,18 @@ from schema_registry.api.deps import (
     MetricsDep,
     NormalizeQuery,
     PermanentQuery,
+    ReferenceFormatQuery,
     SchemaBody,
     ServiceDep,
     SubjectDep,
 )
-from schema_registry.api.responses import MEDIA_TYPE, json_bytes_response, render_json, version_json
+from schema_registry.api.responses import (
+    MEDIA_TYPE,
+    json_bytes_response,
+    render_json,
+    version_json,
+    with_reference_format,
+)
 from schema_registry.contexts import WILDCARD, context_of
 from schema_registry.errors import IncompatibleSchemaError, RegistryError
 from schema_registry.records import SchemaValue
@@ -101,9 +108,14 @@ async def lookup(
 
 @router.get("/{subject}/versions/{version}")
 async def get_version(
-    service: ServiceDep, subject: SubjectDep, version: str, deleted: DeletedQuery = False
+    service: ServiceDep,
+    subject: SubjectDep,
+    version: str,
+    deleted: DeletedQuery = False,
+    reference_format: ReferenceFormatQuery = "",
 ) -> dict:
-    return version_json(service.version(subject, version, deleted=deleted))
+    item = service.version(subject, version, deleted=deleted)
+    return version_json(with_reference_format(item, reference_format))
 
 
 @router.get("/{subject}/versions/{version}/schema", response_class=Response)

@@ -238,6 +238,14 @@ def test_references_resolve_in_the_referrers_context(api: httpx.Client) -> None:
     assert outer_id == 2
     stored = api.get(f"/subjects/{ctx}outer/versions/1").json()
     assert stored["references"] == refs  # kept as sent
+    qualified_refs = [{**refs[0], "subject": f"{ctx}inner"}]
+    as_qualified = {"referenceFormat": "qualified"}
+    assert api.get(f"/subjects/{ctx}outer/versions/1", params=as_qualified).json()["references"] == (
+        qualified_refs
+    )
+    by_id = api.get(f"/schemas/ids/{outer_id}", params={"subject": ctx, **as_qualified}).json()
+    assert by_id["references"] == qualified_refs
+    assert api.get(f"/schemas/ids/{outer_id}", params={"subject": ctx}).json()["references"] == refs
     assert api.get(f"/subjects/{ctx}inner/versions/1/referencedby").json() == [outer_id]
     refused = api.delete(f"/subjects/{ctx}inner/versions/1")
     assert (refused.status_code, refused.json()["error_code"]) == (422, 42206)
