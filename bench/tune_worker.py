@@ -36,6 +36,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no envelope check": {"verify_envelope": False},
     "exactly-once": {"exactly_once": "true"},
     "8 batches in flight": {"max_inflight_batches": 8},
+    "failure reports only": {"success_reports": False},
 }
 
 

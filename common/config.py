@@ -279,10 +279,10 @@ class WorkerSettings(RefinerySettings):
     max_inflight_batches: int = Field(default=4, ge=1)  # at-least-once: produced, awaiting acks/commit
     commit_interval_s: float = Field(default=0.1, ge=0)  # at-least-once: async commits at most this often
     # At-least-once: a delivery report per acknowledged record, so each batch completes as soon as its
-    # own records are acknowledged (for live feeds: latency). Off, the producer reports failures only and
-    # batches complete when it has nothing outstanding (less CPU per record; a batch waits for the
-    # slowest acknowledgement of everything written before it). Measured in bench/results/NOTES.md.
-    success_reports: bool = False
+    # own records are acknowledged. Off, the producer reports failures only and batches complete when it
+    # has nothing outstanding: no report per record, but the loop then waits for the slowest
+    # acknowledgement of everything written; measured slower and no cheaper (bench/results/NOTES.md).
+    success_reports: bool = True
     # Failure policy (refinery.worker.outcomes): librdkafka retries transient errors itself for
     # message_timeout_ms; records still failing are sent again (only those) after a jittered backoff
     # from retry_initial_backoff_s doubling to retry_max_backoff_s, at most retry_max_attempts times;

@@ -1,9 +1,10 @@
 """At-least-once: offsets are committed only after every record written for a batch is acknowledged.
 
-Batches are pipelined: each record carries its batch's delivery callback for a failure
-(`refinery.worker.inflight`, served by `poll()`), the loop keeps consuming and producing while earlier
-batches deliver (at most `max_inflight_batches`); whenever the producer has nothing outstanding, every
-batch written so far is acknowledged but for the failures reported, and the leading fully acknowledged
+Batches are pipelined: each record carries its batch's delivery callback (`refinery.worker.inflight`,
+served by `poll()`), the loop keeps consuming and producing while earlier batches deliver (at most
+`max_inflight_batches`); a batch is acknowledged once each of its records reported, or (also without
+success reports, `success_reports=false`) once the producer had nothing outstanding after it was
+written and none of its records reported a failure; the leading fully acknowledged
 batches get their dedup ids recorded and their offsets committed asynchronously (at most every
 `commit_interval_s`), in consume order.
 
@@ -103,7 +104,7 @@ class AtLeastOnceCommitter:
     def drain(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         while len(self._inflight) and time.monotonic() < deadline:
-            # returns once nothing is outstanding (a poll would wait the step out: no success reports)
+            # returns once nothing is outstanding (without success reports a poll would wait it out)
             self._writer.producer.flush(POLL_STEP_S)
             self.service()
         # commit synchronously everything acknowledged that no commit has confirmed yet, including

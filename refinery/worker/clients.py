@@ -69,9 +69,9 @@ def producer_factory(
             "queue.buffering.max.messages": s.queue_max_messages,
             "message.max.bytes": s.max_record_bytes,
             "message.timeout.ms": s.message_timeout_ms,
-            # failures only: at-least-once completes batches when the producer has nothing outstanding
-            # (`refinery.worker.inflight`), or also per record with `success_reports`; exactly-once when
-            # its flush returns
+            # at-least-once counts a batch's acknowledgements (`success_reports`), or else completes
+            # batches when the producer has nothing outstanding (`refinery.worker.inflight`);
+            # exactly-once needs failures only: its flush returns when everything is acknowledged
             "delivery.report.only.error": transactional_id is not None or not s.success_reports,
         }
         if on_error is not None:

@@ -2,9 +2,10 @@
 
 Both guarantees write through one `BatchWriter`; they differ only in what they do around it
 (`refinery.worker.at_least_once`, `refinery.worker.transactional`). Every record written for a batch
-reports its failure to the caller's `on_delivery` (the producer reports failures only). Outputs are
-the consumed records' own key, value and header objects (byte-identical); a record whose output Kafka
-refused for good is written as a dead letter instead (`RoutedBatch.rejected`).
+reports to the caller's `on_delivery` (its failure; its success too unless the producer reports
+failures only). Outputs are the consumed records' own key, value and header objects (byte-identical);
+a record whose output Kafka refused for good is written as a dead letter instead
+(`RoutedBatch.rejected`).
 """
 
 from __future__ import annotations
