@@ -4,11 +4,7 @@ Swagger UI rendering the registry's operations from those assets alone."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Callable
 
 import pytest
@@ -19,19 +15,9 @@ from common.docs_ui import install_docs
 from gateway.app import create_app as gateway_app
 from refinery.catalog.app import create_app as catalog_app
 from schema_registry.app import create_app as registry_app
+from tests.browser import chromium_or_skip, dump_dom
 
 REFERENCE = re.compile(r"""(?:src|href|spec-url)=["']([^"']+)["']|url: ["']([^"']+)["']""")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--virtual-time-budget=20000",
-]
 
 # each service's app, built without starting it (no Kafka needed to serve the docs)
 SERVICES: dict[str, Callable[[], FastAPI]] = {
@@ -70,28 +56,10 @@ def test_an_app_with_fastapis_cdn_pages_is_refused() -> None:
         install_docs(FastAPI())
 
 
-def chromium_or_skip() -> str:
-    found = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
-    if found is None:
-        hint = "Debian's chromium is missing (scripts/setup.sh installs it as root: apt-get install chromium)"
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"chromium missing in CI: {hint}")
-        pytest.skip(f"the Swagger UI rendering test needs a browser: {hint}")
-    return found
-
-
 @pytest.mark.integration
 def test_swagger_ui_renders_the_registrys_operations_in_headless_chromium(registry_url: str) -> None:
-    chromium = chromium_or_skip()
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
-        done = subprocess.run(
-            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", f"{registry_url}/docs"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    assert done.returncode == 0, done.stderr[-2000:]
-    dom = done.stdout
+    chromium = chromium_or_skip("the Swagger UI rendering test")
+    dom = dump_dom(chromium, f"{registry_url}/docs")
     assert "swagger-ui" in dom and "opblock" in dom, dom[:2000]  # Swagger UI built the operation blocks
     for path in ("/subjects/{subject}/versions", "/schemas/ids/{schema_id}", "/contexts", "/config"):
         assert f'data-path="{path}"' in dom, path

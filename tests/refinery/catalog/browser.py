@@ -1,17 +1,9 @@
-"""Headless Chromium for the catalog's page tests (Debian's /usr/bin/chromium, never a downloaded one),
-and the catalog app served in-process by uvicorn on a free port.
-
-A missing chromium skips the page tests with the reason, except in CI (CI=true), where it fails them: the
-same rule as tests/sdk_cpp (`scripts/setup.sh` installs chromium as root).
-"""
+"""The catalog's page tests: its pages loaded in headless Chromium (`tests.browser`), the catalog app
+served in-process by uvicorn on a free port, and the lineage SVG's boxes."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -19,48 +11,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pytest
 import uvicorn
 
+from tests.browser import dump_dom
 from tests.support import free_port
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--virtual-time-budget=15000",
-]
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-def chromium_or_skip() -> str:
-    found = shutil.which("chromium")
-    if found is None:
-        hint = "Debian's chromium is missing (scripts/setup.sh installs it as root: apt-get install chromium)"
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"chromium missing in CI: {hint}")
-        pytest.skip(f"the catalog page tests need a browser: {hint}")
-    return found
-
-
-def dump_dom(chromium: str, url: str) -> str:
-    """The page's DOM after its scripts ran (a fresh, empty profile each time)."""
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
-        done = subprocess.run(
-            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    assert done.returncode == 0, done.stderr[-2000:]
-    page = re.sub(r"<script.*?</script>", "", done.stdout, flags=re.S)
-    assert 'data-loaded="true"' in done.stdout, f"{url} did not finish loading:\n{page[:3000]}"
-    return done.stdout
+def loaded_dom(chromium: str, url: str) -> str:
+    """The catalog page's DOM once its scripts finished loading its data (`data-loaded="true"`)."""
+    dom = dump_dom(chromium, url, budget_ms=15_000)
+    page = re.sub(r"<script.*?</script>", "", dom, flags=re.S)
+    assert 'data-loaded="true"' in dom, f"{url} did not finish loading:\n{page[:3000]}"
+    return dom
 
 
 def inline_svg(dom: str) -> ET.Element:

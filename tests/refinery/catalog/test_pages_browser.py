@@ -39,10 +39,10 @@ from producers.workload import WorkloadGenerator
 from refinery.catalog.app import create_app
 from refinery.control.route_store import publish_route_set
 from refinery.routing.rules import load_route_set
+from tests.browser import chromium_or_skip
 from tests.refinery.catalog.browser import (
-    chromium_or_skip,
-    dump_dom,
     inline_svg,
+    loaded_dom,
     node_boxes,
     overlapping,
     serving,
@@ -74,14 +74,14 @@ class Pipeline:
     group: str  # a consumer group with committed offsets on `topic`
 
     def dom(self, path: str) -> str:
-        return dump_dom(self.chromium, self.catalog_url + path)
+        return loaded_dom(self.chromium, self.catalog_url + path)
 
 
 @pytest.fixture(scope="module")
 def pipeline(
     kafka_bootstrap: str, registry_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pipeline]:
-    chromium = chromium_or_skip()
+    chromium = chromium_or_skip("the catalog page tests")
     if shutil.which("dot") is None:
         pytest.skip("Graphviz's dot is missing (bash scripts/setup.sh installs it as root)")
     tmp = tmp_path_factory.mktemp("catalog-pages")
