@@ -38,6 +38,7 @@ from refinery.worker.health import Health
 from refinery.worker.metrics import WorkerMetrics
 from refinery.worker.outcomes import reason_name
 from refinery.worker.retry import Backoff
+from refinery.worker.stale import StaleRecordFilter
 from refinery.worker.transactional import TransactionalCommitter
 from refinery.worker.watchdog import CallWatch
 from refinery.worker.writer import BatchWriter, TransientWriteError
@@ -118,6 +119,7 @@ class DataPlane:
         self._consumer_paused = False
         self._retained: dict[PartitionKey, int] | None = None  # positions kept over a lost session
         self._consumed: dict[PartitionKey, int] = {}  # next offset after the last record taken, per partition
+        self._stale = StaleRecordFilter()
         self._kafka_error_at = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -199,8 +201,13 @@ class DataPlane:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         owned = [(tp.topic, tp.partition) for tp in partitions]
+        committed = self._committed_offsets(consumer, partitions)
         if self._retained is not None:
-            self._resume_retained(partitions, self._committed_offsets(consumer, partitions))
+            self._resume_retained(partitions, committed)  # may set their offsets to where we were
+        for tp in partitions:  # start exactly there, so that stale records can be told apart
+            if tp.offset < 0 and committed.get((tp.topic, tp.partition), -1) >= 0:
+                tp.offset = committed[(tp.topic, tp.partition)]
+        self._stale.assigned({(tp.topic, tp.partition): tp.offset for tp in partitions})
         self.dedup.retain(owned)
         report = self.changelog.restore(self.dedup, owned)
         self.metrics.apply_restore(report)
@@ -224,6 +231,7 @@ class DataPlane:
         log.info("partitions being revoked", extra={"partitions": len(partitions),
                  "in_flight": 0 if committer is None or committer.idle() else "some"})  # fmt: skip
         revoked = {(tp.topic, tp.partition) for tp in partitions}
+        self._stale.revoked(revoked)
         positions = {tp: offset for tp, offset in self._consumed.items() if tp in revoked}
         self._consumed = {tp: offset for tp, offset in self._consumed.items() if tp not in revoked}
         if committer is None or committer.drain(self.settings.drain_timeout_s):
@@ -326,8 +334,13 @@ class DataPlane:
         s = self.settings
         # a full previous batch means a deep queue: wait for a full one; otherwise forward what is there
         timeout = s.batch_timeout_s if self._last_full else s.batch_idle_timeout_s
+        rebalances = self._stale.rebalances
         records: list[Any] = self.consumer.consume(s.batch_size, timeout)
         self._last_full = len(records) >= s.batch_size
+        rebalanced = rebalances != self._stale.rebalances
+        records, dropped = self._stale.current(records, rebalanced=rebalanced)
+        if dropped:
+            log.info("stale records dropped", extra={"dropped": dropped, "kept": len(records)})
         return records
 
     def _route_and_submit(self, records: list[Any], committer: Committer) -> None:
