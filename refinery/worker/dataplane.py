@@ -334,11 +334,16 @@ class DataPlane:
         s = self.settings
         # a full previous batch means a deep queue: wait for a full one; otherwise forward what is there
         timeout = s.batch_timeout_s if self._last_full else s.batch_idle_timeout_s
-        rebalances = self._stale.rebalances
-        records: list[Any] = self.consumer.consume(s.batch_size, timeout)
+        records = self._consume(timeout)
         self._last_full = len(records) >= s.batch_size
-        rebalanced = rebalances != self._stale.rebalances
-        records, dropped = self._stale.current(records, rebalanced=rebalanced)
+        return records
+
+    def _consume(self, timeout_s: float) -> list[Any]:
+        """consume(), where rebalances run, without the records a rebalance made stale."""
+        assert self.consumer is not None
+        rebalances = self._stale.rebalances
+        records: list[Any] = self.consumer.consume(self.settings.batch_size, timeout_s)
+        records, dropped = self._stale.current(records, rebalanced=rebalances != self._stale.rebalances)
         if dropped:
             log.info("stale records dropped", extra={"dropped": dropped, "kept": len(records)})
         return records
@@ -421,8 +426,7 @@ class DataPlane:
         if not self._consumer_paused and now - self._holding_since > PAUSE_CONSUMER_AFTER_S:
             self._set_paused(True)
         if self._consumer_paused:
-            records: list[Any] = self.consumer.consume(self.settings.batch_size, HOLD_POLL_S)
-            for record in records:  # fetched before the pause took hold
+            for record in self._consume(HOLD_POLL_S):  # fetched before the pause took hold
                 if record.error() is None:
                     self._backlog.append(record)
                     self._consumed[(record.topic(), record.partition())] = record.offset() + 1
