@@ -118,7 +118,7 @@ def _verdicts(name: str, value: bytes) -> dict[str, tuple[bool, str | None]]:
             out["route_loader"] = (False, None)
     if name in (contract.ENV, contract.SOURCE, contract.TITLE, contract.CATEGORY, contract.VERSION):
         table = FlowTable()
-        table.observe("dev.telemetry.ingest.all-v1", headers, 0)
+        table.observe(f"{env}.telemetry.ingest.all-v1", headers, 0)  # the env's own topic, as the guard
         out["catalog"] = (table.records_without_metadata == 0, None)
     return out
 
