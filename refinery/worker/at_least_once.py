@@ -31,7 +31,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from refinery.dedup.store import Intent
 from refinery.routing.batch import RoutedBatch
 from refinery.routing.dlq import DlqReason
-from refinery.worker.committing import WRITES, CommitterParts, crash_for_test
+from refinery.worker.committing import WRITES, CommitterBase, CommitterParts, crash_for_test
 from refinery.worker.inflight import BatchTracker, Inflight, PendingDedup
 from refinery.worker.outcomes import Outcome, classify, reason_name
 from refinery.worker.retry import Backoff
@@ -43,16 +43,9 @@ POLL_STEP_S = 0.05
 _TOPIC_GONE = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC})
 
 
-class AtLeastOnceCommitter:
+class AtLeastOnceCommitter(CommitterBase):
     def __init__(self, parts: CommitterParts) -> None:
-        self._settings = parts.settings
-        self._writer = parts.writer
-        self._consumer = parts.consumer
-        self._changelog = parts.changelog
-        self._completion = parts.completion
-        self._health = parts.health
-        self._metrics = parts.metrics
-        self._watch = parts.watch
+        super().__init__(parts)
         self._inflight = Inflight()
         self.seen = PendingDedup(parts.dedup, self._inflight)
         self._uncommitted: dict[tuple[str, int], int] = {}  # acknowledged: next offset per partition

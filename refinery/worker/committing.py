@@ -46,6 +46,20 @@ class CommitterParts:
     watch: CallWatch  # blocking Kafka calls run under it: one that outlives its timeout is reported
 
 
+class CommitterBase:
+    """What both committers keep of their parts (the dedup view, `seen`, is each one's own)."""
+
+    def __init__(self, parts: CommitterParts) -> None:
+        self._settings = parts.settings
+        self._writer = parts.writer
+        self._consumer = parts.consumer
+        self._changelog = parts.changelog
+        self._completion = parts.completion
+        self._health = parts.health
+        self._metrics = parts.metrics
+        self._watch = parts.watch
+
+
 class Committer(Protocol):
     @property
     def seen(self) -> SeenLike:

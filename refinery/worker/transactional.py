@@ -25,7 +25,7 @@ import time
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from refinery.routing.batch import RoutedBatch
-from refinery.worker.committing import WRITES, CommitterParts
+from refinery.worker.committing import WRITES, CommitterBase, CommitterParts
 from refinery.worker.inflight import BatchTracker
 from refinery.worker.outcomes import Outcome, classify, reason_name
 from refinery.worker.retry import Backoff
@@ -57,16 +57,10 @@ def _resumable(exc: KafkaException) -> KafkaError | None:
     return None
 
 
-class TransactionalCommitter:
+class TransactionalCommitter(CommitterBase):
     def __init__(self, parts: CommitterParts) -> None:
-        self._settings = settings = parts.settings
-        self._writer = parts.writer
-        self._consumer = parts.consumer
-        self._changelog = parts.changelog
-        self._completion = parts.completion
-        self._health = parts.health
-        self._metrics = parts.metrics
-        self._watch = parts.watch
+        super().__init__(parts)
+        settings = parts.settings
         self.seen = parts.dedup
         self._pending: tuple[RoutedBatch, float] | None = None
         self._committing = False  # the pending batch's commit_transaction is in progress (resume it)
