@@ -6,10 +6,15 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, Message
+
+from common.config import KafkaSettings, ProducerSettings
+from producers.producer import Producer
+from producers.schemas import parse_schema
 
 T = TypeVar("T")
 
@@ -96,3 +101,24 @@ def consume_all(
     finally:
         consumer.close()
     return out
+
+
+class _BytesSchemaCatalog:
+    """Knows one schema (Avro bytes) for every (title, category, version): prepare() needs no registry."""
+
+    def resolve(self, *_: Any) -> Any:
+        return parse_schema(1, '{"type": "bytes"}', "AVRO")
+
+    def close(self) -> None:
+        pass
+
+
+@contextmanager
+def offline_producer() -> Iterator[Producer]:
+    """An SDK Producer (env dev, source s) with no broker behind it, for `prepare()` only: its ingest
+    topic is marked ready, so nothing is created or sent."""
+    settings = ProducerSettings(env="dev", source="s")
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:9")
+    with Producer(settings, kafka=kafka, catalog=_BytesSchemaCatalog()) as producer:  # type: ignore[arg-type]
+        producer._ready_topics[("dev", "s")] = "dev.s.ingest.all-v1"
+        yield producer

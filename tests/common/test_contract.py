@@ -9,13 +9,12 @@ from typing import Any
 import pytest
 
 from common import contract
-from common.config import KafkaSettings, ProducerSettings
 from common.envelope import FORMAT_BY_NAME
 from common.errors import InvalidInputError
 from common.headers import REQUIRED_HEADERS
 from producers.producer import Producer
-from producers.schemas import parse_schema
 from refinery.routing.dlq import DlqReason
+from tests.support import offline_producer as offline
 
 
 def test_every_worker_rule_names_a_real_dlq_reason_and_formats_are_the_envelopes() -> None:
@@ -65,20 +64,10 @@ def test_uuid7_and_time_forms() -> None:
     assert not contract.is_canonical_time("2026-01-01T00:00:00Z")
 
 
-class _Catalog:
-    def resolve(self, *_: Any) -> Any:
-        return parse_schema(1, '{"type": "bytes"}', "AVRO")
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
 def offline_producer() -> Any:
-    settings = ProducerSettings(env="dev", source="s")
-    with Producer(settings, kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9"), catalog=_Catalog()) as p:  # type: ignore[arg-type]
-        p._ready_topics[("dev", "s")] = "dev.s.ingest.all-v1"  # no broker: nothing is sent
-        yield p
+    with offline() as producer:
+        yield producer
 
 
 @pytest.mark.parametrize("name", ["", "with space", "x=y", "plätform"])

@@ -9,31 +9,20 @@ from typing import Any
 
 import pytest
 
-from common.config import KafkaSettings, ProducerSettings
+from common.config import KafkaSettings
 from common.envelope import decode_envelope, new_message_id
 from common.headers import format_time, header_mismatches, headers_dict
 from common.topics import ingest_topic
 from producers.errors import BrokerUnavailableError, InvalidRecordError
 from producers.producer import Producer, checked_message_id
-from producers.schemas import parse_schema
-from tests.support import consume_all
-
-
-class _Catalog:
-    def resolve(self, *_: Any) -> Any:
-        return parse_schema(1, '{"type": "bytes"}', "AVRO")
-
-    def close(self) -> None:
-        pass
+from tests.support import consume_all, offline_producer
 
 
 @pytest.fixture
 def offline() -> Iterator[Producer]:
     """A producer with no broker behind it (nothing is sent): prepare only."""
-    settings = ProducerSettings(env="dev", source="s")
-    with Producer(settings, kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9"), catalog=_Catalog()) as p:  # type: ignore[arg-type]
-        p._ready_topics[("dev", "s")] = "dev.s.ingest.all-v1"
-        yield p
+    with offline_producer() as producer:
+        yield producer
 
 
 def test_the_callers_id_time_and_producer_go_into_envelope_and_headers(offline: Producer) -> None:
