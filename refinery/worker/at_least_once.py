@@ -114,11 +114,23 @@ class AtLeastOnceCommitter(CommitterBase):
             self._confirmed[(tp.topic, tp.partition)] = tp.offset
 
     def recommit(self, offsets: list[TopicPartition]) -> None:
-        """An asynchronous commit failed: commit these offsets again with the next one (unless a later
-        offset of the same partition is already waiting)."""
+        """A commit failed: commit these offsets again with the next one, unless the partition is no
+        longer ours or a later offset of it was acknowledged since (a later commit carries that one;
+        committing the older offset after it would move the group's offset back)."""
         for tp in offsets:
-            if tp.offset >= 0:
-                self._uncommitted.setdefault((tp.topic, tp.partition), tp.offset)
+            key = (tp.topic, tp.partition)
+            if tp.offset >= 0 and self._acked.get(key) == tp.offset:
+                self._uncommitted.setdefault(key, tp.offset)
+
+    def release(self, partitions: list[TopicPartition]) -> None:
+        """The partitions were revoked and their offsets committed: forget them. Any member of the
+        group may commit any partition, so an offset of ours kept for them would, committed later
+        (with the next revoke's synchronous commit), move the new owner's committed offset back."""
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            self._uncommitted.pop(key, None)
+            self._acked.pop(key, None)
+            self._confirmed.pop(key, None)
 
     def abandon(self) -> int:
         self._uncommitted.clear()
@@ -155,16 +167,24 @@ class AtLeastOnceCommitter(CommitterBase):
         self._uncommitted.clear()
         self._committed_at = now
         try:
-            if sync:  # librdkafka's synchronous commit has no timeout of its own: watched as a drain
-                with self._watch.call("commit", self._settings.drain_timeout_s):
-                    self._consumer().commit(offsets=commit, asynchronous=False)
-            else:
+            if not sync:  # its outcome comes to the consumer's commit callback (`confirm`, `recommit`)
                 self._consumer().commit(offsets=commit, asynchronous=True)
+                return True
+            with self._watch.call("commit", self._settings.drain_timeout_s):  # no timeout of its own
+                result = self._consumer().commit(offsets=commit, asynchronous=False)
         except KafkaException as exc:  # e.g. the group session was lost: keep them for the next commit
             log.warning("offset commit failed", extra={"error": str(exc)})
             self.recommit(commit)
             return False
-        return True
+        done = result if result is not None else commit
+        failed = [tp for tp in done if tp.error is not None]
+        self.confirm([tp for tp in done if tp.error is None])
+        if failed:
+            log.warning("offset commit failed for some partitions", extra={
+                "errors": {f"{tp.topic}[{tp.partition}]": str(tp.error) for tp in failed[:20]},
+            })  # fmt: skip
+            self.recommit(failed)
+        return not failed
 
     # -- failed records ----------------------------------------------------------------------------
     def _handle_failures(self, tracker: BatchTracker) -> None:

@@ -99,6 +99,11 @@ class Committer(Protocol):
         """The group confirmed committing these offsets."""
         ...
 
+    def release(self, partitions: list[TopicPartition]) -> None:
+        """These partitions were revoked after `drain` committed them: keep no offset of theirs for a
+        later commit."""
+        ...
+
     def abandon(self) -> int:
         """Give up what is in flight (partitions moved away): nothing of it is committed, so the next
         owner reads it again. Returns how many batches were dropped."""

@@ -196,7 +196,13 @@ class DataPlane:
             if self.committer is not None:
                 self.committer.recommit(partitions)
             return
+        failed = [tp for tp in partitions if tp.error is not None]
+        if failed:  # the commit as a whole went through, some partitions' offsets did not
+            log.warning("offset commit failed for some partitions", extra={
+                "errors": {f"{tp.topic}[{tp.partition}]": str(tp.error) for tp in failed[:20]},
+            })  # fmt: skip
         if self.committer is not None:
+            self.committer.recommit(failed)
             self.committer.confirm([tp for tp in partitions if tp.error is None])
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -218,9 +224,10 @@ class DataPlane:
         consumer.assign(partitions)
         if partitions:
             (consumer.pause if self._consumer_paused else consumer.resume)(partitions)
-        log.info(
-            "partitions assigned", extra={"partitions": len(owned), "dedup_ids_restored": report.ids_restored}
-        )
+        log.info("partitions assigned", extra={
+            "partitions": len(owned), "dedup_ids_restored": report.ids_restored,
+            "offsets": {f"{tp.topic}[{tp.partition}]": tp.offset for tp in partitions},
+        })  # fmt: skip
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Complete and commit what we wrote while the partitions are still ours. When that fails (the
@@ -236,6 +243,8 @@ class DataPlane:
         self._consumed = {tp: offset for tp, offset in self._consumed.items() if tp not in revoked}
         if committer is None or committer.drain(self.settings.drain_timeout_s):
             self._forget_held()
+            if committer is not None:
+                committer.release(partitions)
         else:
             self._retained = positions
             log.warning("partitions revoked before their batches were committed; keeping them in case "
@@ -243,7 +252,9 @@ class DataPlane:
         if self.writer is not None:  # dedup-changelog records in flight
             with self.watch.call("flush", self.settings.drain_timeout_s):
                 self.writer.producer.flush(self.settings.drain_timeout_s)
-        log.info("partitions revoked", extra={"partitions": len(partitions)})
+        log.info("partitions revoked", extra={
+            "partitions": len(partitions), "positions": {f"{t}[{p}]": o for (t, p), o in positions.items()},
+        })  # fmt: skip
 
     def _resume_retained(self, partitions: list[TopicPartition], committed: dict[PartitionKey, int]) -> None:
         retained, self._retained = self._retained, None

@@ -96,6 +96,9 @@ class TransactionalCommitter(CommitterBase):
     def confirm(self, offsets: list[TopicPartition]) -> None:
         """Offsets travel in each batch's transaction; nothing to confirm."""
 
+    def release(self, partitions: list[TopicPartition]) -> None:
+        """Nothing to forget: each transaction commits its own batch's offsets and keeps none."""
+
     def abandon(self) -> int:
         if self._pending is None:
             return 0

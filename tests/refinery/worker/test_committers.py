@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from common.config import WorkerSettings
 from common.limits import record_size
@@ -153,9 +153,24 @@ class FakeProducer:
 class FakeConsumer:
     def __init__(self) -> None:
         self.commits: list[dict[tuple[str, int], int]] = []
+        self.refuse: set[int] = set()  # partitions whose offsets a synchronous commit fails for
 
-    def commit(self, offsets: Any, asynchronous: bool = True) -> None:
+    def commit(self, offsets: Any, asynchronous: bool = True) -> list[Any] | None:
         self.commits.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
+        if asynchronous:
+            return None
+        refused = KafkaError(KafkaError.REBALANCE_IN_PROGRESS)
+        return [CommittedOffset(tp, refused if tp.partition in self.refuse else None) for tp in offsets]
+
+    def consumer_group_metadata(self) -> object:
+        return object()
+
+
+class CommittedOffset:
+    """What a synchronous commit returns per partition (confluent-kafka's TopicPartition with `error`)."""
+
+    def __init__(self, tp: TopicPartition, error: KafkaError | None) -> None:
+        self.topic, self.partition, self.offset, self.error = tp.topic, tp.partition, tp.offset, error
 
     def consumer_group_metadata(self) -> object:
         return object()
@@ -473,3 +488,58 @@ def test_abandon_drops_what_is_in_flight(kind: type) -> None:
     assert not committer.idle()
     assert committer.abandon() == 1 and committer.idle()
     assert consumer.commits == []
+
+
+# -- offsets of partitions moving between workers ------------------------------------------------------
+def batch_on(partition: int, first: int, n: int) -> RoutedBatch:
+    b = batch(n)
+    b.first_offsets = {("prod.s.ingest.all-v1", partition): first}
+    b.next_offsets = {("prod.s.ingest.all-v1", partition): first + n}
+    return b
+
+
+def test_a_released_partition_is_never_committed_again() -> None:
+    """Any member may commit any partition: the offset of a partition we gave away, committed with a
+    later revoke's synchronous commit, moved the new owner's offset back (cluster scale-out repeated
+    hundreds of records that way)."""
+    committer, _producer, consumer, _health = build(AtLeastOnceCommitter, ok, commit_interval_s=3600)
+    committer.submit(batch_on(0, 0, 3), time.monotonic())
+    committer.submit(batch_on(1, 0, 3), time.monotonic())
+    assert committer.drain(1.0)  # the first revoke: both partitions committed
+    assert consumer.commits[-1] == {("prod.s.ingest.all-v1", 0): 3, ("prod.s.ingest.all-v1", 1): 3}
+    committer.release([TopicPartition("prod.s.ingest.all-v1", 1)])  # partition 1 went to another worker
+    # an earlier asynchronous commit's failure, reported only now
+    committer.recommit([TopicPartition("prod.s.ingest.all-v1", 1, 3)])
+    before = len(consumer.commits)
+    committer.submit(batch_on(0, 3, 3), time.monotonic())
+    assert committer.drain(1.0)  # the next revoke commits partition 0 alone
+    assert consumer.commits[before:] == [{("prod.s.ingest.all-v1", 0): 6}]
+
+
+def test_a_failed_commit_of_an_older_offset_is_not_committed_after_a_newer_one() -> None:
+    committer, _producer, consumer, _health = build(AtLeastOnceCommitter, ok)
+    committer.submit(batch_on(0, 0, 3), time.monotonic())
+    run_until(committer, committer.idle)
+    committer.submit(batch_on(0, 3, 3), time.monotonic())
+    run_until(committer, committer.idle)
+    assert consumer.commits == [{("prod.s.ingest.all-v1", 0): 3}, {("prod.s.ingest.all-v1", 0): 6}]
+    committer.recommit([TopicPartition("prod.s.ingest.all-v1", 0, 3)])  # the first one's callback: failed
+    committer.recommit([TopicPartition("prod.s.ingest.all-v1", 1, 3)])  # and a partition not ours
+    committer.service()
+    assert len(consumer.commits) == 2, consumer.commits  # 3 after 6 would have moved the offset back
+    committer.recommit([TopicPartition("prod.s.ingest.all-v1", 0, 6)])  # the newest failing is repeated
+    committer.service()
+    assert consumer.commits[2:] == [{("prod.s.ingest.all-v1", 0): 6}]
+
+
+def test_a_synchronous_commit_failing_for_some_partitions_commits_them_again() -> None:
+    committer, _producer, consumer, _health = build(AtLeastOnceCommitter, ok, commit_interval_s=3600)
+    committer.submit(batch_on(0, 0, 3), time.monotonic())
+    committer.submit(batch_on(1, 0, 3), time.monotonic())
+    consumer.refuse = {1}
+    assert not committer.drain(1.0)
+    assert consumer.commits[-1] == {("prod.s.ingest.all-v1", 0): 3, ("prod.s.ingest.all-v1", 1): 3}
+    consumer.refuse = set()
+    before = len(consumer.commits)
+    assert committer.drain(1.0)
+    assert consumer.commits[before:] == [{("prod.s.ingest.all-v1", 1): 3}]  # partition 0's was confirmed
