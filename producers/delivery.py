@@ -27,7 +27,7 @@ from confluent_kafka import KafkaError, Message
 from producers.errors import DeliveryError
 
 if TYPE_CHECKING:
-    from producers.client_errors import ClientErrors
+    from common.client_errors import ClientErrors
     from producers.metrics import ProducerMetrics
 
 log = logging.getLogger(__name__)

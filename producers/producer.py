@@ -61,6 +61,7 @@ from confluent_kafka.schema_registry import Schema
 from google.protobuf.message import Message as ProtobufMessage
 
 from common import contract
+from common.client_errors import ClientErrors
 from common.config import KafkaSettings, ProducerSettings, RegistrySettings
 from common.envelope import encode_envelope, make_envelope, new_message_id, now_ms
 from common.headers import Headers, metadata_to_headers
@@ -68,7 +69,6 @@ from common.kafka_admin import TopicEnsurer
 from common.kafka_log import describe_failure, error_text, kafka_unreachable, with_log
 from common.limits import MAX_RECORD_BYTES, record_size
 from common.topics import ingest_topic
-from producers.client_errors import ClientErrors
 from producers.codecs import encode_payload
 from producers.delivery import Delivered as Delivered  # re-exported: callers import it from here
 from producers.delivery import (

@@ -17,6 +17,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from common.client_errors import AUTH_ERRORS
 from schema_registry.contexts import DEFAULT_CONTEXT
 from schema_registry.errors import ErrorCode, StoreError
 from schema_registry.store import SchemaStore
@@ -29,12 +30,21 @@ MAX_ID_KEY = b"max-schema-id"  # the default context's; a named context's is b"m
 COMPACTED = {"cleanup.policy": "compact"}
 IDLE_WAIT_S = 0.2  # the reader's longest wait for a record (then it notes its positions)
 MAX_BATCH = 500
+LIST_SLICE_S = 1.0  # how often the start-up's metadata request looks for refused credentials
 
 
 def ensure_topics(client_config: dict[str, Any], topics: Sequence[str], *, timeout: float = 30.0) -> None:
-    """Create the one-partition compacted topics that do not exist yet ("already exists" is fine)."""
-    admin = AdminClient(client_config)
-    existing = admin.list_topics(timeout=timeout).topics
+    """Create the one-partition compacted topics that do not exist yet ("already exists" is fine).
+    Refused credentials end it at once (StoreError saying so) rather than after `timeout`."""
+    refused: list[KafkaError] = []
+
+    def on_error(err: KafkaError) -> None:
+        if err.code() in AUTH_ERRORS:
+            refused.append(err)
+
+    config: dict[str, Any] = {**client_config, "error_cb": on_error}
+    admin = AdminClient(config)
+    existing = _list_topics(admin, timeout, refused)
     for topic in topics:
         if topic in existing and len(existing[topic].partitions) != 1:
             raise StoreError(
@@ -54,6 +64,21 @@ def ensure_topics(client_config: dict[str, Any], topics: Sequence[str], *, timeo
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise StoreError(f"cannot create topic {topic!r}: {exc.args[0].str()}") from exc
+
+
+def _list_topics(admin: AdminClient, timeout: float, refused: list[KafkaError]) -> dict[str, Any]:
+    """The cluster's topics, asked in short slices so that an authentication failure reported
+    meanwhile (librdkafka retries it until the request's timeout) ends the wait."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return admin.list_topics(timeout=min(LIST_SLICE_S, max(deadline - time.monotonic(), 0.1))).topics
+        except KafkaException:
+            admin.poll(0)  # serves error_cb
+            if refused:
+                raise StoreError(f"Kafka refused the registry's credentials: {refused[0].str()}") from None
+            if time.monotonic() >= deadline:
+                raise
 
 
 class KafkaLog:
