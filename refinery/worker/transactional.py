@@ -5,7 +5,9 @@ records and consumed offsets (`send_offsets_to_transaction`). Readers of derived
 A failed attempt is aborted and the same batch (kept in memory, never re-consumed) is written again in
 a new transaction: outputs Kafka refused for good are written as `output_rejected` dead letters in the
 next attempt at once; transient failures wait a bounded, jittered backoff; a fatal producer error
-(e.g. fenced) gets a new producer. A spent budget or a DLQ that refuses pauses the worker and the batch
+(e.g. fenced) gets a new producer, and so does an attempt whose records were not all acknowledged (see
+`_attempt`: written again on the same producer epoch, they could be taken for duplicates of the aborted
+copies and dropped). A spent budget or a DLQ that refuses pauses the worker and the batch
 is probed every `pause_probe_interval_s`. Nothing of an aborted attempt is ever visible to readers.
 
 A commit that times out is not a failed attempt: librdkafka goes on committing in the background (the
@@ -25,6 +27,7 @@ import time
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from refinery.routing.batch import RoutedBatch
+from refinery.worker.clients import INIT_TRANSACTIONS_TIMEOUT_S
 from refinery.worker.committing import WRITES, CommitterBase, CommitterParts
 from refinery.worker.inflight import BatchTracker
 from refinery.worker.outcomes import Outcome, classify, reason_name
@@ -64,6 +67,8 @@ class TransactionalCommitter(CommitterBase):
         self.seen = parts.dedup
         self._pending: tuple[RoutedBatch, float] | None = None
         self._committing = False  # the pending batch's commit_transaction is in progress (resume it)
+        self._fresh_producer = False  # replace the producer before the next attempt (see `_attempt`)
+        self._unacknowledged = False  # this attempt produced records not (yet) all acknowledged
         self._backoff = Backoff.from_settings(settings)
 
     def accepts(self, batch: RoutedBatch) -> bool:
@@ -112,7 +117,12 @@ class TransactionalCommitter(CommitterBase):
         assert self._pending is not None
         batch, started = self._pending
         tracker = BatchTracker(batch, started, self._backoff)
+        self._unacknowledged = False
         try:
+            if self._fresh_producer:
+                with self._watch.call("init_transactions", INIT_TRANSACTIONS_TIMEOUT_S):
+                    self._writer.replace_producer()  # may raise: then tried again by the next attempt
+                self._fresh_producer = False
             if self._committing:
                 self._commit()  # resume the commit in progress; the batch is not written again
             else:
@@ -123,11 +133,27 @@ class TransactionalCommitter(CommitterBase):
             return
         except (_AttemptFailed, TransientWriteError, KafkaException) as exc:
             was_committing, self._committing = self._committing, False
-            if self._abort() and was_committing and self._landed(batch):
+            replaced = self._abort()
+            if replaced and was_committing and self._landed(batch):
                 log.warning("the transaction committed while its producer was replaced; not writing it again")
             else:
+                # Records produced and not all acknowledged may have landed in the aborted
+                # transaction anyway. After an abort librdkafka starts each partition's sequence
+                # numbers again on the same producer epoch, assuming what the aborted transaction
+                # held never reached the broker; when some did, the broker can take the batch
+                # written again for a duplicate of it and keep only the aborted copy, and the commit
+                # then covers inputs whose outputs no one reads (lost records seen with a partition
+                # leader SIGKILLed). The next attempt runs on a new producer: init_transactions gives
+                # it a new epoch, whose sequence numbers nothing on the broker matches.
+                self._fresh_producer = self._unacknowledged and not replaced
                 self._failed(batch, tracker, exc)
                 return
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("transaction committed", extra={
+                "attempts": self._backoff.attempts + 1, "outputs": len(batch.outputs),
+                "inputs": {f"{t}[{p}]": [batch.first_offsets.get((t, p)), o]
+                           for (t, p), o in batch.next_offsets.items()},
+            })  # fmt: skip
         self._committing = False
         self._pending = None
         self._backoff.reset()
@@ -140,6 +166,7 @@ class TransactionalCommitter(CommitterBase):
         self._writer.prepare_topics(batch)  # before the transaction: a transient failure aborts nothing
         producer = writer.producer
         producer.begin_transaction()
+        self._unacknowledged = True
         writer.write(batch, tracker.on_delivery)
         for key, value in self._changelog.records(batch.dedup_ids):
             writer.produce(self._changelog.topic, value, key, None, tracker.on_delivery)
@@ -151,6 +178,7 @@ class TransactionalCommitter(CommitterBase):
             raise _AttemptFailed(err, f"{len(tracker.failures)} records not delivered: {err.str()}")
         if left:
             raise _AttemptFailed(None, f"{left} records not acknowledged in {timeout_s} s")
+        self._unacknowledged = False
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
         group = self._consumer().consumer_group_metadata()
         # bounded, and watched: with the group coordinator down librdkafka may ignore this timeout

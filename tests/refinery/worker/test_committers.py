@@ -207,13 +207,16 @@ def batch(n: int = 3, value: bytes = b"v" * 100) -> RoutedBatch:
     return b
 
 
-def build(kind: type, policy: Policy, **overrides: Any) -> tuple[Any, FakeProducer, FakeConsumer, Health]:
+def build(
+    kind: type, policy: Policy, factory: Callable[[], FakeProducer] | None = None, **overrides: Any
+) -> tuple[Any, FakeProducer, FakeConsumer, Health]:
     s = settings(**overrides)
     producer, consumer = FakeProducer(policy), FakeConsumer()
     metrics = WorkerMetrics()
     health = Health(metrics, stall_after_s=30)
     health.started()
-    writer = BatchWriter(s, FakeTopics(), lambda: producer, "w1")  # type: ignore[arg-type]
+    writer = BatchWriter(s, FakeTopics(), factory or (lambda: producer), "w1")  # type: ignore[arg-type]
+    producer = writer.producer  # type: ignore[assignment]
     dedup = DedupStore(window_s=60, max_ids_per_partition=100)
     changelog = DedupChangelog({}, "_test-dedup", group_id="g")
     completion = Completion(dedup, metrics, health, None)
@@ -543,3 +546,40 @@ def test_a_synchronous_commit_failing_for_some_partitions_commits_them_again() -
     before = len(consumer.commits)
     assert committer.drain(1.0)
     assert consumer.commits[before:] == [{("prod.s.ingest.all-v1", 1): 3}]  # partition 0's was confirmed
+
+
+def test_transactional_writes_again_on_a_new_producer_after_unacknowledged_writes() -> None:
+    """Writes that failed or timed out may have landed in the aborted transaction; written again on the
+    same producer epoch their sequence numbers can be taken for duplicates (and the new copies dropped),
+    so the next attempt runs on a new producer (a new epoch). A failure after every write was
+    acknowledged (here: the group refusing the offsets) keeps the producer."""
+    made: list[FakeProducer] = []
+    timeouts = [KafkaError(KafkaError._MSG_TIMED_OUT)]  # the first write of id1 times out, once
+
+    def first_id1_times_out(_topic: str, key: Any, _attempt: int) -> KafkaError | None:
+        return timeouts.pop() if key == b"id1" and timeouts else None
+
+    def factory() -> FakeProducer:
+        made.append(FakeProducer(first_id1_times_out))
+        return made[-1]
+
+    committer, _producer, _consumer, health = build(TransactionalCommitter, ok, factory, exactly_once=True)
+    committer.submit(batch(), time.monotonic())
+    run_until(committer, committer.idle)
+    assert len(made) == 2 and made[0].transactions == ["abort"] and made[1].transactions == ["commit"]
+    assert outputs_written(made[1]) == [b"id0", b"id1", b"id2"] and health.state == "running"
+
+    made.clear()
+    committer, producer, _consumer, _health = build(TransactionalCommitter, ok, factory, exactly_once=True)
+    refused = KafkaException(KafkaError(KafkaError.UNKNOWN_MEMBER_ID))
+    calls = {"n": 0}
+
+    def send_offsets(*_args: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise refused
+
+    producer.send_offsets_to_transaction = send_offsets  # type: ignore[method-assign]
+    committer.submit(batch(), time.monotonic())
+    run_until(committer, committer.idle)
+    assert len(made) == 1 and producer.transactions == ["abort", "commit"]

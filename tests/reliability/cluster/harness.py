@@ -220,6 +220,8 @@ class WorkerGroup:
             **overrides,
         )  # fmt: skip
         self.env["REFINERY_WORKER_INGEST_PATTERN"] = space.ingest_pattern
+        # e.g. DEBUG: every committed transaction's input ranges in the worker logs, to trace a loss
+        self.env["REFINERY_LOG_LEVEL"] = os.environ.get("CLUSTER_TEST_WORKER_LOG_LEVEL", "INFO")
         self.workers: list[WorkerProcess] = []
         self.started = 0
         self.watchdog_restarts: list[dict[str, Any]] = []  # workers `supervise` started again
@@ -604,6 +606,51 @@ def duplicate_sources(
     return found
 
 
+def lost_sources(
+    client_config: Mapping[str, Any], space: Namespace, ids: list[str], starts: Offsets | None = None
+) -> dict[str, dict[str, Any]]:
+    """Where lost records sit, to set against the workers' logs: per message id its ingest coordinate
+    and time, and the derived records carrying it when read uncommitted (found there: written in a
+    transaction that was aborted or is still open; not found: never written)."""
+    wanted = set(ids)
+    found: dict[str, dict[str, Any]] = {}
+    if not wanted:
+        return found
+    router = compile_router(load_route_set(space.routes))
+    ingest_at: dict[str, str] = {}
+    for msg in read_after(client_config, list_topics(client_config, space.ingest_pattern), starts or {}):
+        headers = dict(msg.headers() or [])
+        message_id = (headers.get("ce_id") or b"").decode()
+        ingest_at[message_id] = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+        if message_id in wanted:
+            found[message_id] = {
+                "ingest": f"{msg.topic()}[{msg.partition()}]@{msg.offset()}",
+                "ingest_time_ms": msg.timestamp()[1],
+                "routes_to": sorted({d.topic for d in router.route(headers)}),
+            }  # fmt: skip
+    derived = space.derived_topics(client_config)
+    seen: dict[str, dict[tuple[str, int, int], str]] = {}  # isolation -> (topic, partition, offset) -> id
+    for isolation in ("read_committed", "read_uncommitted"):
+        records = seen[isolation] = {}
+        for msg in read_after(client_config, derived, starts or {}, isolation=isolation):
+            message_id = (dict(msg.headers() or []).get("ce_id") or b"").decode()
+            records[(msg.topic() or "", msg.partition() or 0, msg.offset() or 0)] = message_id
+            if message_id in found:
+                where = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+                found[message_id].setdefault(f"derived_{isolation.split('_')[1]}", []).append(where)
+    # the derived records around each lost one: offset, committed or not, and its message id
+    for entry in found.values():
+        for where in entry.get("derived_uncommitted", []):
+            topic, rest = where.split("[", 1)
+            partition, offset = (int(x) for x in rest.replace("]@", " ").split())
+            committed, written = seen["read_committed"], seen["read_uncommitted"]
+            entry.setdefault("around", {})[where] = [  # [offset, committed?, its input on ingest]
+                [o, (topic, partition, o) in committed, ingest_at.get(written[(topic, partition, o)])]
+                for o in range(offset - 6, offset + 7) if (topic, partition, o) in written
+            ]  # fmt: skip
+    return found
+
+
 def percentile(values: list[float], share: float) -> float:
     if not values:
         return 0.0
@@ -664,17 +711,19 @@ def namespace_offsets(client_config: Mapping[str, Any], space: Namespace) -> Off
 
 
 def read_after(
-    client_config: Mapping[str, Any], topics: Iterable[str], starts: Offsets, timeout_s: float = 120.0
-) -> Iterator[Message]:
+    client_config: Mapping[str, Any], topics: Iterable[str], starts: Offsets, timeout_s: float = 120.0,
+    *, isolation: str = "read_committed",
+) -> Iterator[Message]:  # fmt: skip
     """Every committed record of `topics` from `starts` (0 for a partition not in it) to the end they
-    had when reading started (`refinery.reconcile.read_topics`, from given offsets)."""
+    had when reading started (`refinery.reconcile.read_topics`, from given offsets); with
+    `isolation="read_uncommitted"` also the records of aborted and open transactions."""
     ends = end_offsets(client_config, topics)
     pending = {k for k, end in ends.items() if end > starts.get(k, 0)}
     if not pending:
         return
     consumer = Consumer({**client_config, "group.id": f"window-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, "enable.partition.eof": True,
-                         "isolation.level": "read_committed"})  # fmt: skip
+                         "isolation.level": isolation})  # fmt: skip
     try:
         consumer.assign([TopicPartition(t, p, starts.get((t, p), 0)) for t, p in pending])
         deadline = time.monotonic() + timeout_s
@@ -747,6 +796,9 @@ def settle(
         extra["looked_again_after_s"] = LOOK_AGAIN_S
         report = reconcile(client_config, space, starts)
         extra["unstable_partitions_at_second_read"] = unstable_partitions(client_config, space)
+        if report.lost:
+            lost = report.examples.get("lost", [])
+            extra["lost_sources"] = lost_sources(client_config, space, lost, starts)
     return Outcome(
         mode=mode, report=report, acked=len(acked), failed=failed,
         pending=pending, refused=len(feeder.refused), acked_missing=len(acked - ids), max_fanout=fanout,
