@@ -120,6 +120,10 @@ class TransactionalCommitter(CommitterBase):
         self._unacknowledged = False
         try:
             if self._fresh_producer:
+                log.info(
+                    "starting a new transactional producer: the aborted attempt's writes were not all "
+                    "acknowledged, and may not be written again on the same producer epoch"
+                )
                 with self._watch.call("init_transactions", INIT_TRANSACTIONS_TIMEOUT_S):
                     self._writer.replace_producer()  # may raise: then tried again by the next attempt
                 self._fresh_producer = False
