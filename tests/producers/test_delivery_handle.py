@@ -12,8 +12,8 @@ import pytest
 from confluent_kafka import KafkaError, Message
 from prometheus_client import CollectorRegistry
 
+from common.client_errors import ClientErrors
 from common.config import KafkaSettings
-from producers.client_errors import ClientErrors
 from producers.delivery import Delivered, DeliveryHandle, DeliveryReports, ProducerStats, settle_future
 from producers.errors import DeliveryError
 from producers.metrics import ProducerMetrics

@@ -10,8 +10,8 @@ from confluent_kafka import KafkaError
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from common.client_errors import ClientErrors
 from common.config import KafkaSettings, ProducerSettings, RegistrySettings
-from producers.client_errors import ClientErrors
 from producers.demo import metrics_server
 from producers.errors import (
     FlushTimeoutError,
