@@ -70,6 +70,19 @@ def format_time(ms: int) -> str:
     return f"{_second_stamp(seconds)}.{millis:03d}Z"
 
 
+_last_stamp: tuple[int, bytes] = (-1, b"")  # the newest `_time_header` (records of one millisecond share it)
+
+
+def _time_header(ms: int) -> bytes:
+    global _last_stamp
+    last = _last_stamp  # one read: another thread may replace it meanwhile
+    if last[0] == ms:
+        return last[1]
+    stamp = format_time(ms).encode()
+    _last_stamp = (ms, stamp)
+    return stamp
+
+
 @functools.lru_cache(maxsize=64)
 def _second_stamp(seconds: int) -> str:
     # Cached: records of the same second share it, and strftime is most of format_time's cost.
@@ -89,16 +102,34 @@ def parse_time(text: str) -> int:
 
 def metadata_to_headers(md: Metadata) -> Headers:
     """The record headers that mirror `md` (attributes sorted by name, so the output is canonical)."""
+    return record_headers(
+        md.env, md.source, md.title, md.category, md.version, md.schema_id, md.payload_format, md.producer,
+        md.message_id, md.produced_at_ms, md.attributes,
+    )  # fmt: skip
+
+
+def record_headers(
+    env: str,
+    source: str,
+    title: str,
+    category: str,
+    version: int,
+    schema_id: int,
+    payload_format: int,
+    producer: str,
+    message_id: str,
+    produced_at_ms: int,
+    attributes: Mapping[str, str] | None,
+) -> Headers:
+    """`metadata_to_headers` from the metadata's values, for a producer that has them at hand (reading
+    them back from the protobuf message cost it more than building the headers)."""
     headers = list(
-        _constant_headers(
-            md.env, md.source, md.title, md.category, md.version, md.schema_id, md.payload_format, md.producer
-        )
+        _constant_headers(env, source, title, category, version, schema_id, payload_format, producer)
     )
-    headers[_MESSAGE_ID_AT] = (MESSAGE_ID, md.message_id.encode())
-    headers[_TIME_AT] = (TIME, format_time(md.produced_at_ms).encode())
-    attributes = md.attributes
+    headers[_MESSAGE_ID_AT] = (MESSAGE_ID, message_id.encode())
+    headers[_TIME_AT] = (TIME, _time_header(produced_at_ms))
     if attributes:
-        headers.extend((attribute_header(k), attributes[k].encode()) for k in sorted(attributes))
+        headers.extend([(ATTRIBUTE_PREFIX + k, attributes[k].encode()) for k in sorted(attributes)])
     return headers
 
 

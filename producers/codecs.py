@@ -70,8 +70,10 @@ def _encode_avro(payload: Mapping[str, Any], schema: ResolvedSchema) -> bytes:
             f"(schema id {schema.schema_id})",
             field=unknown[0],
         )
+    fast_check = schema.avro_fast_check
     try:
-        avro_validate(payload, parsed, raise_errors=True)
+        if fast_check is None or not fast_check(payload):  # fast_check True: fastavro would agree
+            avro_validate(payload, parsed, raise_errors=True)
     except AvroValidationError as exc:
         first = exc.errors[0]
         raise PayloadValidationError(

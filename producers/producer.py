@@ -63,8 +63,8 @@ from google.protobuf.message import Message as ProtobufMessage
 from common import contract
 from common.client_errors import ClientErrors
 from common.config import KafkaSettings, ProducerSettings, RegistrySettings
-from common.envelope import encode_envelope, make_envelope, new_message_id, now_ms
-from common.headers import Headers, metadata_to_headers
+from common.envelope import FORMAT_BY_NAME, encode_envelope, make_envelope, new_message_id, now_ms
+from common.headers import Headers, record_headers
 from common.kafka_admin import TopicEnsurer
 from common.kafka_log import describe_failure, error_text, kafka_unreachable, with_log
 from common.limits import MAX_RECORD_BYTES, record_size
@@ -258,7 +258,11 @@ class Producer:
             )
             topic = self._ready_topics.get((env, source)) or self.ensure_topic(env, source)
             record_key, value = self._key(key, payload), encode_envelope(envelope)
-            headers = metadata_to_headers(envelope.metadata)
+            headers = record_headers(
+                env, source, title, category, envelope.metadata.version, resolved.schema_id,
+                FORMAT_BY_NAME[payload_format],
+                producer or self.producer_id, message_id, produced_at_ms, attributes,
+            )  # fmt: skip
             # The headers mirror the metadata in the value: they add at most ~512 bytes plus ~16 per
             # attribute beyond its size, so only records near half the limit are counted exactly.
             rough = 2 * len(value) + len(record_key or b"") + 16 * len(envelope.metadata.attributes) + 512

@@ -41,6 +41,7 @@ from common.registry_client import (
     registry_client,
 )
 from common.topics import validate_component, validate_version
+from producers.avro_fast import compile_fast_check as compile_avro_fast_check
 from producers.errors import (
     RegistryUnavailableError,
     SchemaNotRegisteredError,
@@ -77,6 +78,7 @@ class ResolvedSchema:
     avro_fields: frozenset[str] | None = field(default=None, repr=False, compare=False)  # of a record
     json_validator: Any = field(default=None, repr=False, compare=False)  # jsonschema validator
     json_fast_check: Any = field(default=None, repr=False, compare=False)  # see producers.json_fast
+    avro_fast_check: Any = field(default=None, repr=False, compare=False)  # see producers.avro_fast
     proto: CompiledProto | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -315,7 +317,9 @@ def parse_schema(
             fields = None
             if isinstance(parsed, dict) and parsed.get("type") == "record":
                 fields = frozenset(f["name"] for f in parsed["fields"])
-            return dataclasses.replace(base, avro=parsed, avro_fields=fields)
+            return dataclasses.replace(
+                base, avro=parsed, avro_fields=fields, avro_fast_check=compile_avro_fast_check(parsed)
+            )
         if schema_type == "JSON":
             document = json.loads(schema_str)
             validator_cls = jsonschema.validators.validator_for(document)

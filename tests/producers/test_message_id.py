@@ -11,7 +11,7 @@ import pytest
 
 from common.config import KafkaSettings
 from common.envelope import decode_envelope, new_message_id
-from common.headers import format_time, header_mismatches, headers_dict
+from common.headers import format_time, header_mismatches, headers_dict, metadata_to_headers
 from common.topics import ingest_topic
 from producers.errors import BrokerUnavailableError, InvalidRecordError
 from producers.producer import Producer, checked_message_id
@@ -37,6 +37,16 @@ def test_the_callers_id_time_and_producer_go_into_envelope_and_headers(offline: 
     assert headers["ce_time"] == format_time(1_764_496_800_123)
     assert md.producer == headers["ce_producer"] == "gateway:k1"
     assert header_mismatches(record.headers, decode_envelope(record.value)) == []
+
+
+def test_the_headers_are_exactly_those_of_the_envelopes_metadata(offline: Producer) -> None:
+    """`prepare` builds the headers from the values it has (`record_headers`), not from the encoded
+    metadata: they must still be byte for byte what `metadata_to_headers` gives for the envelope."""
+    stamps = [1_764_496_800_123, 1_764_496_800_123, 1_764_496_800_999, 1_764_496_801_000, 5]
+    for attributes in (None, {}, {"zone": "eu", "platform": "pc", "a_b": ""}):
+        for stamp in stamps:  # the same millisecond twice (the cached time header), then others
+            record = offline.prepare("1", "c", 2, b"x", attributes=attributes, produced_at_ms=stamp)
+            assert record.headers == metadata_to_headers(decode_envelope(record.value).metadata)
 
 
 def test_without_them_a_fresh_uuid7_now_and_the_producer_id(offline: Producer) -> None:
