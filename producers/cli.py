@@ -33,7 +33,6 @@ import fnmatch
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -44,6 +43,7 @@ from common.errors import InvalidInputError, RefineryError
 from common.kafka_log import kafka_unreachable
 from common.logs import configure_logging
 from common.registry_client import check_registry_url
+from common.times import parse_time_ms
 from common.topics import validate_component
 from producers.browse import FORMATS, derived_topic_counts, write_records
 from producers.errors import BrokerUnavailableError
@@ -170,21 +170,6 @@ def check_env(settings: ProducerSettings, *, allow: bool) -> None:
         )
 
 
-def parse_time_ms(text: str) -> int:
-    """`--from-time`: epoch milliseconds, or an ISO 8601 time (UTC unless it names a zone)."""
-    if text.isdigit():
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInputError(
-            f"--from-time {text!r} must be epoch milliseconds or an ISO 8601 time, e.g. 2026-11-30T10:00:00Z"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
-
-
 def parse_attr(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -196,7 +181,7 @@ def cmd_tail(args: argparse.Namespace, out: TextIO) -> int:
     kafka, _ = _settings(args)
     where = compile_where(args.where)  # bad input first: before any service is asked
     offset = parse_offset(args.offset or ("beginning" if args.from_beginning else "end"))
-    from_time_ms = parse_time_ms(args.from_time) if args.from_time else None
+    from_time_ms = parse_time_ms(args.from_time, option="--from-time") if args.from_time else None
     catalog = _catalog(args)
     try:
         catalog.ping()
@@ -291,7 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("topics", nargs="+", metavar="TOPIC")
     tail.add_argument("-o", "--offset", help="beginning, end (default), N or -N (N before the end)")
     tail.add_argument("--from-beginning", action="store_true", help="same as --offset beginning")
-    tail.add_argument("--from-time", help="start at this time: ISO 8601 or epoch milliseconds")
+    tail.add_argument(
+        "--from-time", help="start at this time: ISO 8601, epoch milliseconds or a duration before now (15m)"
+    )
     tail.add_argument("-p", "--partition", type=int, action="append", help="only this partition (repeatable)")
     tail.add_argument("-e", "--exit-at-end", action="store_true", help="stop at the end of every partition")
     tail.add_argument("--format", choices=FORMATS, default="jsonl", help="output format (default jsonl)")

@@ -31,6 +31,7 @@ from common.config import KafkaSettings
 from common.errors import RefineryError
 from common.kafka_log import error_text
 from common.registry_client import TRANSPORT_ERRORS
+from common.times import parse_time_ms
 from producers.schemas import SchemaCatalog
 from refinery.catalog.dlq_view import dlq_document
 from refinery.catalog.lineage_svg import LayoutUnavailable, lineage_dot, render_svg
@@ -38,7 +39,6 @@ from refinery.catalog.samples import newest_records
 from refinery.catalog.schema_history import SchemaHistory
 from refinery.catalog.topic_page import search, topic_context
 from refinery.catalog.topic_stats import TopicStats
-from refinery.control.since import parse_since
 from refinery.routing import dlq
 
 PAGES = ("topic", "dlq", "lineage")
@@ -116,9 +116,9 @@ def analyst_views(
         since: str | None = None,
     ) -> Any:
         try:
-            since_ms = parse_since(since) if since else None
+            since_ms = parse_time_ms(since, option="since") if since else None
         except ValueError as exc:
-            return JSONResponse({"error_code": 42201, "message": str(exc).replace("--since", "since")}, 422)
+            return JSONResponse({"error_code": 42201, "message": str(exc)}, 422)
         dlq_topic = stats.dlq_topic
         try:
             exists = await asyncio.to_thread(stats.describe, dlq_topic)

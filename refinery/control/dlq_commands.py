@@ -18,9 +18,9 @@ import click
 from faust.cli import AppCommand, argument, option
 
 from common.kafka_log import kafka_unreachable, with_log
+from common.times import parse_time_ms
 from refinery.control.app import app
 from refinery.control.dlq_replay import ReplayError, replay_dead_letters
-from refinery.control.since import parse_since
 from refinery.routing.dlq import DlqReason
 
 
@@ -40,7 +40,7 @@ async def dlq(self: AppCommand, action: str, reason: str, since: str, dry_run: b
     if reason not in {r.value for r in DlqReason}:
         _fail(f"unknown reason {reason!r}; reasons: {', '.join(r.value for r in DlqReason)}", 2)
     try:
-        since_ms = parse_since(since)
+        since_ms = parse_time_ms(since, option="--since")
     except ValueError as exc:
         _fail(str(exc), 2)
     settings, kafka = app.worker_settings, app.kafka_settings
