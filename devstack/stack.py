@@ -113,7 +113,8 @@ class StackPlan:
         workers = [
             Service(
                 name=f"worker-{i}",
-                argv=[_script("refinery"), "worker"],
+                # restarted when its watchdog ends it with code 70, as compose's restart policy does
+                argv=[_script("refinery-supervise"), "--", _script("refinery"), "worker"],
                 env={
                     **env,
                     # every record's schema id is checked (unknown ids: `unknown_schema` dead letters)
