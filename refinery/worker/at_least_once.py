@@ -108,10 +108,20 @@ class AtLeastOnceCommitter(CommitterBase):
         committed = self._commit(sync=True)
         return committed and not len(self._inflight)
 
-    def confirm(self, offsets: list[TopicPartition]) -> None:
-        """The group committed these offsets (the consumer's commit callback)."""
+    def confirm(self, offsets: list[TopicPartition]) -> bool:
+        """A commit's outcome per partition (the consumer's commit callback, or a synchronous commit's
+        result): note what the group committed, and commit the partitions that failed again. True when
+        none failed."""
+        failed = [tp for tp in offsets if tp.error is not None]
         for tp in offsets:
-            self._confirmed[(tp.topic, tp.partition)] = tp.offset
+            if tp.error is None:
+                self._confirmed[(tp.topic, tp.partition)] = tp.offset
+        if failed:  # the commit as a whole went through, some partitions' offsets did not
+            log.warning("offset commit failed for some partitions", extra={
+                "errors": {f"{tp.topic}[{tp.partition}]": str(tp.error) for tp in failed[:20]},
+            })  # fmt: skip
+            self.recommit(failed)
+        return not failed
 
     def recommit(self, offsets: list[TopicPartition]) -> None:
         """A commit failed: commit these offsets again with the next one, unless the partition is no
@@ -176,15 +186,7 @@ class AtLeastOnceCommitter(CommitterBase):
             log.warning("offset commit failed", extra={"error": str(exc)})
             self.recommit(commit)
             return False
-        done = result if result is not None else commit
-        failed = [tp for tp in done if tp.error is not None]
-        self.confirm([tp for tp in done if tp.error is None])
-        if failed:
-            log.warning("offset commit failed for some partitions", extra={
-                "errors": {f"{tp.topic}[{tp.partition}]": str(tp.error) for tp in failed[:20]},
-            })  # fmt: skip
-            self.recommit(failed)
-        return not failed
+        return self.confirm(result if result is not None else commit)
 
     # -- failed records ----------------------------------------------------------------------------
     def _handle_failures(self, tracker: BatchTracker) -> None:

@@ -95,8 +95,9 @@ class Committer(Protocol):
         """A commit of these offsets failed asynchronously: include them in the next one."""
         ...
 
-    def confirm(self, offsets: list[TopicPartition]) -> None:
-        """The group confirmed committing these offsets."""
+    def confirm(self, offsets: list[TopicPartition]) -> bool:
+        """A commit's outcome per partition: note the committed offsets, commit the failed ones again.
+        True when none failed."""
         ...
 
     def release(self, partitions: list[TopicPartition]) -> None:

@@ -196,14 +196,8 @@ class DataPlane:
             if self.committer is not None:
                 self.committer.recommit(partitions)
             return
-        failed = [tp for tp in partitions if tp.error is not None]
-        if failed:  # the commit as a whole went through, some partitions' offsets did not
-            log.warning("offset commit failed for some partitions", extra={
-                "errors": {f"{tp.topic}[{tp.partition}]": str(tp.error) for tp in failed[:20]},
-            })  # fmt: skip
         if self.committer is not None:
-            self.committer.recommit(failed)
-            self.committer.confirm([tp for tp in partitions if tp.error is None])
+            self.committer.confirm(partitions)  # per partition: noted, or committed again
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         owned = [(tp.topic, tp.partition) for tp in partitions]

@@ -98,8 +98,9 @@ class TransactionalCommitter(CommitterBase):
     def recommit(self, offsets: list[TopicPartition]) -> None:
         """Offsets travel in each batch's transaction; there are no separate commits to repeat."""
 
-    def confirm(self, offsets: list[TopicPartition]) -> None:
+    def confirm(self, offsets: list[TopicPartition]) -> bool:
         """Offsets travel in each batch's transaction; nothing to confirm."""
+        return True
 
     def release(self, partitions: list[TopicPartition]) -> None:
         """Nothing to forget: each transaction commits its own batch's offsets and keeps none."""
