@@ -205,9 +205,15 @@ def measure(
         ))  # fmt: skip
         half = full.request_rate / 2
         # the goal's load is half of its 20k events/s; half of what this configuration reached is shown too
-        loads = {"half load": half, "half the goal's load": GOAL_RATE / 2 / BATCH}
-        measured: dict[str, tuple[PostResult, float, float, float, PostResult, float]] = {}
-        for name, rate in loads.items():
+        loads = {
+            "half load": (half, "half_load"),
+            "half the goal's load": (GOAL_RATE / 2 / BATCH, "half_goal_load"),
+        }
+        extra: dict[str, Any] = {
+            "throughput": {**_summary(full), "cpu_us_per_event": round(cpu_us, 1), "load_1m": round(load, 2),
+                           "cpus_busy_pct": round(busy)},
+        }  # fmt: skip
+        for name, (rate, key) in loads.items():
             ctx.log(f"gateway: latency at {rate:.0f} req/s, {label}")
             base_load = os.getloadavg()[0]
             base = at_rate(f"http://127.0.0.1:{base_port}/v1/events", posts, rate=rate, duration_s=duration)
@@ -216,7 +222,6 @@ def measure(
             loaded, rate_cpu_us, rate_load, rate_busy = _measured(
                 ctx, f"gateway-{workers}-{name.replace(' ', '-')}", gateway.pid, duration, phase, spy=False
             )
-            measured[name] = (loaded, rate_cpu_us, rate_load, rate_busy, base, base_load)
             for point in ("p50", "p99"):
                 p99 = point == "p99"
                 result.add(Row(
@@ -227,17 +232,10 @@ def measure(
                     note=_joined(_statuses(loaded), f"load {rate_load:.2f} (baseline {base_load:.2f}), CPUs "
                                  f"{rate_busy:.0f}% busy") if p99 else "",
                 ))  # fmt: skip
-        loaded, half_cpu_us, half_load, half_busy, base, base_load = measured["half load"]
-        goal_load = measured["half the goal's load"]
-        result.extra[label] = {
-            "throughput": {**_summary(full), "cpu_us_per_event": round(cpu_us, 1), "load_1m": round(load, 2),
-                           "cpus_busy_pct": round(busy)},
-            "half_load": {**_summary(loaded), "cpu_us_per_event": round(half_cpu_us, 1),
-                          "load_1m": round(half_load, 2), "cpus_busy_pct": round(half_busy)},
-            "baseline_half_load": {**_summary(base), "load_1m": round(base_load, 2)},
-            "half_goal_load": {**_summary(goal_load[0]), "cpu_us_per_event": round(goal_load[1], 1),
-                               "load_1m": round(goal_load[2], 2), "cpus_busy_pct": round(goal_load[3])},
-        }  # fmt: skip
+            extra[key] = {**_summary(loaded), "cpu_us_per_event": round(rate_cpu_us, 1),
+                          "load_1m": round(rate_load, 2), "cpus_busy_pct": round(rate_busy)}  # fmt: skip
+            extra[f"baseline_{key}"] = {**_summary(base), "load_1m": round(base_load, 2)}
+        result.extra[label] = extra
     finally:
         gateway.stop()
         baseline.stop()
