@@ -29,7 +29,7 @@ from common.config import KafkaSettings, RegistrySettings, WorkerSettings
 from common.errors import RegistryAccessError
 from refinery.dedup.store import DedupChangelog, DedupStore, PartitionKey
 from refinery.routing.batch import RecordLike, RoutedBatch, RouterLike, route_batch
-from refinery.routing.guards import RecordGuard
+from refinery.routing.guards import COMPILED_ENVELOPE_CHECK, RecordGuard
 from refinery.routing.schema_check import SchemaIdChecker
 from refinery.worker.at_least_once import AtLeastOnceCommitter
 from refinery.worker.clients import build_consumer, derived_topics, ensure_internal_topics, producer_factory
@@ -92,6 +92,9 @@ class DataPlane:
             schema_checker=checker,
             verify_envelope=settings.verify_envelope,
         )
+        if settings.verify_envelope and not COMPILED_ENVELOPE_CHECK:
+            log.warning("the compiled envelope check is not built; every record is parsed (slower). "
+                        "Reinstall with a C compiler: pip install -e .")  # fmt: skip
         self.dedup = DedupStore(
             window_s=settings.dedup_window_s, max_ids_per_partition=settings.dedup_max_ids_per_partition
         )
