@@ -33,6 +33,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "python's gc defaults": {"gc_freeze": False, "gc_gen0_threshold": 700},
     "gc freeze, gen0 700": {"gc_gen0_threshold": 700},
     "gc freeze, gen0 100k": {"gc_gen0_threshold": 100_000},
+    "gc freeze, gen0 1M": {"gc_gen0_threshold": 1_000_000},
     "no envelope check": {"verify_envelope": False},
     "exactly-once": {"exactly_once": "true"},
     "8 batches in flight": {"max_inflight_batches": 8},

@@ -316,9 +316,11 @@ class WorkerSettings(RefinerySettings):
     queue_max_messages: int = Field(default=500_000, ge=1)
     # Cyclic GC of the data plane (refinery.worker.dataplane.tune_gc): freeze the start-up heap (Faust,
     # imports) so full collections skip it, and collect the young generation less often (records in flight are
-    # thousands of GC-tracked Message objects and header tuples, nearly all freed by reference count).
+    # thousands of GC-tracked Message objects and header tuples, nearly all freed by reference count). A
+    # young collection costs what is still alive (the batches in flight), not what was allocated, so a
+    # high threshold makes the same collections rarer (~1/s at 40k records/s); bench/results/NOTES.md §2.
     gc_freeze: bool = True
-    gc_gen0_threshold: int = Field(default=20_000, ge=100)
+    gc_gen0_threshold: int = Field(default=1_000_000, ge=100)
     metadata_refresh_ms: int = Field(default=2000, ge=100)
     session_timeout_ms: int = Field(default=10_000, ge=1000)  # how soon a dead worker's partitions move
     stats_interval_s: float = Field(default=5.0, gt=0)
