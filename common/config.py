@@ -237,6 +237,10 @@ class ProducerSettings(RefinerySettings):
     metrics_host: str = "127.0.0.1"
 
 
+AT_LEAST_ONCE_BATCH_SIZE = 2_000
+EXACTLY_ONCE_BATCH_SIZE = 10_000
+
+
 class WorkerSettings(RefinerySettings):
     """Refinery worker (owned by `refinery/`). Prefix `REFINERY_WORKER_`."""
 
@@ -273,7 +277,11 @@ class WorkerSettings(RefinerySettings):
     internal_replication: Replication = BROKER_DEFAULT_REPLICATION  # DLQ, dedup and Faust's own topics
     registry_check: bool = False  # DLQ records whose schema id the registry does not know
     registry_negative_ttl_s: float = 30.0  # how long an unknown schema id stays unknown before re-asking
-    batch_size: int = Field(default=2000, ge=1)
+    # Records per consume() and batch; unset: 2,000 at least once (up to max_inflight_batches in flight) and
+    # 10,000 exactly once (a transaction per batch, whose commit the loop waits for: larger batches spread
+    # that wait; 0.61x -> 0.83x of the hand-written router's rate, bench/results/NOTES.md §2). A live feed
+    # forwards partial batches after batch_idle_timeout_s either way.
+    batch_size: int | None = Field(default=None, ge=1)
     batch_timeout_s: float = Field(default=0.2, gt=0)  # consume() wait after a full batch (deep queue)
     batch_idle_timeout_s: float = Field(default=0.005, gt=0)  # ... after a partial one (live feed: latency)
     max_inflight_batches: int = Field(default=4, ge=1)  # at-least-once: produced, awaiting acks/commit
@@ -339,6 +347,13 @@ class WorkerSettings(RefinerySettings):
     @property
     def dedup_changelog(self) -> str:
         return self.dedup_topic or f"_{self.group_id}-dedup"
+
+    @property
+    def records_per_batch(self) -> int:
+        """`batch_size`, or the default of the delivery guarantee."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return EXACTLY_ONCE_BATCH_SIZE if self.exactly_once else AT_LEAST_ONCE_BATCH_SIZE
 
 
 class CatalogSettings(RefinerySettings):

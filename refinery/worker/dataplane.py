@@ -343,14 +343,14 @@ class DataPlane:
         # a full previous batch means a deep queue: wait for a full one; otherwise forward what is there
         timeout = s.batch_timeout_s if self._last_full else s.batch_idle_timeout_s
         records = self._consume(timeout)
-        self._last_full = len(records) >= s.batch_size
+        self._last_full = len(records) >= s.records_per_batch
         return records
 
     def _consume(self, timeout_s: float) -> list[Any]:
         """consume(), where rebalances run, without the records a rebalance made stale."""
         assert self.consumer is not None
         rebalances = self._stale.rebalances
-        records: list[Any] = self.consumer.consume(self.settings.batch_size, timeout_s)
+        records: list[Any] = self.consumer.consume(self.settings.records_per_batch, timeout_s)
         records, dropped = self._stale.current(records, rebalanced=rebalances != self._stale.rebalances)
         if dropped:
             log.info("stale records dropped", extra={"dropped": dropped, "kept": len(records)})

@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common import config
 from common.config import (
+    AT_LEAST_ONCE_BATCH_SIZE,
+    EXACTLY_ONCE_BATCH_SIZE,
     REPO_ROOT,
     KafkaSettings,
     LocalKafkaSettings,
@@ -73,6 +75,15 @@ def test_known_keywords_and_variables_are_used(monkeypatch: pytest.MonkeyPatch) 
     assert (worker.batch_size, worker.derived_allowed_envs, worker.group_id) == (7, ["prod"], "g")
     assert LocalKafkaSettings().heap == "512m"
     assert KafkaSettings().bootstrap_servers == "kafka:9092"
+    assert (worker.records_per_batch, WorkerSettings(exactly_once=True).records_per_batch) == (7, 7)
+
+
+def test_the_batch_size_defaults_to_the_guarantees_own() -> None:
+    # exactly once waits for each batch's transaction commit, so its batches are larger by default
+    assert WorkerSettings().records_per_batch == AT_LEAST_ONCE_BATCH_SIZE == 2_000
+    assert WorkerSettings(exactly_once=True).records_per_batch == EXACTLY_ONCE_BATCH_SIZE == 10_000
+    with pytest.raises(ValidationError):
+        WorkerSettings(batch_size=0)
 
 
 def test_misspelt_variable_names_the_closest_setting(monkeypatch: pytest.MonkeyPatch) -> None:
