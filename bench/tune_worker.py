@@ -30,14 +30,22 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "fetch back-off 100 ms": {"fetch_queue_backoff_ms": 100},
     "batch 1000": {"batch_size": 1000},
+    "batch 5000": {"batch_size": 5000},
+    "batch 10000": {"batch_size": 10000},
     "python's gc defaults": {"gc_freeze": False, "gc_gen0_threshold": 700},
     "gc freeze, gen0 700": {"gc_gen0_threshold": 700},
     "gc freeze, gen0 100k": {"gc_gen0_threshold": 100_000},
     "gc freeze, gen0 1M": {"gc_gen0_threshold": 1_000_000},
     "no envelope check": {"verify_envelope": False},
     "exactly-once": {"exactly_once": "true"},
+    "exactly-once, batch 2000 (old default)": {
+        "exactly_once": "true",
+        "batch_size": 2000,
+    },
+    "exactly-once, batch 5000": {"exactly_once": "true", "batch_size": 5000},
     "8 batches in flight": {"max_inflight_batches": 8},
     "failure reports only": {"success_reports": False},
+    "failure reports only, 16 in flight": {"success_reports": False, "max_inflight_batches": 16},
 }
 
 
