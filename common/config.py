@@ -330,6 +330,9 @@ class WorkerSettings(RefinerySettings):
     # high threshold makes the same collections rarer (~1/s at 40k records/s); bench/results/NOTES.md §2.
     gc_freeze: bool = True
     gc_gen0_threshold: int = Field(default=1_000_000, ge=100)
+    # Hand freed C-heap memory back to the OS at most this often (glibc malloc_trim; 0: never): after a
+    # backlog burst RSS otherwise stays at its high-water mark (refinery.worker.heap).
+    heap_trim_interval_s: float = Field(default=30.0, ge=0)
     metadata_refresh_ms: int = Field(default=2000, ge=100)
     session_timeout_ms: int = Field(default=10_000, ge=1000)  # how soon a dead worker's partitions move
     stats_interval_s: float = Field(default=5.0, gt=0)

@@ -35,6 +35,7 @@ from refinery.worker.at_least_once import AtLeastOnceCommitter
 from refinery.worker.clients import build_consumer, derived_topics, ensure_internal_topics, producer_factory
 from refinery.worker.committing import WRITES, Committer, CommitterParts, Completion
 from refinery.worker.health import Health
+from refinery.worker.heap import HeapTrimmer
 from refinery.worker.metrics import WorkerMetrics
 from refinery.worker.outcomes import reason_name
 from refinery.worker.retry import Backoff
@@ -124,6 +125,7 @@ class DataPlane:
         self._consumed: dict[PartitionKey, int] = {}  # next offset after the last record taken, per partition
         self._stale = StaleRecordFilter()
         self._kafka_error_at = 0.0
+        self._heap = HeapTrimmer(settings.heap_trim_interval_s)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -301,6 +303,7 @@ class DataPlane:
         committer = self.committer
         assert committer is not None and self.consumer is not None
         committer.service()
+        self._heap.maybe_trim()
         if self._held_records is not None or self._held_batch is not None:
             if self._hold_backoff.due():
                 self._release_held(committer)
