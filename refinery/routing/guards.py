@@ -53,7 +53,7 @@ EnvelopeValues = tuple[str, str, str, str, int, int, int]
 # ... and those values as the serializer writes them (Metadata fields 2-8), for the compiled fast path.
 ExpectedEnvelope = tuple[EnvelopeValues, bytes | None]
 
-try:  # compiled with the package (pyproject.toml `ext-modules`); the upb parse below is the reference
+try:  # compiled with the package (setup.py); the upb parse below is the reference
     from refinery.routing._envelope_fast import check as _canonical_envelope
 except ImportError:  # pragma: no cover - a machine that could not compile it
     _canonical_envelope = None
