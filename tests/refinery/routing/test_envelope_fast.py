@@ -15,15 +15,15 @@ from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.envelope import encode_envelope, make_envelope
 from proto.envelope_pb2 import Envelope, Metadata
 from refinery.routing import guards
+from tests.refinery.worker.worker_harness import record
 
 pytestmark = pytest.mark.skipif(
     not guards.COMPILED_ENVELOPE_CHECK and os.environ.get("CI") != "true",
     reason="the compiled envelope check was not built here (needs a C compiler; `pip install -e .`)",
 )
-VALUES: guards.EnvelopeValues = ("prod", "telemetry", "1234", "match_started", 3, 41, 1)
+VALUES: guards.EnvelopeValues = ("prod", "telemetry", "1234", "match_started", 3, 41, 4)  # 4: raw
 MIDDLE = guards._encoded_fields(VALUES)
 MESSAGE_ID = "0192b3c4-d5e6-7f80-9a1b-2c3d4e5f6a7b"
 
@@ -52,22 +52,11 @@ def envelope(
     message_id: str = MESSAGE_ID,
 ) -> bytes:
     env, source, title, category, version, schema_id, _ = VALUES
-    return encode_envelope(
-        make_envelope(
-            env=env,
-            source=source,
-            title=title,
-            category=category,
-            version=version,
-            schema_id=schema_id,
-            payload_format="avro",
-            payload=payload,
-            producer=producer,
-            attributes=attributes,
-            message_id=message_id,
-            produced_at_ms=produced_at_ms,
-        )
-    )
+    value, _ = record(
+        env, source, title, category, version=version, schema_id=schema_id, attributes=attributes,
+        payload=payload, message_id=message_id, producer=producer, produced_at_ms=produced_at_ms,
+    )  # fmt: skip
+    return value
 
 
 def test_it_is_built_where_ci_runs() -> None:
@@ -106,7 +95,7 @@ def test_valid_but_unusual_envelopes_go_to_the_reference(value: bytes, why: str)
 def test_other_headers_or_broken_bytes_never_pass() -> None:
     value = envelope()
     assert not fast(value, message_id=b"0192b3c4-d5e6-7f80-9a1b-2c3d4e5f6a7c")
-    other = guards._encoded_fields(("prod", "telemetry", "1234", "match_started", 4, 41, 1))
+    other = guards._encoded_fields(("prod", "telemetry", "1234", "match_started", 4, 41, 4))
     assert not fast(value, middle=other)
     passing = [cut for cut in range(len(value)) if fast(value[:cut])]
     assert passing == [len(value) - 303]  # cut before the payload field: a valid envelope without payload
@@ -130,7 +119,7 @@ metadata_fields = st.fixed_dictionaries(
         "category": st.sampled_from(["match_started", "x"]),
         "version": st.sampled_from([3, 0, 4]),
         "schema_id": st.sampled_from([41, -1, 0]),
-        "payload_format": st.sampled_from([1, 0, 2, 7]),
+        "payload_format": st.sampled_from([4, 0, 1, 7]),
         "produced_at_ms": st.integers(-(2**63), 2**63 - 1),
         "producer": text,
         "attributes": st.dictionaries(text, text, max_size=3),

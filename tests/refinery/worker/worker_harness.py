@@ -107,12 +107,14 @@ def record(
     attributes: Mapping[str, str] | None = None,
     payload: bytes = b"payload",
     message_id: str | None = None,
+    producer: str = "tests",
+    produced_at_ms: int | None = None,
 ) -> tuple[bytes, Headers]:
     """An encoded envelope and its headers, as the producer SDK would send them."""
     envelope = make_envelope(
         env=env, source=source, title=title, category=category, version=version, schema_id=schema_id,
-        payload_format="raw", payload=payload, producer="tests", attributes=attributes,
-        message_id=message_id,
+        payload_format="raw", payload=payload, producer=producer, attributes=attributes,
+        message_id=message_id, produced_at_ms=produced_at_ms,
     )  # fmt: skip
     return encode_envelope(envelope), metadata_to_headers(envelope.metadata)
 
