@@ -19,6 +19,16 @@ from producers.schemas import parse_schema
 T = TypeVar("T")
 
 
+class FakeClock:
+    """A clock for code that takes one (`clock=`): `now` moves only when a test moves it."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

@@ -11,18 +11,11 @@ import pytest
 
 from refinery.reconcile.reconciler import Progress, main
 from tests.refinery.worker.worker_harness import record, send
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import FakeClock
 
 
 def test_progress_lines_at_most_once_per_interval() -> None:
-    out, clock = io.StringIO(), Clock()
+    out, clock = io.StringIO(), FakeClock(100.0)
     progress = Progress(5.0, stream=out, clock=clock)
     progress.start_phase("ingest topics", 3)
     progress.read(1000)

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from common.config import WorkerSettings
 from refinery.worker.heap import HeapTrimmer, _glibc_malloc_trim
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import FakeClock
 
 
 def test_it_trims_once_per_interval_and_not_before() -> None:
-    clock, calls = Clock(), []
+    clock, calls = FakeClock(100.0), []
     trimmer = HeapTrimmer(30.0, trim=lambda pad: calls.append(pad) or 1, clock=clock)
     trimmer.maybe_trim()
     clock.now += 29.9
@@ -31,7 +24,7 @@ def test_it_trims_once_per_interval_and_not_before() -> None:
 
 
 def test_an_interval_of_zero_never_trims() -> None:
-    clock, calls = Clock(), []
+    clock, calls = FakeClock(100.0), []
     trimmer = HeapTrimmer(0.0, trim=lambda pad: calls.append(pad) or 1, clock=clock)
     for _ in range(3):
         clock.now += 1000

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from refinery.worker.stale import StaleRecordFilter
+from tests.support import FakeClock
 
 A, B, C = ("in", 0), ("in", 1), ("in", 2)
 
@@ -33,13 +34,6 @@ def recs(key: tuple[str, int], first: int, last: int) -> list[Rec]:
 
 def offsets(records: list[Any]) -> list[tuple[int, int]]:
     return [(r.partition(), r.offset()) for r in records]
-
-
-class Clock:
-    now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_without_a_rebalance_every_record_passes_untouched() -> None:
@@ -84,7 +78,7 @@ def test_records_before_where_the_assignment_starts_are_dropped() -> None:
 
 
 def test_an_unknown_start_keeps_records_and_an_idle_partition_is_forgotten() -> None:
-    clock = Clock()
+    clock = FakeClock()
     f = StaleRecordFilter(window_s=60, clock=clock)
     f.assigned({A: None, B: 5})
     kept, dropped = f.current(recs(A, 0, 1) + recs(B, 5, 6), rebalanced=True)

@@ -11,22 +11,15 @@ import pytest
 from refinery.worker.health import Health
 from refinery.worker.metrics import WorkerMetrics
 from refinery.worker.watchdog import WEDGED_EXIT_CODE, CallWatch
+from tests.support import FakeClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def watched(exit_after_s: float = 30.0) -> tuple[CallWatch, Health, WorkerMetrics, Clock, list[int]]:
+def watched(exit_after_s: float = 30.0) -> tuple[CallWatch, Health, WorkerMetrics, FakeClock, list[int]]:
     metrics = WorkerMetrics()
     health = Health(metrics, stall_after_s=30)
     health.started()
     health.progress()
-    clock, exits = Clock(), []
+    clock, exits = FakeClock(1000.0), []
     watch = CallWatch(
         health, metrics, grace_s=10, exit_after_s=exit_after_s, exit_process=exits.append, clock=clock
     )
