@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 RESTART_CODE = 70  # refinery.worker.watchdog's exit code for "wedged: start me again"
+MAX_RESTARTS = 5  # restarts allowed within WINDOW_S
+WINDOW_S = 300.0
 
 
 class Supervisor:
@@ -29,8 +31,8 @@ class Supervisor:
         argv: Sequence[str],
         *,
         restart_code: int = RESTART_CODE,
-        max_restarts: int = 5,
-        window_s: float = 300.0,
+        max_restarts: int = MAX_RESTARTS,
+        window_s: float = WINDOW_S,
         delay_s: float = 1.0,
         say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
     ) -> None:
@@ -73,9 +75,15 @@ class Supervisor:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="refinery-supervise", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--restart-on", type=int, default=RESTART_CODE, help="exit code that restarts (70)")
-    parser.add_argument("--max-restarts", type=int, default=5, help="restarts allowed per window (5)")
-    parser.add_argument("--window-s", type=float, default=300.0, help="the window, in seconds (300)")
+    parser.add_argument(
+        "--restart-on", type=int, default=RESTART_CODE, help=f"exit code that restarts ({RESTART_CODE})"
+    )
+    parser.add_argument(
+        "--max-restarts", type=int, default=MAX_RESTARTS, help=f"restarts allowed per window ({MAX_RESTARTS})"
+    )
+    parser.add_argument(
+        "--window-s", type=float, default=WINDOW_S, help=f"the window, in seconds ({WINDOW_S:g})"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command and its arguments")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
