@@ -1,4 +1,5 @@
-"""What `Producer.send` returns: one small `DeliveryHandle` per queued record, resolved by the poll thread.
+"""What `Producer.send` returns: one small `DeliveryHandle` per queued record, resolved by the thread that
+serves the producer's delivery reports (its poll thread, or a sending thread: see `producers.producer`).
 
 A `concurrent.futures.Future` per record cost more than the send itself: its Condition, lists and the
 bound delivery callback stay alive until the broker acknowledges, and the cyclic GC walked them again
@@ -10,6 +11,11 @@ handles someone waits on or hooks into. It answers what callers used of the Futu
 
 Every outcome is counted (producer stats and metrics) and every failure logged (the first, then every
 thousandth) before the handle is resolved, so a failure nobody asks about is still seen.
+
+Callers' callbacks run inside librdkafka's poll, and confluent-kafka aborts the whole process when a
+poll (or flush) starts again from inside one (`CallState_get: Assertion 'cs != NULL' failed`). So the
+handle marks its thread while a caller's callback runs (`in_delivery_callback`), and the producer does
+not poll from such a thread (a `send` there waits without serving, `flush` refuses).
 """
 
 from __future__ import annotations
@@ -31,6 +37,13 @@ if TYPE_CHECKING:
     from producers.metrics import ProducerMetrics
 
 log = logging.getLogger(__name__)
+_thread = threading.local()  # .in_callback: this thread runs a caller's delivery callback now
+
+
+def in_delivery_callback() -> bool:
+    """True on a thread that is running a caller's `on_delivery` callback or done-callback."""
+    return getattr(_thread, "in_callback", False)
+
 
 DeliveryCallback = Callable[["DeliveryError | None", "Delivered | None"], None]
 
@@ -122,7 +135,8 @@ class DeliveryHandle:
         return self._error
 
     def add_done_callback(self, fn: Callable[[DeliveryHandle], object]) -> None:
-        """Call `fn(handle)` once the record is resolved (now, if it is); on the poll thread otherwise."""
+        """Call `fn(handle)` once the record is resolved: now, if it is; otherwise on the thread that
+        serves its delivery report."""
         with self._reports.lock:
             if not self._done:
                 if self._hooks is None:
@@ -143,9 +157,9 @@ class DeliveryHandle:
         state = "pending" if not self._done else "failed" if self._error else "delivered"
         return f"<DeliveryHandle {self.message_id} {state}>"
 
-    # --- the poll thread --------------------------------------------------------------------------
+    # --- the thread serving delivery reports ------------------------------------------------------
     def __call__(self, err: KafkaError | None, msg: Message) -> None:
-        """librdkafka's delivery report for this record (runs on the producer's poll thread)."""
+        """librdkafka's delivery report for this record (inside `poll` on the serving thread)."""
         reports = self._reports
         if err is None:
             self._topic = msg.topic() or ""
@@ -173,18 +187,28 @@ class DeliveryHandle:
         if event is not None:
             event.set()
         callback = self._callback
-        if callback is not None:
-            self._callback = None
-            try:
-                callback(self._error, None if err is not None else self.result())
-            except Exception:  # a caller's bug must not stop delivery reports for everyone
-                log.exception("on_delivery callback raised", extra={"message_id": self.message_id})
-        if hooks:
-            self._hooks = None
-            for fn in hooks:
-                self._run_hook(fn)
+        if callback is not None or hooks:
+            self._run_callers(callback, hooks)
 
     # --- internals ----------------------------------------------------------------------------------
+    def _run_callers(
+        self, callback: DeliveryCallback | None, hooks: list[Callable[[DeliveryHandle], object]] | None
+    ) -> None:
+        outer, _thread.in_callback = in_delivery_callback(), True
+        try:
+            if callback is not None:
+                self._callback = None
+                try:
+                    callback(self._error, None if self._error is not None else self.result())
+                except Exception:  # a caller's bug must not stop delivery reports for everyone
+                    log.exception("on_delivery callback raised", extra={"message_id": self.message_id})
+            if hooks:
+                self._hooks = None
+                for fn in hooks:
+                    self._run_hook(fn)
+        finally:
+            _thread.in_callback = outer
+
     def _wait(self, timeout: float | None) -> None:
         with self._reports.lock:
             if self._done:

@@ -50,6 +50,10 @@ class ProducerClosedError(RefineryError):
     """send() was called after close()."""
 
 
+class ProducerUsageError(RefineryError, RuntimeError):
+    """A producer method was called where it cannot run (e.g. `flush()` from a delivery callback)."""
+
+
 class QueueFullError(RefineryError, BufferError):
     """The local send queue stayed full for the whole configured block time (back-pressure)."""
 

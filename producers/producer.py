@@ -27,9 +27,15 @@ Keys: the record key is `key` when given; otherwise the first non-empty payload 
 keys go to the same partition (murmur2, like the Java client), so one match's events stay in order.
 
 Delivery: idempotent (`enable.idempotence`, `acks=all`), compressed, batched by `linger_ms`. Delivery
-reports are served by a background poll thread, which resolves handles and calls `on_delivery`
-callbacks (keep those short). Every failed delivery reaches the handle (DeliveryError), the callback if
-any, the metrics and the log; none is dropped silently. Back-pressure: when the local queue is full,
+reports resolve handles and call `on_delivery` callbacks (keep those short) on the thread that serves
+them: a thread that is sending serves them itself every `SENDS_PER_SERVE` records (as a hand-written
+confluent-kafka loop calls `poll(0)`), and a background poll thread serves them whenever no sender has
+for `SENDER_ACTIVE_S`. Handing each report to a second thread cost more than the report: the poll
+thread takes the GIL back from the busy sender once per report. A callback may call `send` (which then
+waits for room without serving reports) but not `flush`, `poll` or `close` (ProducerUsageError:
+confluent-kafka aborts the process when its poll re-enters from a callback). Every failed delivery
+reaches the handle (DeliveryError), the callback if any, the metrics and the log; none is dropped
+silently. Back-pressure: when the local queue is full,
 `send` serves delivery reports and retries for up to `block_timeout_s`, then raises QueueFullError (a
 BufferError).
 `close()` flushes and raises FlushTimeoutError if records are still undelivered.
@@ -76,6 +82,7 @@ from producers.delivery import (
     DeliveryHandle,
     DeliveryReports,
     ProducerStats,
+    in_delivery_callback,
 )
 from producers.errors import (
     BrokerUnavailableError,
@@ -83,6 +90,7 @@ from producers.errors import (
     FlushTimeoutError,
     InvalidRecordError,
     ProducerClosedError,
+    ProducerUsageError,
     QueueFullError,
     SchemaNotRegisteredError,
 )
@@ -91,6 +99,9 @@ from producers.metrics import ProducerMetrics, default_metrics
 from producers.schemas import ResolvedSchema, SchemaCatalog
 
 log = logging.getLogger(__name__)
+
+SENDS_PER_SERVE = 100  # a sending thread serves the delivery reports waiting every this many records
+SENDER_ACTIVE_S = 0.05  # the poll thread leaves reports to senders that served them this recently
 
 
 @dataclass(slots=True)
@@ -156,6 +167,7 @@ class Producer:
             timeout_s=self.settings.registry_timeout_s * 3,
         )
         self._ready_topics: dict[tuple[str, str], str] = {}  # (env, source) -> ingest topic that exists
+        self._served_at = 0.0  # monotonic time a sending thread last served delivery reports
         self.metrics.watch_queue(self)
         self._closed = False
         self._stop = threading.Event()
@@ -295,7 +307,7 @@ class Producer:
             deadline = deadline if deadline is not None else now + block
             if now >= deadline:
                 raise self.queue_full_error(block)
-            self._producer.poll(0.05)
+            self._serve_reports(0.05)
         return handle
 
     def try_submit(
@@ -325,6 +337,9 @@ class Producer:
             raise
         with self._lock:
             self.stats.queued += 1
+            serve = self.stats.queued % SENDS_PER_SERVE == 0
+        if serve:
+            self._serve_reports(0)
         return handle
 
     def queue_full_error(self, waited_s: float) -> QueueFullError:
@@ -352,11 +367,13 @@ class Producer:
         self._client_errors.clear()
 
     def poll(self, timeout: float = 0) -> int:
-        """Serve delivery reports now (the background thread does this anyway)."""
-        return self._producer.poll(timeout)
+        """Serve delivery reports now (senders and the background thread do this anyway)."""
+        self._refuse_in_callback("poll")
+        return self._serve_reports(timeout)
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every queued record is delivered or failed; FlushTimeoutError if time runs out."""
+        self._refuse_in_callback("flush")
         if self._closed and len(self._producer) == 0:
             return  # nothing can be queued any more (and a released handle refuses flush)
         limit = self.settings.delivery_timeout_ms / 1000 + 5 if timeout is None else timeout
@@ -370,6 +387,7 @@ class Producer:
         """Flush, then stop. Safe to call twice. Raises FlushTimeoutError if records stay undelivered."""
         if self._closed:
             return
+        self._refuse_in_callback("close")
         self._closed = True
         try:
             self.flush(timeout)
@@ -452,9 +470,29 @@ class Producer:
                 return value if isinstance(value, bytes) else str(value).encode()
         return None
 
+    def _serve_reports(self, timeout: float) -> int:
+        """Serve waiting delivery reports on this thread (librdkafka's poll, up to `timeout` s for the
+        first); inside a caller's delivery callback only wait, since poll must not re-enter there."""
+        if in_delivery_callback():
+            if timeout > 0:
+                time.sleep(timeout)
+            return 0
+        self._served_at = time.monotonic()
+        return self._producer.poll(timeout)
+
+    def _refuse_in_callback(self, call: str) -> None:
+        if in_delivery_callback():
+            raise ProducerUsageError(
+                f"{call}() cannot be called from a delivery callback: it would serve delivery reports "
+                "inside one (confluent-kafka aborts the process then); call it after send() returns"
+            )
+
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(0.1)
+            if time.monotonic() - self._served_at < SENDER_ACTIVE_S:
+                self._stop.wait(SENDER_ACTIVE_S)  # a sender serves them: stay off its GIL
+            else:
+                self._producer.poll(0.1)
 
 
 _MAX_TIME_MS = 2**63  # the envelope's produced_at_ms is a uint64; Kafka's timestamp an int64
