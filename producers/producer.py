@@ -516,13 +516,21 @@ def checked_message_id(message_id: object) -> str:
         ) from None
 
 
+_CHECKED_NAMES: set[str] = set()  # attribute names that follow the contract (a producer uses a few)
+_CHECKED_NAMES_MAX = 4096
+
+
 def _check_attributes(attributes: Mapping[str, str]) -> Mapping[str, str]:
     """`attributes` itself (the envelope copies it) once every name follows the contract and every value
-    is a string."""
+    is a string. A name is matched against the contract once, then remembered."""
     for name, value in attributes.items():
-        problem = contract.attribute_name_problem(name)
-        if problem is not None or not isinstance(value, str):
-            raise InvalidRecordError(
-                problem or f"attribute {name!r}: the value must be a string", field="attributes"
-            )
+        if name not in _CHECKED_NAMES:
+            problem = contract.attribute_name_problem(name)
+            if problem is not None:
+                raise InvalidRecordError(problem, field="attributes")
+            if len(_CHECKED_NAMES) >= _CHECKED_NAMES_MAX:
+                _CHECKED_NAMES.clear()
+            _CHECKED_NAMES.add(name)
+        if not isinstance(value, str):
+            raise InvalidRecordError(f"attribute {name!r}: the value must be a string", field="attributes")
     return attributes

@@ -97,6 +97,20 @@ def test_attribute_and_size_errors_name_their_argument(offline: Producer) -> Non
     assert caught.value.field == "record"
 
 
+def test_attribute_names_are_checked_every_time_until_one_passes(offline: Producer) -> None:
+    """Names that passed are remembered; a bad name is refused on every send, and a remembered name
+    still needs a string value."""
+    for _ in range(2):
+        with pytest.raises(InvalidRecordError, match="attribute name 'bad name'"):
+            offline.prepare("1", "c", 1, b"x", attributes={"bad name": "v"})
+        assert offline.prepare("1", "c", 1, b"x", attributes={"good.name": "v"}).headers[-1] == (
+            "attr.good.name",
+            b"v",
+        )
+        with pytest.raises(InvalidRecordError, match=r"'good\.name': the value must be a string"):
+            offline.prepare("1", "c", 1, b"x", attributes={"good.name": 1})  # type: ignore[dict-item]
+
+
 def test_checked_message_id_keeps_canonical_text_as_is() -> None:
     given = new_message_id()
     assert checked_message_id(given) is given
