@@ -89,7 +89,9 @@ def make_envelope(
     md.message_id = message_id
     md.produced_at_ms = now_ms() if produced_at_ms is None else produced_at_ms
     if attributes:
-        md.attributes.update(attributes)
+        fields = md.attributes
+        for name, value in attributes.items():  # half the cost of upb's update (a Python mixin)
+            fields[name] = value
     return envelope
 
 

@@ -277,7 +277,7 @@ class Producer:
             )  # fmt: skip
             # The headers mirror the metadata in the value: they add at most ~512 bytes plus ~16 per
             # attribute beyond its size, so only records near half the limit are counted exactly.
-            rough = 2 * len(value) + len(record_key or b"") + 16 * len(envelope.metadata.attributes) + 512
+            rough = 2 * len(value) + len(record_key or b"") + 16 * len(attributes or ()) + 512
             if rough > MAX_RECORD_BYTES and record_size(record_key, value, headers) > MAX_RECORD_BYTES:
                 raise InvalidRecordError(
                     f"record would be {record_size(record_key, value, headers)} bytes (payload "
