@@ -23,10 +23,11 @@ COPY schema_registry ./schema_registry
 COPY refinery ./refinery
 COPY gateway ./gateway
 COPY setup.py ./
-# a C compiler for the worker's compiled envelope check (setup.py), removed again after the build
+# a C compiler for the worker's compiled envelope check and the SDK's Avro encoder (setup.py), removed
+# again after the build
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && pip install --no-deps . && rm -rf build *.egg-info \
-    && (cd / && python -c "import refinery.routing._envelope_fast") \
+    && (cd / && python -c "import refinery.routing._envelope_fast, producers._avro_encoder") \
     && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 
 # Non-root at run time, in a writable working folder (Faust keeps local state in its cwd). Every service

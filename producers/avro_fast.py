@@ -1,4 +1,12 @@
-"""A fast "certainly valid" check for simple Avro schemas, in front of fastavro's validation.
+"""Fast paths for simple Avro schemas, in front of fastavro's validation and writer.
+
+The compiled encoder (`producers/avro_encoder.c`, built by `pip install -e .`) validates and writes a
+payload in one pass over a plan compiled here from the parsed schema (`compile_encoder`): ~0.5 µs for
+a workload record instead of the check below plus fastavro's writer (~5 µs). It returns the bytes
+fastavro would write, or None when not sure, and the caller then takes the path below. Without a C
+compiler it is missing and only the check below runs.
+
+The check:
 
 fastavro's `validate` walks the parsed schema for every record, looking each type up by name (~5 µs for a
 1 KB workload record, as much as writing it). Event schemas mostly use records of primitives, arrays,
@@ -13,10 +21,18 @@ accepts what fastavro would refuse.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
+try:
+    from producers._avro_encoder import encode as _compiled_encode
+except ImportError:  # built without a C compiler: the check and fastavro's writer do it all
+    _compiled_encode = None
+
 Check = Callable[[Any], bool]
+Encoder = Callable[[Any], bytes | None]  # the payload's Avro bytes, or None: not sure
+COMPILED_AVRO_ENCODER = _compiled_encode is not None
 
 _MISSING = object()
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
@@ -148,3 +164,68 @@ def _record(fields: tuple[tuple[str, Check], ...]) -> Check:
         return True
 
     return record
+
+
+# The compiled encoder's plan: nested tuples (kind, ...), kinds as in avro_encoder.c.
+NULL, BOOLEAN, INT, LONG, FLOAT, DOUBLE, STRING, BYTES, ENUM, FIXED, ARRAY, MAP, RECORD, UNION = range(14)
+_PLAN_PRIMITIVES = {
+    "null": NULL,
+    "boolean": BOOLEAN,
+    "int": INT,
+    "long": LONG,
+    "float": FLOAT,
+    "double": DOUBLE,
+    "string": STRING,
+    "bytes": BYTES,
+}
+# Union branches the encoder picks between like fastavro (the first that validates); a float branch is
+# left out (fastavro prefers a later double), and so are named and complex ones (fastavro weighs
+# records by matching fields, and a string could be an enum symbol).
+_UNION_BRANCHES = frozenset({NULL, BOOLEAN, INT, LONG, DOUBLE, STRING, BYTES})
+
+
+def compile_encoder(schema: Any) -> Encoder | None:
+    """The compiled encoder bound to `schema`'s plan, or None (no compiled encoder, or a schema it
+    does not cover)."""
+    if _compiled_encode is None:
+        return None
+    plan = compile_plan(schema)
+    return None if plan is None else functools.partial(_compiled_encode, plan)
+
+
+def compile_plan(schema: Any) -> tuple[Any, ...] | None:
+    """`schema` (fastavro-parsed) as the compiled encoder's plan, or None when it uses anything the
+    encoder leaves to fastavro (logical types, named references, unions of complex types)."""
+    try:
+        return _plan(schema)
+    except (_Unsupported, KeyError, TypeError):
+        return None
+
+
+def _plan(schema: Any) -> tuple[Any, ...]:
+    if isinstance(schema, list):
+        branches = tuple(_plan(branch) for branch in schema)
+        if not all(branch[0] in _UNION_BRANCHES for branch in branches):
+            raise _Unsupported(schema)
+        return (UNION, branches)
+    if isinstance(schema, str):
+        if schema not in _PLAN_PRIMITIVES:
+            raise _Unsupported(schema)  # a named type referred to by name
+        return (_PLAN_PRIMITIVES[schema],)
+    if not isinstance(schema, dict) or "logicalType" in schema:
+        raise _Unsupported(schema)
+    kind = schema["type"]
+    if isinstance(kind, str) and kind in _PLAN_PRIMITIVES:
+        return (_PLAN_PRIMITIVES[kind],)
+    if kind == "enum":
+        return (ENUM, {symbol: index for index, symbol in enumerate(schema["symbols"])})
+    if kind == "fixed":
+        return (FIXED, int(schema["size"]))
+    if kind == "array":
+        return (ARRAY, _plan(schema["items"]))
+    if kind == "map":
+        return (MAP, _plan(schema["values"]))
+    if kind == "record":
+        fields = schema["fields"]
+        return (RECORD, tuple(f["name"] for f in fields), tuple(_plan(f["type"]) for f in fields))
+    raise _Unsupported(kind)

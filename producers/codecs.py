@@ -11,6 +11,8 @@ confluent-kafka's Avro/Protobuf/JSON serializers here: they always write that pr
 | protobuf message (or dict)  | PROTOBUF        | protobuf        | same message type and field layout   |
 | bytes (bring your own)      | any             | raw             | none: already in the registered form |
 
+An Avro dict is written by the compiled encoder (`producers.avro_fast`) when it can vouch that fastavro
+would accept it and write the same bytes, else validated and written by fastavro itself.
 A dict for a Protobuf schema becomes a message through `producers.protobuf_fast` (the constructor, in C)
 when every value has its field's plain Python type, else through `json_format.ParseDict`.
 
@@ -70,6 +72,11 @@ def _encode_avro(payload: Mapping[str, Any], schema: ResolvedSchema) -> bytes:
             f"(schema id {schema.schema_id})",
             field=unknown[0],
         )
+    encoder = schema.avro_encoder
+    if encoder is not None:
+        data = encoder(payload)  # bytes only where fastavro would accept and write the same
+        if data is not None:
+            return data
     fast_check = schema.avro_fast_check
     try:
         if fast_check is None or not fast_check(payload):  # fast_check True: fastavro would agree

@@ -41,6 +41,7 @@ from common.registry_client import (
     registry_client,
 )
 from common.topics import validate_component, validate_version
+from producers.avro_fast import compile_encoder as compile_avro_encoder
 from producers.avro_fast import compile_fast_check as compile_avro_fast_check
 from producers.errors import (
     RegistryUnavailableError,
@@ -79,6 +80,7 @@ class ResolvedSchema:
     json_validator: Any = field(default=None, repr=False, compare=False)  # jsonschema validator
     json_fast_check: Any = field(default=None, repr=False, compare=False)  # see producers.json_fast
     avro_fast_check: Any = field(default=None, repr=False, compare=False)  # see producers.avro_fast
+    avro_encoder: Any = field(default=None, repr=False, compare=False)  # see producers.avro_fast
     proto: CompiledProto | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -318,7 +320,11 @@ def parse_schema(
             if isinstance(parsed, dict) and parsed.get("type") == "record":
                 fields = frozenset(f["name"] for f in parsed["fields"])
             return dataclasses.replace(
-                base, avro=parsed, avro_fields=fields, avro_fast_check=compile_avro_fast_check(parsed)
+                base,
+                avro=parsed,
+                avro_fields=fields,
+                avro_fast_check=compile_avro_fast_check(parsed),
+                avro_encoder=compile_avro_encoder(parsed),
             )
         if schema_type == "JSON":
             document = json.loads(schema_str)

@@ -15,9 +15,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.refinery-installed
-# again when the package's build inputs change (setup.py compiles the worker's C fast path)
+# again when the package's build inputs change (setup.py compiles the worker's and the SDK's C fast paths)
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
-  || [ refinery/routing/envelope_fast.c -nt "$stamp" ]; then
+  || [ refinery/routing/envelope_fast.c -nt "$stamp" ] || [ producers/avro_encoder.c -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e ".[dev]"
   touch "$stamp"
