@@ -138,7 +138,8 @@ class KafkaHealth:
 
 
 class _Acks:
-    """Counts the delivery reports of one batch (on the producer's poll thread) and wakes the request
+    """Counts the delivery reports of one batch (on whichever thread serves them: the producer's poll
+    thread, or this event loop's thread while it sends) and wakes the request
     once, when the last one is in. The request holds one count per event it may send, plus one, from
     the start (so no report can bring the count to zero while it is still sending), and gives back
     what it did not send in one `release` at the end: no lock per event sent."""
