@@ -101,7 +101,7 @@ from producers.schemas import ResolvedSchema, SchemaCatalog
 log = logging.getLogger(__name__)
 
 SENDS_PER_SERVE = 100  # a sending thread serves the delivery reports waiting every this many records
-SENDER_ACTIVE_S = 0.05  # the poll thread leaves reports to senders that served them this recently
+SENDER_ACTIVE_S = 0.005  # the poll thread leaves reports to senders that served them this recently
 
 
 @dataclass(slots=True)
