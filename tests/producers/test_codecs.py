@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -61,6 +62,20 @@ def test_avro_round_trip_and_errors_name_the_field() -> None:
     with pytest.raises(PayloadValidationError, match="'speed'") as unknown:
         encode_payload({"match_id": "m", "pos": {"x": 1}, "speed": 3}, schema)
     assert unknown.value.field == "speed"
+
+
+def test_avro_payloads_encode_the_same_with_and_without_the_compiled_encoder() -> None:
+    """Where the compiled encoder is missing (no C compiler) or not sure, fastavro writes; the bytes
+    on the wire are the same either way, the defaults included."""
+    schema = parse_schema(7, AVRO, "AVRO")
+    without = dataclasses.replace(schema, avro_encoder=None)
+    for payload in (
+        {"match_id": "m-1", "pos": {"x": 3}, "headshot": True},
+        {"match_id": "m-1", "pos": {"x": 3}},
+    ):
+        assert encode_payload(payload, schema) == encode_payload(payload, without)
+    with pytest.raises(PayloadValidationError, match=r"t\.Pos\.x"):
+        encode_payload({"match_id": "m-1", "pos": {"x": 2**31}}, schema)
 
 
 def test_json_schema_errors_name_the_field_path() -> None:
