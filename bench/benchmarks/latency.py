@@ -134,7 +134,11 @@ def measure(
         # a few seconds at the full rate first: a fresh broker's JIT and first-use paths (new topics and
         # partitions, client metadata) otherwise show up as seconds of latency in the first measured ones
         paced(list(cycle(warmup, int(rate * WARMUP_AT_RATE_S))), send, rate, poll=poll)
+        # then let the contender drain what the warm-up left queued (first-use topic creation can leave
+        # seconds of backlog), so the measured records meet its steady state, not the start-up's tail
         time.sleep(1.0)
+        wait_caught_up(ctx, group, ingest_topics, timeout=ctx.pick(30, 120))
+        reader.wait_quiet(timeout=ctx.pick(30, 120), idle=1.0)
         name = f"latency-{child.name}"
         spied = profiling.spy(child.pid, len(records) / rate, ctx.profile_path(name)) if ctx.profile else None
         machine, process = procs.MachineCpu(), procs.cpu_seconds(child.pid)
@@ -160,6 +164,26 @@ def measure(
         where = {**_stages(ingest_reader, reader, sent_at), **worker}
         ctx.log(f"latency: {child.name} where the time goes: {where}")
     return percentiles([latency for _, latency in timed]), achieved, len(timed), timeline, cpu, where
+
+
+def wait_caught_up(ctx: BenchContext, group: str, topics: list[str], *, timeout: float) -> bool:
+    """Wait until `group` has committed the end of every partition of `topics` as it is now (the
+    contender consumed and finished everything sent so far); False if `timeout` passed first."""
+    ends = ctx.end_offsets(topics)
+    partitions = [confluent_kafka.TopicPartition(topic, p) for topic, p in ends]
+    reader = confluent_kafka.Consumer({**ctx.client_config, "group.id": group, "enable.auto.commit": False})
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            found = reader.committed(partitions, timeout=10)
+            committed = {(tp.topic, tp.partition): tp.offset for tp in found}
+            if all(committed.get(key, -1) >= end for key, end in ends.items()):
+                return True
+            time.sleep(0.2)
+        ctx.log(f"latency: {group} had not caught up with the warm-up after {timeout:.0f}s")
+        return False
+    finally:
+        reader.close()
 
 
 LOW_RATE = 2_000
