@@ -74,7 +74,9 @@ def test_sdk_send_with_a_wrong_bootstrap_names_address_and_cause(dead: str) -> N
     proc = run([sys.executable, "-c", SEND_SCRIPT, dead])
     out = lines(proc)
     assert proc.returncode == 0 and len(out) <= 3, out
-    assert out[-1] == f"BrokerUnavailableError: Kafka at {dead} is unreachable: connection refused"
+    # librdkafka's own one-line warning may land before or after it (its connect attempt runs on its own
+    # thread: under load it came last in 5 of 10 runs, also before issue 14's SDK changes)
+    assert f"BrokerUnavailableError: Kafka at {dead} is unreachable: connection refused" in out, out
     assert all("%3|" not in line for line in out)  # librdkafka's raw stderr log is gone
 
 
