@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from common import headers as h
 from common.errors import TopicNameError
@@ -17,6 +17,7 @@ from common.headers import Headers
 from refinery.dedup.store import Intent, PartitionKey
 from refinery.routing.dlq import DlqReason
 from refinery.routing.guards import RecordGuard, Rejection, topic_env
+from refinery.routing.plan import RoutePlans, route_records
 from refinery.routing.router import RoutingError
 from refinery.worker.metrics import BatchCounts
 
@@ -44,8 +45,10 @@ class SeenLike(Protocol):
     def seen(self, tp: PartitionKey, message_id: bytes) -> bool: ...
 
 
-@dataclass(slots=True)
-class Output:
+class Output(NamedTuple):
+    """One record to write: a consumed record to a derived topic, for a route. A named tuple, so that
+    the compiled routing loop builds it without running Python code."""
+
     topic: str
     record: RecordLike
     route: str
@@ -85,13 +88,27 @@ def route_batch(
     dedup: SeenLike,
     *,
     dlq_unmatched: bool = False,
+    plans: RoutePlans | None = None,
 ) -> RoutedBatch:
-    """Check and route every record of a batch (records with `error()` set are skipped)."""
+    """Check and route every record of a batch (records with `error()` set are skipped). With `plans`
+    (built for this router and guard) and the compiled loop, the records its plans cover are routed
+    in C; every other record, and every record without them, by `_RecordRouter` below (the reference)."""
     batch = RoutedBatch()
-    counts = batch.counts
-    outputs, dead = batch.outputs, batch.dead
-    first, next_ = batch.first_offsets, batch.next_offsets
-    batch_ids = batch.dedup_ids
+    step = _RecordRouter(batch, router, guard, dedup, dlq_unmatched)
+    if plans is not None and route_records is not None and plans.fits(router, guard, dlq_unmatched):
+        counts = batch.counts
+        unmatched = route_records(
+            plans.context, records, step, Output, batch.records, batch.outputs,
+            batch.first_offsets, batch.next_offsets, counts.records_in, counts.origin,
+        )  # fmt: skip
+        counts.unmatched += unmatched  # after the call: the Python path counts into it meanwhile
+        return batch
+    first, next_, taken, records_in = (
+        batch.first_offsets,
+        batch.next_offsets,
+        batch.records,
+        batch.counts.records_in,
+    )
     for record in records:
         if record.error() is not None:
             continue
@@ -100,30 +117,52 @@ def route_batch(
         if tp not in first:
             first[tp] = offset
         next_[tp] = offset + 1
-        batch.records.append(record)
-        counts.records_in[topic] += 1
+        taken.append(record)
+        records_in[topic] += 1
+        step(record, topic, tp)
+    return batch
+
+
+class _RecordRouter:
+    """Checks and routes one record of a batch whose offsets are already noted: its dead letters,
+    its outputs, its counts."""
+
+    __slots__ = ("batch", "dedup", "dlq_unmatched", "guard", "router")
+
+    def __init__(
+        self, batch: RoutedBatch, router: RouterLike, guard: RecordGuard, dedup: SeenLike, dlq_unmatched: bool
+    ) -> None:
+        self.batch = batch
+        self.router = router
+        self.guard = guard
+        self.dedup = dedup
+        self.dlq_unmatched = dlq_unmatched
+
+    def __call__(self, record: RecordLike, topic: str, tp: PartitionKey) -> None:
+        batch = self.batch
+        counts, dead = batch.counts, batch.dead
         try:
-            headers = guard.check(topic, record.value(), record.headers(), record.key())
+            headers = self.guard.check(topic, record.value(), record.headers(), record.key())
         except Rejection as rej:
             dead.append(DeadLetter(record, rej.reason, rej.message, rej.route))
-            continue
+            return
         env = headers[h.ENV]
         counts.origin[(env, headers[h.TITLE], headers[h.CATEGORY])] += 1
         try:
-            destinations: Sequence[Any] = router.route(headers)
+            destinations: Sequence[Any] = self.router.route(headers)
         except RoutingError as exc:
             # the failing route's copy goes to the DLQ; the routes that did resolve still get theirs
             dead.append(DeadLetter(record, DlqReason.ROUTE_ERROR, f"{exc.reason}: {exc}", exc.route))
             destinations = exc.partial
             if not destinations:
-                continue
+                return
         if not destinations:
             counts.unmatched += 1
-            if dlq_unmatched:
+            if self.dlq_unmatched:
                 dead.append(DeadLetter(record, DlqReason.UNMATCHED, "no route matched this record"))
-            continue
+            return
         message_id = headers[h.MESSAGE_ID]
-        seen_ids = batch_ids.get(tp)
+        seen_ids = batch.dedup_ids.get(tp)
         duplicate: bool | None = None  # decided lazily: only routes with dedup on need it
         for dest in destinations:
             name = dest.route
@@ -140,16 +179,15 @@ def route_batch(
                 continue
             if dest.dedup:
                 if duplicate is None:
-                    duplicate = dedup.seen(tp, message_id) or (
+                    duplicate = self.dedup.seen(tp, message_id) or (
                         seen_ids is not None and message_id in seen_ids
                     )
                     if not duplicate:
                         if seen_ids is None:
-                            seen_ids = batch_ids[tp] = {}
+                            seen_ids = batch.dedup_ids[tp] = {}
                         seen_ids[message_id] = None
                 if duplicate:
                     counts.deduplicated[name] += 1
                     continue
                 batch.dedup_topics.add(dest.topic)
-            outputs.append(Output(dest.topic, record, name))
-    return batch
+            batch.outputs.append(Output(dest.topic, record, name))

@@ -46,7 +46,8 @@ _MIRRORED = ((h.ENV, "env"), (h.SOURCE, "source"), (h.TITLE, "title"), (h.CATEGO
              (h.VERSION, "version"), (h.SCHEMA_ID, "schema_id"), (h.FORMAT, "payload_format"))  # fmt: skip
 assert {name for name, _ in _MIRRORED} == set(REQUIRED_HEADERS) - {h.MESSAGE_ID}
 _parse_envelope = Envelope.FromString
-_OTHER_REQUIRED = itemgetter(*(name for name, _ in _MIRRORED))
+COMBINATION_HEADERS = tuple(name for name, _ in _MIRRORED)  # what a cached header combination holds
+_OTHER_REQUIRED = itemgetter(*COMBINATION_HEADERS)
 # What the envelope must hold for one header combination: str fields as text, version, schema id and
 # payload format as int.
 EnvelopeValues = tuple[str, str, str, str, int, int, int]
@@ -100,6 +101,19 @@ class RecordGuard:
         # values of _OTHER_REQUIRED, all valid -> the envelope values they stand for
         self._valid_combos: dict[tuple[bytes, ...], ExpectedEnvelope] = {}
 
+    @property
+    def exact_size_from(self) -> int:
+        """Records whose key and value together exceed this get their exact size counted."""
+        return self._exact_size_from
+
+    @property
+    def verify_envelope(self) -> bool:
+        return self._verify_envelope
+
+    @property
+    def checks_schema_ids(self) -> bool:
+        return self._schema_checker is not None
+
     def check(
         self, topic: str, value: bytes | None, raw_headers: Headers | None, key: bytes | None = None
     ) -> dict[str, bytes]:
@@ -120,13 +134,7 @@ class RecordGuard:
                 headers_dict(raw_headers)  # names the duplicated header
             except HeaderError as exc:
                 raise Rejection(DlqReason.DUPLICATE_HEADER, str(exc)) from None
-        expected = self._check_required(headers)
-        if headers[h.ENV] != topic_env(topic):
-            raise Rejection(
-                DlqReason.ENV_MISMATCH,
-                f"header {h.ENV!r} is {headers[h.ENV].decode()!r} but ingest topic {topic!r} "
-                f"belongs to env {topic_env(topic).decode()!r}",
-            )
+        expected = self.check_headers(topic, headers)
         if self._verify_envelope:
             self._check_envelope(topic, value, headers, expected)
         if self._schema_checker is not None and not self._schema_checker.known(headers[h.SCHEMA_ID]):
@@ -135,6 +143,18 @@ class RecordGuard:
                 f"schema id {headers[h.SCHEMA_ID].decode()} is not registered in the schema registry",
             )
         return headers
+
+    def check_headers(self, topic: str, headers: Mapping[str, bytes]) -> ExpectedEnvelope:
+        """Validate the required headers and their env against the ingest topic's; the envelope values
+        they stand for. The parts of `check` that depend only on the header values."""
+        expected = self._check_required(headers)
+        if headers[h.ENV] != topic_env(topic):
+            raise Rejection(
+                DlqReason.ENV_MISMATCH,
+                f"header {h.ENV!r} is {headers[h.ENV].decode()!r} but ingest topic {topic!r} "
+                f"belongs to env {topic_env(topic).decode()!r}",
+            )
+        return expected
 
     @staticmethod
     def _check_envelope(

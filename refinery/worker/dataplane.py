@@ -30,6 +30,7 @@ from common.errors import RegistryAccessError
 from refinery.dedup.store import DedupChangelog, DedupStore, PartitionKey
 from refinery.routing.batch import RecordLike, RoutedBatch, RouterLike, route_batch
 from refinery.routing.guards import COMPILED_ENVELOPE_CHECK, RecordGuard
+from refinery.routing.plan import COMPILED_ROUTING, RoutePlans
 from refinery.routing.schema_check import SchemaIdChecker
 from refinery.worker.at_least_once import AtLeastOnceCommitter
 from refinery.worker.clients import build_consumer, derived_topics, ensure_internal_topics, producer_factory
@@ -96,6 +97,9 @@ class DataPlane:
         if settings.verify_envelope and not COMPILED_ENVELOPE_CHECK:
             log.warning("the compiled envelope check is not built; every record is parsed (slower). "
                         "Reinstall with a C compiler: pip install -e .")  # fmt: skip
+        if not COMPILED_ROUTING:
+            log.warning("the compiled routing loop is not built; every record is routed in Python "
+                        "(slower). Reinstall with a C compiler: pip install -e .")  # fmt: skip
         self.dedup = DedupStore(
             window_s=settings.dedup_window_s, max_ids_per_partition=settings.dedup_max_ids_per_partition
         )
@@ -126,6 +130,7 @@ class DataPlane:
         self._stale = StaleRecordFilter()
         self._kafka_error_at = 0.0
         self._heap = HeapTrimmer(settings.heap_trim_interval_s)
+        self._plans: RoutePlans | None = None  # of the live router (`refinery.routing.plan`)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -363,9 +368,13 @@ class DataPlane:
         router = self._router_source()
         assert router is not None
         started = time.monotonic()
+        dlq_unmatched = self.settings.dlq_unmatched
+        plans = self._plans
+        if plans is None or plans.router is not router:  # a new route set: new plans
+            plans = self._plans = RoutePlans(router, self.guard, dlq_unmatched=dlq_unmatched)
         try:
             batch = route_batch(
-                records, router, self.guard, committer.seen, dlq_unmatched=self.settings.dlq_unmatched
+                records, router, self.guard, committer.seen, dlq_unmatched=dlq_unmatched, plans=plans
             )
         except RegistryAccessError as exc:  # fail closed: never route what we cannot check
             self._held_records = records

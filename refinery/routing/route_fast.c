@@ -1,0 +1,387 @@
+/* The compiled routing loop of `refinery.routing.batch.route_batch` (see refinery/routing/plan.py).
+ *
+ * route_records(context, records, slow, output_type, taken, outputs, first, next_, records_in, origin)
+ *     -> number of unmatched records
+ *
+ * For every record without error(): note its offsets (first/next per (topic, partition)), keep it in
+ * `taken`, count it per ingest topic. Then, when its plan covers it, route it here: the plan of its
+ * header combination (looked up in context's plan dict by the ingest topic and the values of the plan's
+ * key headers, or built by context's plan function on first sight), the compiled envelope check against
+ * the plan's expected fields, the origin count and one `output_type(topic, record, route)` per
+ * destination. Every other record goes to `slow(record, topic, (topic, partition))`, the Python
+ * reference, which checks and routes it from scratch: when the record is near the size limit, has no
+ * headers, a duplicated header name, an invalid message id, a combination without a plan, or an
+ * envelope the compiled check does not recognise. Nothing is decided here that the plan and the
+ * compiled envelope check did not decide; this file only saves the interpreter's work per record.
+ *
+ * context = (plans: dict, plan: callable(topic, headers) -> plan or None, key_names: tuple of str,
+ *            exact_size_from: int, max_message_id_bytes: int, message_id_name: str,
+ *            envelope_check: callable(value, message_id, middle) -> bool, or None)
+ * plan = (middle: bytes or None (no envelope check), origin: tuple, destinations: tuple of (topic, route))
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+typedef struct {
+    PyObject *plans;
+    PyObject *plan_function;
+    PyObject *key_names;
+    Py_ssize_t exact_size_from;
+    Py_ssize_t max_id_bytes;
+    PyObject *message_id_name;
+    PyObject *envelope_check;
+} Context;
+
+typedef struct {
+    PyObject *error, *topic, *partition, *offset, *value, *key, *headers;
+} Names;
+
+static Names names;
+static PyObject *one;
+
+static int unpack_context(PyObject *tuple, Context *ctx) {
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) != 7) {
+        PyErr_SetString(PyExc_TypeError, "context must be a 7-tuple (see route_fast.c)");
+        return -1;
+    }
+    ctx->plans = PyTuple_GET_ITEM(tuple, 0);
+    ctx->plan_function = PyTuple_GET_ITEM(tuple, 1);
+    ctx->key_names = PyTuple_GET_ITEM(tuple, 2);
+    ctx->exact_size_from = PyLong_AsSsize_t(PyTuple_GET_ITEM(tuple, 3));
+    ctx->max_id_bytes = PyLong_AsSsize_t(PyTuple_GET_ITEM(tuple, 4));
+    ctx->message_id_name = PyTuple_GET_ITEM(tuple, 5);
+    ctx->envelope_check = PyTuple_GET_ITEM(tuple, 6);
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    if (!PyDict_Check(ctx->plans) || !PyTuple_Check(ctx->key_names)) {
+        PyErr_SetString(PyExc_TypeError, "context: plans must be a dict and key_names a tuple");
+        return -1;
+    }
+    if (ctx->envelope_check == Py_None) {
+        ctx->envelope_check = NULL;
+    }
+    return 0;
+}
+
+static PyObject *call_method(PyObject *obj, PyObject *name) {
+    return PyObject_VectorcallMethod(name, &obj, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+/* counter[key] += 1 on a dict (collections.Counter is one) */
+static int count(PyObject *counter, PyObject *key) {
+    PyObject *old = PyDict_GetItemWithError(counter, key);
+    if (old == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *new_value = old == NULL ? PyLong_FromLong(1) : PyNumber_Add(old, one);
+    if (new_value == NULL) {
+        return -1;
+    }
+    int rc = PyDict_SetItem(counter, key, new_value);
+    Py_DECREF(new_value);
+    return rc;
+}
+
+/* `obj or default` for the int-valued Message accessors; a new reference */
+static PyObject *or_zero(PyObject *obj) {
+    if (obj == Py_None) {
+        Py_DECREF(obj);
+        return PyLong_FromLong(0);
+    }
+    return obj;
+}
+
+/* The headers as a dict when every item is a (name, value) 2-tuple and no name repeats; NULL with no
+ * error set otherwise (the reference path then judges the record). */
+static PyObject *headers_dict(PyObject *raw) {
+    if (!PyList_CheckExact(raw)) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(raw);
+    if (n == 0) {
+        return NULL;
+    }
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(raw, i);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2 ||
+            PyDict_SetItem(dict, PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1)) < 0) {
+            PyErr_Clear(); /* e.g. an unhashable name: not ours to judge here */
+            Py_DECREF(dict);
+            return NULL;
+        }
+    }
+    if (PyDict_GET_SIZE(dict) != n) {
+        Py_DECREF(dict);
+        return NULL;
+    }
+    return dict;
+}
+
+/* 1: routed here; 0: take the reference path; -1: an error is set */
+static int route_planned(const Context *ctx, PyObject *record, PyObject *topic, PyObject *output_type,
+                         PyObject *outputs, PyObject *origin_counts, Py_ssize_t *unmatched) {
+    int result = -1;
+    PyObject *value = NULL, *key = NULL, *raw = NULL, *headers = NULL, *plan_key = NULL;
+    if ((value = call_method(record, names.value)) == NULL || (key = call_method(record, names.key)) == NULL) {
+        goto done;
+    }
+    result = 0;
+    if (value != Py_None) {
+        if (!PyBytes_CheckExact(value) || (key != Py_None && !PyBytes_CheckExact(key))) {
+            goto done;
+        }
+        Py_ssize_t size = PyBytes_GET_SIZE(value) + (key == Py_None ? 0 : PyBytes_GET_SIZE(key));
+        if (size > ctx->exact_size_from) {
+            goto done; /* near the limit: the exact size (headers too) is counted by the reference */
+        }
+    }
+    if ((raw = call_method(record, names.headers)) == NULL) {
+        result = -1;
+        goto done;
+    }
+    if ((headers = headers_dict(raw)) == NULL) {
+        goto done;
+    }
+    PyObject *message_id = PyDict_GetItemWithError(headers, ctx->message_id_name); /* borrowed */
+    if (message_id == NULL || !PyBytes_CheckExact(message_id) || PyBytes_GET_SIZE(message_id) == 0 ||
+        PyBytes_GET_SIZE(message_id) > ctx->max_id_bytes) {
+        PyErr_Clear();
+        goto done;
+    }
+    Py_ssize_t n_keys = PyTuple_GET_SIZE(ctx->key_names);
+    if ((plan_key = PyTuple_New(n_keys + 1)) == NULL) {
+        result = -1;
+        goto done;
+    }
+    Py_INCREF(topic);
+    PyTuple_SET_ITEM(plan_key, 0, topic);
+    for (Py_ssize_t i = 0; i < n_keys; i++) {
+        PyObject *found = PyDict_GetItemWithError(headers, PyTuple_GET_ITEM(ctx->key_names, i));
+        if (found == NULL) {
+            if (PyErr_Occurred()) {
+                PyErr_Clear();
+                goto done;
+            }
+            found = Py_None;
+        }
+        Py_INCREF(found);
+        PyTuple_SET_ITEM(plan_key, i + 1, found);
+    }
+    PyObject *plan = PyDict_GetItemWithError(ctx->plans, plan_key); /* borrowed */
+    PyObject *new_plan = NULL;
+    if (plan == NULL) {
+        if (PyErr_Occurred()) { /* an unhashable header value */
+            PyErr_Clear();
+            goto done;
+        }
+        PyObject *args[2] = {topic, headers};
+        if ((new_plan = PyObject_Vectorcall(ctx->plan_function, args, 2, NULL)) == NULL) {
+            result = -1;
+            goto done;
+        }
+        plan = new_plan;
+    }
+    if (plan == Py_None) {
+        Py_XDECREF(new_plan);
+        goto done;
+    }
+    if (!PyTuple_CheckExact(plan) || PyTuple_GET_SIZE(plan) != 3 ||
+        !PyTuple_CheckExact(PyTuple_GET_ITEM(plan, 2))) {
+        Py_XDECREF(new_plan);
+        PyErr_SetString(PyExc_TypeError, "a plan must be (middle, origin, destinations)");
+        result = -1;
+        goto done;
+    }
+    Py_INCREF(plan);
+    Py_XDECREF(new_plan); /* the plan dict holds it too */
+    PyObject *middle = PyTuple_GET_ITEM(plan, 0);
+    if (middle != Py_None) {
+        if (ctx->envelope_check == NULL) {
+            Py_DECREF(plan);
+            goto done;
+        }
+        PyObject *args[3] = {value, message_id, middle};
+        PyObject *ok = PyObject_Vectorcall(ctx->envelope_check, args, 3, NULL);
+        if (ok == NULL) {
+            Py_DECREF(plan);
+            result = -1;
+            goto done;
+        }
+        int accepted = ok == Py_True;
+        Py_DECREF(ok);
+        if (!accepted) {
+            Py_DECREF(plan);
+            goto done; /* the parser decides, and names what is wrong */
+        }
+    }
+    if (count(origin_counts, PyTuple_GET_ITEM(plan, 1)) < 0) {
+        Py_DECREF(plan);
+        result = -1;
+        goto done;
+    }
+    PyObject *destinations = PyTuple_GET_ITEM(plan, 2);
+    Py_ssize_t n_dest = PyTuple_GET_SIZE(destinations);
+    if (n_dest == 0) {
+        (*unmatched)++;
+    }
+    for (Py_ssize_t i = 0; i < n_dest; i++) {
+        PyObject *dest = PyTuple_GET_ITEM(destinations, i);
+        /* a tuple subclass (a named tuple): allocated and filled as tuple.__new__ does for subclasses */
+        PyObject *out = ((PyTypeObject *)output_type)->tp_alloc((PyTypeObject *)output_type, 3);
+        if (out == NULL) {
+            Py_DECREF(plan);
+            result = -1;
+            goto done;
+        }
+        PyObject *dest_topic = PyTuple_GET_ITEM(dest, 0), *route = PyTuple_GET_ITEM(dest, 1);
+        Py_INCREF(dest_topic);
+        Py_INCREF(record);
+        Py_INCREF(route);
+        PyTuple_SET_ITEM(out, 0, dest_topic);
+        PyTuple_SET_ITEM(out, 1, record);
+        PyTuple_SET_ITEM(out, 2, route);
+        int rc = PyList_Append(outputs, out);
+        Py_DECREF(out);
+        if (rc < 0) {
+            Py_DECREF(plan);
+            result = -1;
+            goto done;
+        }
+    }
+    Py_DECREF(plan);
+    result = 1;
+done:
+    Py_XDECREF(value);
+    Py_XDECREF(key);
+    Py_XDECREF(raw);
+    Py_XDECREF(headers);
+    Py_XDECREF(plan_key);
+    return result;
+}
+
+static PyObject *route_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "route_records takes 10 arguments (see route_fast.c)");
+        return NULL;
+    }
+    Context ctx;
+    if (unpack_context(args[0], &ctx) < 0) {
+        return NULL;
+    }
+    PyObject *slow = args[2], *output_type = args[3], *taken = args[4], *outputs = args[5];
+    PyObject *first = args[6], *next = args[7], *records_in = args[8], *origin = args[9];
+    if (!PyType_Check(output_type) || !PyType_IsSubtype((PyTypeObject *)output_type, &PyTuple_Type) ||
+        !PyList_Check(taken) || !PyList_Check(outputs) || !PyDict_Check(first) || !PyDict_Check(next) ||
+        !PyDict_Check(records_in) || !PyDict_Check(origin)) {
+        PyErr_SetString(PyExc_TypeError, "route_records: wrong argument types (see route_fast.c)");
+        return NULL;
+    }
+    PyObject *iterator = PyObject_GetIter(args[1]);
+    if (iterator == NULL) {
+        return NULL;
+    }
+    Py_ssize_t unmatched = 0;
+    PyObject *record, *tp = NULL;
+    while ((record = PyIter_Next(iterator)) != NULL) {
+        PyObject *error = NULL, *topic = NULL, *partition = NULL, *offset = NULL, *next_offset = NULL;
+        int ok = 0;
+        if ((error = call_method(record, names.error)) == NULL) {
+            goto next_record;
+        }
+        if (error != Py_None) {
+            ok = 1;
+            goto next_record;
+        }
+        if ((topic = call_method(record, names.topic)) == NULL ||
+            (partition = call_method(record, names.partition)) == NULL ||
+            (offset = call_method(record, names.offset)) == NULL) {
+            goto next_record;
+        }
+        if (topic == Py_None || !PyObject_IsTrue(topic)) {
+            Py_SETREF(topic, PyUnicode_FromString(""));
+        }
+        if (topic == NULL || (partition = or_zero(partition)) == NULL || (offset = or_zero(offset)) == NULL) {
+            goto next_record;
+        }
+        /* records come in runs of one partition: reuse the key of the previous record when it is the same */
+        if (tp == NULL || PyObject_RichCompareBool(PyTuple_GET_ITEM(tp, 0), topic, Py_EQ) != 1 ||
+            PyObject_RichCompareBool(PyTuple_GET_ITEM(tp, 1), partition, Py_EQ) != 1) {
+            PyErr_Clear();
+            Py_XDECREF(tp);
+            if ((tp = PyTuple_Pack(2, topic, partition)) == NULL) {
+                goto next_record;
+            }
+            int known = PyDict_Contains(first, tp);
+            if (known < 0 || (!known && PyDict_SetItem(first, tp, offset) < 0)) {
+                goto next_record;
+            }
+        }
+        if ((next_offset = PyNumber_Add(offset, one)) == NULL || PyDict_SetItem(next, tp, next_offset) < 0 ||
+            PyList_Append(taken, record) < 0 || count(records_in, topic) < 0) {
+            goto next_record;
+        }
+        int routed = route_planned(&ctx, record, topic, output_type, outputs, origin, &unmatched);
+        if (routed == 0) {
+            PyObject *slow_args[3] = {record, topic, tp};
+            PyObject *done = PyObject_Vectorcall(slow, slow_args, 3, NULL);
+            if (done == NULL) {
+                goto next_record;
+            }
+            Py_DECREF(done);
+        } else if (routed < 0) {
+            goto next_record;
+        }
+        ok = 1;
+    next_record:
+        Py_XDECREF(error);
+        Py_XDECREF(topic);
+        Py_XDECREF(partition);
+        Py_XDECREF(offset);
+        Py_XDECREF(next_offset);
+        Py_DECREF(record);
+        if (!ok) {
+            Py_XDECREF(tp);
+            Py_DECREF(iterator);
+            return NULL;
+        }
+    }
+    Py_XDECREF(tp);
+    Py_DECREF(iterator);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyLong_FromSsize_t(unmatched);
+}
+
+static PyMethodDef methods[] = {
+    {"route_records", (PyCFunction)(void (*)(void))route_records, METH_FASTCALL,
+     "route_records(context, records, slow, output_type, taken, outputs, first, next_, records_in, origin)"
+     " -> unmatched count (see refinery/routing/route_fast.c)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_route_fast", "Compiled routing loop of the worker (refinery/routing/plan.py).", -1,
+    methods,
+};
+
+PyMODINIT_FUNC PyInit__route_fast(void) {
+    PyObject **slots[] = {&names.error, &names.topic, &names.partition, &names.offset,
+                          &names.value, &names.key,   &names.headers};
+    const char *texts[] = {"error", "topic", "partition", "offset", "value", "key", "headers"};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        if ((*slots[i] = PyUnicode_InternFromString(texts[i])) == NULL) {
+            return NULL;
+        }
+    }
+    if ((one = PyLong_FromLong(1)) == NULL) {
+        return NULL;
+    }
+    return PyModule_Create(&module);
+}
