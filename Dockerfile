@@ -27,7 +27,7 @@ COPY setup.py ./
 # again after the build
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && pip install --no-deps . && rm -rf build *.egg-info \
-    && (cd / && python -c "import refinery.routing._envelope_fast, producers._avro_encoder") \
+    && (cd / && python -c "import refinery.routing._envelope_fast, refinery.routing._route_fast, refinery.worker._write_fast, producers._avro_encoder") \
     && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 
 # Non-root at run time, in a writable working folder (Faust keeps local state in its cwd). Every service

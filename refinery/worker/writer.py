@@ -23,6 +23,12 @@ from refinery.routing.batch import Output, RecordLike, RoutedBatch
 from refinery.routing.dlq import DlqReason, dlq_headers, fit_dead_letter
 from refinery.worker.outcomes import Outcome, classify
 
+try:  # compiled with the package (setup.py); the Python loop in `BatchWriter.write` is the reference
+    from refinery.worker._write_fast import produce_outputs
+except ImportError:  # pragma: no cover - a machine that could not compile it
+    produce_outputs = None
+COMPILED_WRITES = produce_outputs is not None
+
 log = logging.getLogger(__name__)
 DeliveryCallback = Callable[[Any, Any], None]
 DeadSent = dict[tuple[Any, Any], Any]
@@ -93,44 +99,66 @@ class BatchWriter:
         Raises TransientWriteError before producing anything when a derived topic cannot be created
         now. Dead letters written are noted in `dead_sent` ((key, value) -> headers), for a resend."""
         self.prepare_topics(batch)
-        rejected, refused = batch.rejected, self._refused
         routed = batch.counts.routed
         routed.clear()  # counted per attempt: a transaction may write the batch again after an abort
         batch.counts.dlq.clear()
-        produce = self.producer.produce
-        sent = 0
-        for index, out in enumerate(batch.outputs):
-            topic = out.topic
-            if rejected or refused:
-                why = self._refusal(batch, index, topic)
-                if why is not None:
-                    self.dead_letter(batch, out.record, why[0], why[1], out.route, on_delivery, dead_sent)
-                    sent += 1
-                    continue
-            record = out.record
-            try:
-                produce(
-                    topic, record.value(), record.key(), headers=record.headers(), on_delivery=on_delivery
-                )
-            except BufferError:
-                self.produce(topic, record.value(), record.key(), record.headers(), on_delivery)
-            except KafkaException as exc:  # refused at once by the client (e.g. a local size check)
-                if classify(exc.args[0]) is not Outcome.PERMANENT:
-                    raise
-                reason = rejected[index] = f"Kafka refused the output to {topic!r}: {exc.args[0]}"
-                self.dead_letter(
-                    batch, record, DlqReason.OUTPUT_REJECTED, reason, out.route, on_delivery, dead_sent
-                )
-                sent += 1
-                continue
-            sent += 1
-            routed[out.route] += 1
+        outputs = batch.outputs
+        if produce_outputs is not None and not batch.rejected and not self._refused:
+            index, produce = 0, self.producer.produce
+            while index < len(outputs):  # compiled: stops at an output whose produce raised
+                index, error = produce_outputs(produce, outputs, index, on_delivery, routed)
+                if error is not None:
+                    self._output_failed(batch, index, error, on_delivery, dead_sent)
+                    index += 1
+        else:  # the reference, and what a batch with refused outputs or topics takes
+            for index in range(len(outputs)):
+                self._write_output(batch, index, on_delivery, dead_sent)
         for dead in batch.dead:
             self.dead_letter(
                 batch, dead.record, dead.reason, dead.message, dead.route, on_delivery, dead_sent
             )
-            sent += 1
-        return sent
+        return len(outputs) + len(batch.dead)  # each output is produced or written as a dead letter
+
+    def _write_output(
+        self, batch: RoutedBatch, index: int, on_delivery: DeliveryCallback, dead_sent: DeadSent | None
+    ) -> None:
+        out = batch.outputs[index]
+        topic = out.topic
+        if batch.rejected or self._refused:
+            why = self._refusal(batch, index, topic)
+            if why is not None:
+                self.dead_letter(batch, out.record, why[0], why[1], out.route, on_delivery, dead_sent)
+                return
+        record = out.record
+        try:
+            self.producer.produce(
+                topic, record.value(), record.key(), headers=record.headers(), on_delivery=on_delivery
+            )
+        except (BufferError, KafkaException) as exc:
+            self._output_failed(batch, index, exc, on_delivery, dead_sent)
+            return
+        batch.counts.routed[out.route] += 1
+
+    def _output_failed(
+        self,
+        batch: RoutedBatch,
+        index: int,
+        exc: BaseException,
+        on_delivery: DeliveryCallback,
+        dead_sent: DeadSent | None,
+    ) -> None:
+        """An output's produce raised: wait for room in the local queue and produce it, dead-letter it
+        when the client refused it for good (e.g. a local size check), raise anything else."""
+        out = batch.outputs[index]
+        record = out.record
+        if isinstance(exc, BufferError):
+            self.produce(out.topic, record.value(), record.key(), record.headers(), on_delivery)
+            batch.counts.routed[out.route] += 1
+            return
+        if not isinstance(exc, KafkaException) or classify(exc.args[0]) is not Outcome.PERMANENT:
+            raise exc
+        reason = batch.rejected[index] = f"Kafka refused the output to {out.topic!r}: {exc.args[0]}"
+        self.dead_letter(batch, record, DlqReason.OUTPUT_REJECTED, reason, out.route, on_delivery, dead_sent)
 
     def _refusal(self, batch: RoutedBatch, index: int, topic: str) -> tuple[DlqReason, str] | None:
         why = batch.rejected.get(index)
