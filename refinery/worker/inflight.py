@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError
 
@@ -25,26 +25,51 @@ from refinery.routing.batch import RoutedBatch
 from refinery.worker.retry import Backoff
 
 
-class BatchTracker:
-    """Delivery bookkeeping of one produced batch."""
+class _DeliveryCounter:
+    """Counts a batch's delivery reports down and keeps its failures: the reference of the compiled
+    `DeliveryCounter` (refinery/worker/write_fast.c), which spares a Python frame per report."""
 
-    __slots__ = ("_index", "backoff", "batch", "dead_sent", "failures", "left", "resend", "started")
+    __slots__ = ("failures", "left")
+
+    def __init__(self) -> None:
+        self.left = 0  # records written and not yet reported
+        self.failures: list[tuple[KafkaError, Any]] = []
+
+    def __call__(self, err: KafkaError | None, msg: Any) -> None:
+        self.left -= 1
+        if err is not None:
+            self.failures.append((err, msg))
+
+
+if TYPE_CHECKING:  # the compiled class has the same attributes and call
+    DeliveryCounter = _DeliveryCounter
+else:
+    try:  # compiled with the package (setup.py)
+        from refinery.worker._write_fast import DeliveryCounter
+    except ImportError:  # pragma: no cover - a machine that could not compile it
+        DeliveryCounter = _DeliveryCounter
+COMPILED_DELIVERY_COUNTER = DeliveryCounter is not _DeliveryCounter
+
+
+class BatchTracker(DeliveryCounter):
+    """Delivery bookkeeping of one produced batch. The tracker is its records' delivery callback
+    (`on_delivery`): `left` counts the records produced and neither reported nor settled since (it
+    may dip below 0 while producing), `failures` holds (error, the failed message) not yet handled."""
+
+    __slots__ = ("_index", "backoff", "batch", "dead_sent", "resend", "started")
 
     def __init__(self, batch: RoutedBatch, started: float, backoff: Backoff) -> None:
+        super().__init__()
         self.batch = batch
         self.started = started
-        # records produced and neither reported nor settled since (may dip below 0 while producing)
-        self.left = 0
-        self.failures: list[tuple[KafkaError, Any]] = []  # (error, the failed message) not yet handled
         self.resend: list[tuple[str, Any]] = []  # ("output", index) / ("dead", (key, value)) awaiting resend
         self.dead_sent: dict[tuple[Any, Any], Any] = {}  # dead letters written: (key, value) -> headers
         self.backoff = backoff
         self._index: dict[tuple[Any, Any, Any], list[int]] | None = None
 
-    def on_delivery(self, err: KafkaError | None, msg: Any) -> None:
-        self.left -= 1
-        if err is not None:
-            self.failures.append((err, msg))
+    @property
+    def on_delivery(self) -> BatchTracker:
+        return self
 
     def settled(self) -> None:
         """The producer has nothing outstanding and its reports were served: every record written so

@@ -1,4 +1,5 @@
-/* The compiled produce loop of `refinery.worker.writer.BatchWriter.write`.
+/* The compiled produce loop of `refinery.worker.writer.BatchWriter.write`, and the delivery counter its
+ * records report to (`DeliveryCounter`, the base of `refinery.worker.inflight.BatchTracker`).
  *
  * produce_outputs(produce, outputs, start, on_delivery, routed) -> (index, exception or None)
  *
@@ -12,6 +13,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 static PyObject *s_value, *s_key, *s_headers, *kwnames, *one;
 
@@ -104,6 +106,85 @@ static PyObject *produce_outputs(PyObject *module, PyObject *const *args, Py_ssi
     return Py_BuildValue("(nO)", PyList_GET_SIZE(outputs), Py_None);
 }
 
+
+/* DeliveryCounter: called by confluent-kafka with (error, message) for each record reported. `left`
+ * counts down; a failure is kept in `failures` as (error, message). The same as the Python class in
+ * refinery/worker/inflight.py, without a Python frame per delivery report. */
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t left;
+    PyObject *failures;
+} DeliveryCounter;
+
+static int counter_init(DeliveryCounter *self, PyObject *args, PyObject *kwargs) {
+    if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "DeliveryCounter() takes no arguments");
+        return -1;
+    }
+    self->left = 0;
+    Py_XSETREF(self->failures, PyList_New(0));
+    return self->failures == NULL ? -1 : 0;
+}
+
+static PyObject *counter_call(DeliveryCounter *self, PyObject *args, PyObject *kwargs) {
+    if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) != 2 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "a delivery report is (error, message)");
+        return NULL;
+    }
+    self->left--;
+    if (PyTuple_GET_ITEM(args, 0) != Py_None) {
+        if (self->failures == NULL || !PyList_Check(self->failures)) {
+            PyErr_SetString(PyExc_TypeError, "DeliveryCounter.failures must be a list");
+            return NULL;
+        }
+        if (PyList_Append(self->failures, args) < 0) { /* (error, message) */
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static int counter_traverse(DeliveryCounter *self, visitproc visit, void *arg) {
+    Py_VISIT(self->failures);
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+static int counter_clear(DeliveryCounter *self) {
+    Py_CLEAR(self->failures);
+    return 0;
+}
+
+static void counter_dealloc(DeliveryCounter *self) {
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    counter_clear(self);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
+}
+
+static PyMemberDef counter_members[] = {
+    {"left", T_PYSSIZET, offsetof(DeliveryCounter, left), 0, "records written and not yet reported"},
+    {"failures", T_OBJECT_EX, offsetof(DeliveryCounter, failures), 0, "(error, message) of failed records"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot counter_slots[] = {
+    {Py_tp_init, counter_init},
+    {Py_tp_call, counter_call},
+    {Py_tp_traverse, counter_traverse},
+    {Py_tp_clear, counter_clear},
+    {Py_tp_dealloc, counter_dealloc},
+    {Py_tp_members, counter_members},
+    {Py_tp_doc, "Counts a batch's delivery reports down and keeps its failures (refinery/worker/write_fast.c)."},
+    {0, NULL},
+};
+
+static PyType_Spec counter_spec = {
+    "refinery.worker._write_fast.DeliveryCounter", sizeof(DeliveryCounter), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC, counter_slots,
+};
+
 static PyMethodDef methods[] = {
     {"produce_outputs", (PyCFunction)(void (*)(void))produce_outputs, METH_FASTCALL,
      "produce_outputs(produce, outputs, start, on_delivery, routed) -> (index, exception or None) "
@@ -122,5 +203,15 @@ PyMODINIT_FUNC PyInit__write_fast(void) {
         (kwnames = Py_BuildValue("(ss)", "headers", "on_delivery")) == NULL || (one = PyLong_FromLong(1)) == NULL) {
         return NULL;
     }
-    return PyModule_Create(&module);
+    PyObject *mod = PyModule_Create(&module);
+    if (mod == NULL) {
+        return NULL;
+    }
+    PyObject *counter_type = PyType_FromSpec(&counter_spec);
+    if (counter_type == NULL || PyModule_AddObject(mod, "DeliveryCounter", counter_type) < 0) {
+        Py_XDECREF(counter_type);
+        Py_DECREF(mod);
+        return NULL;
+    }
+    return mod;
 }

@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from common.config import WorkerSettings
 from refinery.routing.batch import Output, RoutedBatch
 from refinery.routing.dlq import DlqReason
+from refinery.worker import inflight
 from refinery.worker import writer as writer_module
+from refinery.worker.retry import Backoff
 from refinery.worker.writer import BatchWriter
 from tests.refinery.worker.test_committers import FakeRecord, FakeTopics
 
@@ -108,3 +110,32 @@ def test_a_refused_output_becomes_a_dead_letter_and_the_rest_goes_on(monkeypatch
     assert routed == {"route-0": 1, "route-2": 1}
     assert dlq == {DlqReason.OUTPUT_REJECTED.value: 1}
     assert list(rejected) == [1]
+
+
+@settings(max_examples=100, deadline=None)
+@given(reports=st.lists(st.booleans(), max_size=30), extra=st.integers(0, 5))
+def test_the_compiled_delivery_counter_counts_like_the_python_one(reports: list[bool], extra: int) -> None:
+    assert inflight.COMPILED_DELIVERY_COUNTER
+    counters = [inflight.DeliveryCounter(), inflight._DeliveryCounter()]
+    error = KafkaError(KafkaError._MSG_TIMED_OUT)
+    for counter in counters:
+        counter.left += len(reports) + extra  # as the committers add what they produced
+        for i, failed in enumerate(reports):
+            counter(error if failed else None, f"message {i}")
+    compiled, reference = counters
+    assert compiled.left == reference.left == extra
+    assert compiled.failures == reference.failures
+    assert [m for _, m in compiled.failures] == [f"message {i}" for i, failed in enumerate(reports) if failed]
+
+
+def test_a_batch_tracker_is_its_records_delivery_callback() -> None:
+    tracker = inflight.BatchTracker(RoutedBatch(), 0.0, Backoff(initial_s=0.1, max_s=1.0, max_attempts=3))
+    assert tracker.on_delivery is tracker and isinstance(tracker, inflight.DeliveryCounter)
+    tracker.left = 2
+    tracker(None, "m1")
+    tracker(KafkaError(KafkaError._MSG_TIMED_OUT), "m2")
+    assert tracker.reported and not tracker.done and [m for _, m in tracker.failures] == ["m2"]
+    tracker.failures = []
+    assert tracker.done
+    with pytest.raises(TypeError):
+        tracker(None)  # a delivery report is (error, message)
