@@ -94,6 +94,12 @@ class AtLeastOnceCommitter(CommitterBase):
             self._health.report(WRITES, "running")
         self._commit()
 
+    def wait(self, timeout_s: float) -> None:
+        if self._settings.success_reports:
+            self._writer.producer.poll(timeout_s)
+        else:  # batches complete once the producer has nothing outstanding: flush sends without linger
+            self._writer.producer.flush(timeout_s)
+
     def drain(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         while len(self._inflight) and time.monotonic() < deadline:

@@ -59,6 +59,10 @@ class CommitterBase:
         self._metrics = parts.metrics
         self._watch = parts.watch
 
+    def wait(self, timeout_s: float) -> None:
+        """The loop holds a batch: serve delivery reports for at most `timeout_s`."""
+        self._writer.producer.poll(timeout_s)
+
 
 class Committer(Protocol):
     @property
@@ -85,6 +89,11 @@ class Committer(Protocol):
 
     def service(self) -> None:
         """Serve delivery reports; deal with failed records; complete and commit finished batches."""
+        ...
+
+    def wait(self, timeout_s: float) -> None:
+        """The loop holds a batch (no room, or a write being retried): wait at most `timeout_s` for
+        delivery reports to make room."""
         ...
 
     def drain(self, timeout_s: float) -> bool:

@@ -50,6 +50,7 @@ HOLD = "held batch"  # the Health source names of the loop's own troubles
 KAFKA = "kafka"
 PAUSE_CONSUMER_AFTER_S = 0.5  # holding longer than this pauses the partitions (keeps group membership)
 HOLD_POLL_S = 0.05
+HOLD_WAIT_S = 0.005  # a held loop waits this long for delivery reports between looks at its batch
 COMMITTED_TIMEOUT_S = 10.0
 # idle counts as progress only when the consumer reported no error this long (librdkafka reconnects at
 # most every 10 s: reconnect.backoff.max.ms), so a broker outage shows as `retrying`, then as a stall
@@ -439,7 +440,7 @@ class DataPlane:
     def _hold(self) -> None:
         """Wait a moment without taking new records. Past `PAUSE_CONSUMER_AFTER_S` the partitions are
         paused and the consumer is polled, so the worker stays in its group however long this lasts."""
-        assert self.consumer is not None and self.writer is not None
+        assert self.consumer is not None and self.committer is not None
         now = time.monotonic()
         if self._holding_since is None:
             self._holding_since = now
@@ -451,7 +452,7 @@ class DataPlane:
                     self._backlog.append(record)
                     self._consumed[(record.topic(), record.partition())] = record.offset() + 1
         else:
-            self.writer.producer.poll(0.005)
+            self.committer.wait(HOLD_WAIT_S)
 
     def _stop_holding(self) -> None:
         self._holding_since = None
