@@ -1,13 +1,13 @@
 """The compiled part of the package; everything else is declared in pyproject.toml.
 
-`refinery.routing._envelope_fast` is the worker's envelope fast path (`refinery/routing/guards.py` falls
-back to the pure-Python check, the reference, when it is missing); `refinery.routing._route_fast` its
-routing loop (`refinery/routing/plan.py`; `route_batch` routes in Python without it) and
-`refinery.worker._write_fast` its produce loop (`BatchWriter.write` loops in Python without it); `producers._avro_encoder` the SDK's
-Avro fast path (`producers/avro_fast.py`: fastavro's validation and writer stay the reference).
+Fast paths, each with a Python version that stays the reference and runs when it is missing:
+`refinery.routing._envelope_fast`, the worker's envelope check (`refinery/routing/guards.py`);
+`refinery.routing._route_fast`, its routing loop (`refinery/routing/plan.py`, `route_batch`);
+`refinery.worker._write_fast`, its produce loop and delivery counter (`BatchWriter.write`,
+`refinery/worker/inflight.py`); `producers._avro_encoder`, the SDK's Avro writer
+(`producers/avro_fast.py`: fastavro's validation and writer stay the reference).
 `optional`: a machine without a C compiler still installs the package; CI, which measures what
-production runs, requires both (tests/refinery/routing/test_envelope_fast.py,
-tests/producers/test_avro_encoder.py).
+production runs, requires them (the `test_it_is_built_where_ci_runs` tests).
 """
 
 from setuptools import Extension, setup

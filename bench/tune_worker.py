@@ -45,8 +45,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "exactly-once, batch 5000": {"exactly_once": "true", "batch_size": 5000},
     "exactly-once, batch 20000": {"exactly_once": "true", "batch_size": 20000},
     "8 batches in flight": {"max_inflight_batches": 8},
-    "failure reports only": {"success_reports": False},
-    "failure reports only, 16 in flight": {"success_reports": False, "max_inflight_batches": 16},
+    "success reports (the default before issue 14's fifth round)": {"success_reports": True},
+    "16 batches in flight": {"max_inflight_batches": 16},
 }
 
 

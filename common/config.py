@@ -286,12 +286,13 @@ class WorkerSettings(RefinerySettings):
     batch_idle_timeout_s: float = Field(default=0.005, gt=0)  # ... after a partial one (live feed: latency)
     max_inflight_batches: int = Field(default=4, ge=1)  # at-least-once: produced, awaiting acks/commit
     commit_interval_s: float = Field(default=0.1, ge=0)  # at-least-once: async commits at most this often
-    # At-least-once: a delivery report per acknowledged record, so each batch completes as soon as its
-    # own records are acknowledged. Off, the producer reports failures only and batches complete when it
-    # has nothing outstanding: no report per record, but the loop then waits for the slowest
-    # acknowledgement of everything written. Measured (bench/results/NOTES.md §2): ~10 % less CPU per
-    # record at full load and the same rate there, but a live feed's batches complete seconds later.
-    success_reports: bool = True
+    # At-least-once: the producer reports failed records only, and batches complete when it has nothing
+    # outstanding (a held loop flushes, so that drain takes no linger). On, a delivery report per
+    # acknowledged record completes each batch on its own, at ~2 us of CPU per input record (confluent-kafka
+    # builds a Message per report). Measured (bench/results/NOTES.md §2, fifth round): off 1.07x the
+    # hand-written router's CPU per input against 1.17x on, the same rate; latency at 2k and 10k msg/s
+    # within the runs' noise either way (the seconds measured once on a saturated box did not come back).
+    success_reports: bool = False
     # Failure policy (refinery.worker.outcomes): librdkafka retries transient errors itself for
     # message_timeout_ms; records still failing are sent again (only those) after a jittered backoff
     # from retry_initial_backoff_s doubling to retry_max_backoff_s, at most retry_max_attempts times;

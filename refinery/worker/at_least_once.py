@@ -2,9 +2,9 @@
 
 Batches are pipelined: each record carries its batch's delivery callback (`refinery.worker.inflight`,
 served by `poll()`), the loop keeps consuming and producing while earlier batches deliver (at most
-`max_inflight_batches`); a batch is acknowledged once each of its records reported, or (also without
-success reports, `success_reports=false`) once the producer had nothing outstanding after it was
-written and none of its records reported a failure; the leading fully acknowledged
+`max_inflight_batches`); a batch is acknowledged once the producer had nothing outstanding after it
+was written and none of its records reported a failure (the producer reports failures only, by
+default), or once each of its records reported (`success_reports=true`); the leading fully acknowledged
 batches get their dedup ids recorded and their offsets committed asynchronously (at most every
 `commit_interval_s`), in consume order.
 

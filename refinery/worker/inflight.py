@@ -1,15 +1,15 @@
 """At-least-once pipelining: batches whose records are produced but not yet all acknowledged.
 
 Each produced batch gets a `BatchTracker`; every record written for it (outputs and dead letters)
-carries the tracker's `on_delivery`, served by `Producer.poll()`: a report per record (the default,
-`success_reports`), or per failed record only (`delivery.report.only.error`), when success is known per
-producer, not per record: when the producer has nothing outstanding after its reports were served
-(`Inflight.settle`), every record written so far was acknowledged or has reported its failure (this
-holds in both modes). A batch is complete when every record written for it is known acknowledged one
-of those ways and none of them failed. A failed
-record is kept with its error (`failures`), so that exactly that record is dealt with (dead-lettered,
-or sent again), never the whole batch. Batches complete in consume order (`Inflight.pop_done` stops at
-the first unfinished one), so the offsets committed are always those of fully acknowledged batches.
+carries the tracker as its `on_delivery`, served by `Producer.poll()`: a report per failed record only
+(the default, `delivery.report.only.error`), or per record (`success_reports`). Without success
+reports, success is known per producer, not per record: when the producer has nothing outstanding
+after its reports were served (`Inflight.settle`), every record written so far was acknowledged or has
+reported its failure (this holds in both modes). A batch is complete when every record written for it
+is known acknowledged one of those ways and none of them failed. A failed record is kept with its error
+(`failures`), so that exactly that record is dealt with (dead-lettered, or sent again), never the whole
+batch. Batches complete in consume order (`Inflight.pop_done` stops at the first unfinished one), so
+the offsets committed are always those of fully acknowledged batches.
 """
 
 from __future__ import annotations
