@@ -15,7 +15,7 @@ the offsets committed are always those of fully acknowledged batches.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError
@@ -139,7 +139,7 @@ class PendingDedup:
     """The dedup store as seen by the next batch: ids already recorded, plus the ids of batches still
     in flight (recorded only once acknowledged, but a resend in the next batch is still a duplicate)."""
 
-    def __init__(self, store: DedupStore, inflight: Inflight) -> None:
+    def __init__(self, store: DedupStore, inflight: Iterable[BatchTracker]) -> None:
         self._store = store
         self._inflight = inflight
 

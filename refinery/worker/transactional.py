@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from refinery.routing.batch import RoutedBatch
 from refinery.worker.clients import INIT_TRANSACTIONS_TIMEOUT_S
 from refinery.worker.committing import WRITES, CommitterBase, CommitterParts
-from refinery.worker.inflight import BatchTracker
+from refinery.worker.inflight import BatchTracker, PendingDedup
 from refinery.worker.outcomes import Outcome, classify, reason_name
 from refinery.worker.retry import Backoff
 from refinery.worker.writer import TransientWriteError
@@ -60,22 +61,38 @@ def _resumable(exc: KafkaException) -> KafkaError | None:
     return None
 
 
+class _OpenTransaction:
+    """The batch of the open transaction, as the dedup view sees it: a batch routed ahead must take its
+    message ids as written (`PendingDedup`)."""
+
+    def __init__(self, committer: TransactionalCommitter) -> None:
+        self._committer = committer
+
+    def __iter__(self) -> Iterator[BatchTracker]:
+        return self._committer.open_transaction()
+
+
 class TransactionalCommitter(CommitterBase):
     def __init__(self, parts: CommitterParts) -> None:
         super().__init__(parts)
         settings = parts.settings
-        self.seen = parts.dedup
         self._pending: tuple[RoutedBatch, float] | None = None
         self._committing = False  # the pending batch's commit_transaction is in progress (resume it)
         self._fresh_producer = False  # replace the producer before the next attempt (see `_attempt`)
         self._unacknowledged = False  # this attempt produced records not (yet) all acknowledged
+        # the open transaction of a first attempt whose records are still being delivered: (its tracker,
+        # the deadline for their acknowledgements); the loop routes the next batch meanwhile
+        self._delivering: tuple[BatchTracker, float] | None = None
         self._backoff = Backoff.from_settings(settings)
+        self.seen = PendingDedup(parts.dedup, _OpenTransaction(self))
 
     def accepts(self, batch: RoutedBatch) -> bool:
-        return self.has_room()
+        return self._pending is None
 
     def has_room(self) -> bool:
-        return self._pending is None
+        # one batch may be routed ahead while the open transaction's records are delivered; it is
+        # submitted once that transaction committed (`accepts`)
+        return self._pending is None or self._delivering is not None
 
     def idle(self) -> bool:
         return self._pending is None
@@ -83,17 +100,33 @@ class TransactionalCommitter(CommitterBase):
     def submit(self, batch: RoutedBatch, started: float) -> None:
         self._pending = (batch, started)
         self._backoff.reset()
-        self._attempt()
+        self._attempt(wait=False)
 
     def service(self) -> None:
         self._writer.producer.poll(0)
-        if self._pending is not None and self._backoff.due():
+        if self._delivering is not None:
+            self._finish_delivered()
+        elif self._pending is not None and self._backoff.due():
             self._attempt()
 
+    def wait(self, timeout_s: float) -> None:
+        if self._delivering is not None:  # flush sends what lingers at once
+            with self._watch.call("flush", timeout_s + self._settings.drain_timeout_s):
+                self._writer.producer.flush(timeout_s)
+        else:
+            self._writer.producer.poll(timeout_s)
+
     def drain(self, timeout_s: float) -> bool:
-        if self._pending is not None:
+        if self._delivering is not None:
+            self._finish_delivered(block_s=timeout_s)
+        if self._pending is not None and self._delivering is None:
             self._attempt()
         return self._pending is None
+
+    def open_transaction(self) -> Iterator[BatchTracker]:
+        """The tracker of the transaction whose records are being delivered, if any."""
+        if self._delivering is not None:
+            yield self._delivering[0]
 
     def recommit(self, offsets: list[TopicPartition]) -> None:
         """Offsets travel in each batch's transaction; there are no separate commits to repeat."""
@@ -108,30 +141,72 @@ class TransactionalCommitter(CommitterBase):
     def abandon(self) -> int:
         if self._pending is None:
             return 0
+        if self._delivering is not None:  # nothing of it may become visible: abort the open transaction
+            self._delivering = None
+            self._abort()
         self._pending = None
         self._committing = False
         self._health.report(WRITES, "running")
         return 1
 
     # -- one attempt -------------------------------------------------------------------------------
-    def _attempt(self) -> None:
+    def _attempt(self, *, wait: bool = True) -> None:
+        """Write the pending batch in a transaction and commit it. Without `wait` (a batch's first
+        attempt) the records are produced and the transaction is finished by `service` once they are
+        delivered (`_finish_delivered`); a retry waits for its records here."""
         assert self._pending is not None
         batch, started = self._pending
         tracker = BatchTracker(batch, started, self._backoff)
         self._unacknowledged = False
+        self._run(batch, started, tracker, lambda: self._open_attempt(batch, tracker, wait))
+
+    def _finish_delivered(self, block_s: float = 0.0) -> None:
+        """The open transaction's records: once all reported (or their deadline passed), commit it or
+        fail the attempt."""
+        assert self._delivering is not None and self._pending is not None
+        tracker, deadline = self._delivering
+        producer = self._writer.producer
+        if block_s > 0:
+            with self._watch.call("flush", block_s + self._settings.drain_timeout_s):
+                left = producer.flush(block_s)
+        else:
+            left = len(producer)  # reports still to serve count too: 0 means every record reported
+        if left and time.monotonic() < deadline:
+            return
+        self._delivering = None
+        batch, started = self._pending
+        self._run(batch, started, tracker, lambda: self._finish_transaction(tracker, left))
+
+    def _open_attempt(self, batch: RoutedBatch, tracker: BatchTracker, wait: bool) -> bool:
+        """The attempt up to its writes; True when the transaction also committed."""
+        if self._fresh_producer:
+            log.info(
+                "starting a new transactional producer: the aborted attempt's writes were not all "
+                "acknowledged, and may not be written again on the same producer epoch"
+            )
+            with self._watch.call("init_transactions", INIT_TRANSACTIONS_TIMEOUT_S):
+                self._writer.replace_producer()  # may raise: then tried again by the next attempt
+            self._fresh_producer = False
+        if self._committing:
+            self._commit()  # resume the commit in progress; the batch is not written again
+            return True
+        self._write_transaction(batch, tracker)
+        if not wait:
+            self._delivering = (tracker, time.monotonic() + self._settings.drain_timeout_s)
+            return False
+        with self._watch.call("flush", self._settings.drain_timeout_s):
+            left = self._writer.producer.flush(self._settings.drain_timeout_s)  # serves failure reports
+        self._finish_transaction(tracker, left)
+        return True
+
+    def _run(
+        self, batch: RoutedBatch, started: float, tracker: BatchTracker, step: Callable[[], bool]
+    ) -> None:
+        """Run one step of an attempt and deal with its outcome: a failure aborts the transaction and
+        schedules the next attempt; a committed transaction completes the batch."""
         try:
-            if self._fresh_producer:
-                log.info(
-                    "starting a new transactional producer: the aborted attempt's writes were not all "
-                    "acknowledged, and may not be written again on the same producer epoch"
-                )
-                with self._watch.call("init_transactions", INIT_TRANSACTIONS_TIMEOUT_S):
-                    self._writer.replace_producer()  # may raise: then tried again by the next attempt
-                self._fresh_producer = False
-            if self._committing:
-                self._commit()  # resume the commit in progress; the batch is not written again
-            else:
-                self._write_transaction(batch, tracker)
+            if not step():
+                return  # the records are being delivered; `service` finishes the transaction
         except _CommitPending as exc:
             self._committing = True
             self._retry_later(exc.error, f"{exc}; committing again, attempt {self._backoff.attempts + 1}")
@@ -175,9 +250,12 @@ class TransactionalCommitter(CommitterBase):
         writer.write(batch, tracker.on_delivery)
         for key, value in self._changelog.records(batch.dedup_ids):
             writer.produce(self._changelog.topic, value, key, None, tracker.on_delivery)
+
+    def _finish_transaction(self, tracker: BatchTracker, left: int) -> bool:
+        """Every record of the transaction reported (`left` records did not, in time): commit it with
+        the batch's offsets, or fail the attempt."""
+        batch = tracker.batch
         timeout_s = self._settings.drain_timeout_s
-        with self._watch.call("flush", timeout_s):
-            left = producer.flush(timeout_s)  # serves the delivery reports of failures
         if tracker.failures:
             err = tracker.failures[0][0]
             raise _AttemptFailed(err, f"{len(tracker.failures)} records not delivered: {err.str()}")
@@ -186,10 +264,12 @@ class TransactionalCommitter(CommitterBase):
         self._unacknowledged = False
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
         group = self._consumer().consumer_group_metadata()
+        producer = self._writer.producer
         # bounded, and watched: with the group coordinator down librdkafka may ignore this timeout
         with self._watch.call("send_offsets_to_transaction", timeout_s):
             producer.send_offsets_to_transaction(offsets, group, timeout_s)
         self._commit()
+        return True
 
     def _commit(self) -> None:
         timeout_s = self._settings.drain_timeout_s

@@ -465,7 +465,8 @@ def test_transactional_resumes_a_timed_out_commit_and_never_writes_the_batch_aga
     timed_out = KafkaError(KafkaError._TIMED_OUT, "commit timed out", retriable=True)
     producer.commit_errors = [timed_out, timed_out]
     committer.submit(batch(), time.monotonic())
-    assert health.state == "retrying" and "committing again" in (health.last_error or "")
+    run_until(committer, lambda: health.state == "retrying")  # once the records are delivered
+    assert "committing again" in (health.last_error or "")
     run_until(committer, committer.idle)
     assert producer.transactions == ["commit"]  # no abort, one transaction
     assert outputs_written(producer) == [b"id0", b"id1", b"id2"]  # each once
@@ -479,6 +480,55 @@ def test_transactional_aborts_and_writes_again_when_the_commit_requires_it() -> 
     run_until(committer, committer.idle)
     assert producer.transactions == ["abort", "commit"]
     assert outputs_written(producer) == [b"id0", b"id1", b"id2"] and health.state == "running"
+
+
+def test_transactional_lets_the_next_batch_be_routed_while_its_records_are_delivered() -> None:
+    """A first attempt produces its records and returns; the loop may route one more batch (`has_room`)
+    but submits it only once the open transaction committed (`accepts`). The batch routed ahead sees
+    the open batch's message ids as written (dedup)."""
+    committer, producer, _consumer, _health = build(TransactionalCommitter, ok, exactly_once=True)
+    first = batch()
+    first.dedup_ids = {("prod.s.ingest.all-v1", 0): {b"id0": None}}
+    producer.held = {b"id2"}  # not delivered yet
+    committer.submit(first, time.monotonic())
+    committer.service()
+    assert producer.transactions == [] and not committer.idle()
+    assert committer.has_room() and not committer.accepts(batch())
+    assert committer.seen.seen(("prod.s.ingest.all-v1", 0), b"id0")
+    producer.held = set()
+    run_until(committer, committer.idle)
+    assert producer.transactions == ["commit"] and committer.accepts(batch())
+    assert sorted(k for t, k, _, _ in producer.written if t == "prod.s.t.c-v1") == [b"id0", b"id1", b"id2"]
+    assert len(producer.offsets) == 1
+
+
+def test_transactional_fails_an_attempt_whose_records_are_not_delivered_in_time() -> None:
+    """The open transaction's records get `drain_timeout_s`; then the attempt is aborted and the batch
+    written again, on a new producer (what the first one wrote may have landed)."""
+    made: list[FakeProducer] = []
+
+    def factory() -> FakeProducer:
+        made.append(FakeProducer(ok))
+        return made[-1]
+
+    committer, producer, _consumer, health = build(
+        TransactionalCommitter, ok, factory, exactly_once=True, drain_timeout_s=0.2
+    )
+    producer.held = {b"id1"}
+    committer.submit(batch(), time.monotonic())
+    run_until(committer, lambda: producer.transactions == ["abort"])
+    assert health.state == "retrying" and "not acknowledged" in (health.last_error or "")
+    run_until(committer, committer.idle)
+    assert len(made) == 2 and made[1].transactions == ["commit"]
+    assert outputs_written(made[1]) == [b"id0", b"id1", b"id2"]
+
+
+def test_transactional_abandon_aborts_the_open_transaction() -> None:
+    committer, producer, _consumer, _health = build(TransactionalCommitter, ok, exactly_once=True)
+    producer.held = {b"id0"}
+    committer.submit(batch(), time.monotonic())
+    assert committer.abandon() == 1 and committer.idle()
+    assert producer.transactions == ["abort"] and producer.offsets == []
 
 
 @pytest.mark.parametrize("kind", [AtLeastOnceCommitter, TransactionalCommitter])
