@@ -12,11 +12,18 @@ production runs, requires them (the `test_it_is_built_where_ci_runs` tests).
 
 from setuptools import Extension, setup
 
+# the worker's fast paths share refinery/include/fast_helpers.h
+FAST_HELPERS = {"include_dirs": ["refinery/include"], "depends": ["refinery/include/fast_helpers.h"]}
+
 setup(
     ext_modules=[
         Extension("refinery.routing._envelope_fast", ["refinery/routing/envelope_fast.c"], optional=True),
-        Extension("refinery.routing._route_fast", ["refinery/routing/route_fast.c"], optional=True),
-        Extension("refinery.worker._write_fast", ["refinery/worker/write_fast.c"], optional=True),
+        Extension(
+            "refinery.routing._route_fast", ["refinery/routing/route_fast.c"], optional=True, **FAST_HELPERS
+        ),
+        Extension(
+            "refinery.worker._write_fast", ["refinery/worker/write_fast.c"], optional=True, **FAST_HELPERS
+        ),
         Extension("producers._avro_encoder", ["producers/avro_encoder.c"], optional=True),
     ]
 )

@@ -18,7 +18,8 @@ stamp=.venv/.refinery-installed
 # again when the package's build inputs change (setup.py compiles the worker's and the SDK's C fast paths)
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
   || [ refinery/routing/envelope_fast.c -nt "$stamp" ] || [ refinery/routing/route_fast.c -nt "$stamp" ] \
-  || [ refinery/worker/write_fast.c -nt "$stamp" ] || [ producers/avro_encoder.c -nt "$stamp" ]; then
+  || [ refinery/worker/write_fast.c -nt "$stamp" ] || [ refinery/include/fast_helpers.h -nt "$stamp" ] \
+  || [ producers/avro_encoder.c -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e ".[dev]"
   touch "$stamp"

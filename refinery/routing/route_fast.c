@@ -21,6 +21,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "fast_helpers.h"
 
 typedef struct {
     PyObject *plans;
@@ -64,24 +65,6 @@ static int unpack_context(PyObject *tuple, Context *ctx) {
     return 0;
 }
 
-static PyObject *call_method(PyObject *obj, PyObject *name) {
-    return PyObject_VectorcallMethod(name, &obj, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-}
-
-/* counter[key] += 1 on a dict (collections.Counter is one) */
-static int count(PyObject *counter, PyObject *key) {
-    PyObject *old = PyDict_GetItemWithError(counter, key);
-    if (old == NULL && PyErr_Occurred()) {
-        return -1;
-    }
-    PyObject *new_value = old == NULL ? PyLong_FromLong(1) : PyNumber_Add(old, one);
-    if (new_value == NULL) {
-        return -1;
-    }
-    int rc = PyDict_SetItem(counter, key, new_value);
-    Py_DECREF(new_value);
-    return rc;
-}
 
 /* `obj or default` for the int-valued Message accessors; a new reference */
 static PyObject *or_zero(PyObject *obj) {

@@ -13,27 +13,11 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "fast_helpers.h"
 #include <structmember.h>
 
-static PyObject *s_value, *s_key, *s_headers, *kwnames, *one;
+static PyObject *s_value, *s_key, *s_headers, *kwnames;
 
-static PyObject *call_method(PyObject *obj, PyObject *name) {
-    return PyObject_VectorcallMethod(name, &obj, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-}
-
-static int count(PyObject *counter, PyObject *key) {
-    PyObject *old = PyDict_GetItemWithError(counter, key);
-    if (old == NULL && PyErr_Occurred()) {
-        return -1;
-    }
-    PyObject *new_value = old == NULL ? PyLong_FromLong(1) : PyNumber_Add(old, one);
-    if (new_value == NULL) {
-        return -1;
-    }
-    int rc = PyDict_SetItem(counter, key, new_value);
-    Py_DECREF(new_value);
-    return rc;
-}
 
 /* 0: produced; 1: produce raised (the exception is set); -1: anything else failed */
 static int produce_one(PyObject *produce, PyObject *out, PyObject *on_delivery) {
@@ -200,7 +184,7 @@ PyMODINIT_FUNC PyInit__write_fast(void) {
     if ((s_value = PyUnicode_InternFromString("value")) == NULL ||
         (s_key = PyUnicode_InternFromString("key")) == NULL ||
         (s_headers = PyUnicode_InternFromString("headers")) == NULL ||
-        (kwnames = Py_BuildValue("(ss)", "headers", "on_delivery")) == NULL || (one = PyLong_FromLong(1)) == NULL) {
+        (kwnames = Py_BuildValue("(ss)", "headers", "on_delivery")) == NULL) {
         return NULL;
     }
     PyObject *mod = PyModule_Create(&module);
