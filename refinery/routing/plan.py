@@ -63,10 +63,10 @@ class RoutePlans:
             and dlq_unmatched == self.dlq_unmatched
         )
 
-    def plan(self, topic: str, headers: Mapping[str, bytes]) -> Plan | None:
-        """Decide, and remember, the plan of this record's combination (`headers` passed the checks
-        that do not depend on the combination: present, no duplicate names, a valid message id)."""
-        key = (topic, *(headers.get(name) for name in self.key_names))
+    def plan(self, topic: str, headers: Mapping[str, bytes], key: tuple[Any, ...]) -> Plan | None:
+        """Decide, and remember under `key` (the compiled loop's lookup key: the topic, then the values
+        of `key_names`), the plan of this record's combination (`headers` passed the checks that do not
+        depend on the combination: present, no duplicate names, a valid message id)."""
         found = self._decide(topic, headers)
         if len(self.plans) >= PLAN_CACHE_LIMIT:
             self.plans.clear()

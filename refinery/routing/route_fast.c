@@ -14,8 +14,8 @@
  * envelope the compiled check does not recognise. Nothing is decided here that the plan and the
  * compiled envelope check did not decide; this file only saves the interpreter's work per record.
  *
- * context = (plans: dict, plan: callable(topic, headers) -> plan or None, key_names: tuple of str,
- *            exact_size_from: int, max_message_id_bytes: int, message_id_name: str,
+ * context = (plans: dict, plan: callable(topic, headers, key) -> plan or None (stored under key),
+ *            key_names: tuple of str, exact_size_from: int, max_message_id_bytes: int, message_id_name: str,
  *            envelope_check: callable(value, message_id, middle) -> bool, or None)
  * plan = (middle: bytes or None (no envelope check), origin: tuple, destinations: tuple of (topic, route))
  */
@@ -162,8 +162,8 @@ static int route_planned(const Context *ctx, PyObject *record, PyObject *topic, 
             PyErr_Clear();
             goto done;
         }
-        PyObject *args[2] = {topic, headers};
-        if ((new_plan = PyObject_Vectorcall(ctx->plan_function, args, 2, NULL)) == NULL) {
+        PyObject *args[3] = {topic, headers, plan_key}; /* the key is built here only */
+        if ((new_plan = PyObject_Vectorcall(ctx->plan_function, args, 3, NULL)) == NULL) {
             result = -1;
             goto done;
         }
