@@ -119,7 +119,7 @@ class Inflight:
     def settle(self) -> None:
         """The producer has nothing outstanding (see `BatchTracker.settled`)."""
         for tracker in self._queue:
-            tracker.left = 0
+            tracker.settled()
 
     def pop_done(self) -> list[BatchTracker]:
         """Remove and return the leading batches that are fully and successfully acknowledged."""
