@@ -20,6 +20,18 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from common.config import REPO_ROOT, KafkaSettings, LocalKafkaSettings
 from devstack.local_kafka import LocalKafka
 
+# A full run writes tens of GB (the memory benchmark alone ~20 GB: 3.3M records per contender, ingest plus
+# outputs), and the ingest and derived topics are shared by the benchmarks, so nothing deletes them in
+# between: a private broker drops what is older than any benchmark reads back (the routing benchmark's
+# pre-filled input is the oldest, read within ~10 minutes). Small segments rolled by time, so a partition
+# that stays under a segment's size still ages out (the 1 GiB default would keep most of them whole).
+BENCH_RETENTION = {
+    "log.retention.ms": str(20 * 60 * 1000),
+    "log.segment.bytes": str(64 * 1024 * 1024),
+    "log.roll.ms": str(5 * 60 * 1000),
+    "log.retention.check.interval.ms": str(30 * 1000),
+}
+
 
 def _version(dist: str) -> str:
     try:
@@ -61,14 +73,22 @@ def private_broker() -> tuple[str, LocalKafka]:
     """A fresh broker of our own on free ports, data under .run/bench-kafka-<pid> (wipe it when done):
     one directory per harness process, so two `--own-broker` runs at once (a shared machine) do not
     wipe each other's broker, as one shared directory did."""
+    broker = private_broker_spec()
+    broker.wipe()
+    broker.start()
+    return broker.bootstrap, broker
+
+
+def private_broker_spec() -> LocalKafka:
+    """The private broker of this harness process, not started: free ports, its own folder, and the
+    retention of `BENCH_RETENTION`."""
     from bench.procs import free_port
 
     home = REPO_ROOT / ".run" / f"bench-kafka-{os.getpid()}"
     settings = LocalKafkaSettings(home=home, controller_port=free_port())
-    broker = LocalKafka(port=free_port(), home=settings.home, settings=settings)
-    broker.wipe()
-    broker.start()
-    return broker.bootstrap, broker
+    return LocalKafka(
+        port=free_port(), home=settings.home, settings=settings, extra_properties=dict(BENCH_RETENTION)
+    )
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.compare import compare
+from bench.context import private_broker_spec
 from bench.procs import SinkProgress
 from bench.report import BenchResult, Row, markdown
 from bench.stats import percentiles, windowed_p99
@@ -99,3 +100,13 @@ def test_quick_run_writes_json_and_markdown(kafka_bootstrap: str, tmp_path: Path
     assert "| benchmark | case | ratio | value | baseline | goal | met |" in table
     assert "| producer | send 1024 B vs a hand-written producer (" in table  # the note: CPU per record
     assert "| scale | 1,000 routes" in table
+
+
+def test_the_private_broker_ages_out_what_a_full_run_wrote() -> None:
+    """A full run wrote 36 GB into its private broker before retention was set (the disk filled)."""
+    props = private_broker_spec().server_properties()
+    assert props["log.retention.ms"] == str(20 * 60 * 1000)
+    # segments must roll (by size and by time) for a partition's data to be deletable at all
+    assert int(props["log.segment.bytes"]) <= 64 * 1024 * 1024
+    assert int(props["log.roll.ms"]) < int(props["log.retention.ms"])
+    assert props["log.dirs"].startswith(str(REPO_ROOT / ".run" / "bench-kafka-"))
