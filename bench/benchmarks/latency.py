@@ -223,7 +223,9 @@ def run(ctx: BenchContext) -> BenchResult:
         # (rate, label, worker settings, split: also read the ingest topics to split each latency)
         plan: list[tuple[int, str, dict[str, Any], bool]] = [
             (rate, "tuned", LATENCY_TUNED, False), (rate, "defaults", {}, False),
-            (rate, "defaults" + SPLIT, {}, True), (LOW_RATE, "tuned", LATENCY_TUNED, False),
+            (rate, "defaults" + SPLIT, {}, True),
+            (rate, "tuned" + SUCCESS_REPORTS, {**LATENCY_TUNED, "success_reports": True}, False),
+            (LOW_RATE, "tuned", LATENCY_TUNED, False),
             (LOW_RATE, "tuned" + SPLIT, LATENCY_TUNED, True),
             (LOW_RATE, "tuned" + SUCCESS_REPORTS, {**LATENCY_TUNED, "success_reports": True}, False),
         ]  # fmt: skip
