@@ -25,6 +25,8 @@ from devstack.local_kafka import LocalKafka
 # between: a private broker drops what is older than any benchmark reads back (the routing benchmark's
 # pre-filled input is the oldest, read within ~10 minutes). Small segments rolled by time, so a partition
 # that stays under a segment's size still ages out (the 1 GiB default would keep most of them whole).
+# Kafka goes by the records' own timestamps: a benchmark's prepared records carry the time they were
+# prepared, so one must write and read them back within 20 minutes of preparing them.
 BENCH_RETENTION = {
     "log.retention.ms": str(20 * 60 * 1000),
     "log.segment.bytes": str(64 * 1024 * 1024),
