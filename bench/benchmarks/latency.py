@@ -35,6 +35,7 @@ from bench.workload import cycle, generate, prepare_records, sdk_producer, workl
 from common.config import KafkaSettings, ProducerSettings
 from producers.kafka_config import producer_config
 from producers.producer import OutgoingRecord, Producer
+from producers.workload import WorkloadMessage
 
 GOAL_P99_MS = 50.0
 WARMUP_TIMEOUT_S = 90.0
@@ -68,13 +69,13 @@ def prepare_warmup(sdk: Producer, measured: list[OutgoingRecord]) -> list[Outgoi
     CreateTopics round trip in its loop (once per topic and process); the baseline's one sink topic is
     warmed up, so the worker's topics are too, and the measured seconds show its steady state."""
     messages = generate(min(len(measured), UNIQUE_MESSAGES), 1024, seed=WORKLOAD_SEED)
-    picked = messages[:WARMUP_RECORDS]
-    covered = set(derived_topics(measured[:WARMUP_RECORDS]))
     # measured[i] was prepared from messages[i] (prepare_unique cycles them in order)
     destinations_of = contenders.workload_destinations(measured[: len(messages)])
-    for message, destinations in zip(messages, destinations_of, strict=True):
+    picked: list[WorkloadMessage] = []
+    covered: set[str] = set()
+    for index, (message, destinations) in enumerate(zip(messages, destinations_of, strict=True)):
         new = {d.topic for d in destinations} - covered
-        if new:
+        if index < WARMUP_RECORDS or new:
             picked.append(message)
             covered |= new
     return prepare_records(sdk, picked)
@@ -102,12 +103,12 @@ def _worker_means(port: int | None) -> dict[str, object]:
         name, _, number = line.partition(" ")
         if name.endswith(("_sum", "_count")) and "{" not in name:
             values[name] = float(number)
-    out: dict[str, object] = {}
-    for label, metric in (("batch_route_to_ack_mean_ms", "refinery_batch_duration_seconds"),):
-        count = values.get(f"{metric}_count")
-        if count:
-            out[label] = round(values[f"{metric}_sum"] / count * 1000, 2)
-    return out
+    count = values.get("refinery_batch_duration_seconds_count")
+    if not count:
+        return {}
+    return {
+        "batch_route_to_ack_mean_ms": round(values["refinery_batch_duration_seconds_sum"] / count * 1000, 2)
+    }
 
 
 def _stages(
@@ -138,11 +139,10 @@ def measure(
     """(latency percentiles in ms, achieved send rate, readable records, p99 per second, CPU use while
     sending, and where the time goes for a worker listening on `web_port`) for one contender. `split`
     adds a second reader on the ingest topics (see the module docstring)."""
-    stages = split
     ingest_topics = workload_ingest_topics()
     ends = ctx.end_offsets(ingest_topics)
     reader = ArrivalReader(ctx, topics)
-    ingest_reader = ArrivalReader(ctx, ingest_topics) if stages else None
+    ingest_reader = ArrivalReader(ctx, ingest_topics) if split else None
     child, group = start(IngestRange(ingest_topics, ends, ends, 0))
     sent_at: dict[str, float] = {}
 
