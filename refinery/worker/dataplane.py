@@ -215,7 +215,7 @@ class DataPlane:
         committed = self._committed_offsets(consumer, partitions)
         if self._retained is not None:
             self._resume_retained(partitions, committed)  # may set their offsets to where we were
-        for tp in partitions:  # start exactly there, so that stale records can be told apart
+        for tp in partitions:  # start exactly there: a consume() that ran this reads them again from it
             if tp.offset < 0 and committed.get((tp.topic, tp.partition), -1) >= 0:
                 tp.offset = committed[(tp.topic, tp.partition)]
         self._stale.assigned({(tp.topic, tp.partition): tp.offset for tp in partitions})
@@ -242,12 +242,18 @@ class DataPlane:
         committer = self.committer
         log.info("partitions being revoked", extra={"partitions": len(partitions),
                  "in_flight": 0 if committer is None or committer.idle() else "some"})  # fmt: skip
+        if not partitions:  # nothing given up: what we hold (or keep over a lost session) stays as it is
+            self._stale.revoked(())
+            return
         revoked = {(tp.topic, tp.partition) for tp in partitions}
         self._stale.revoked(revoked)
         positions = {tp: offset for tp, offset in self._consumed.items() if tp in revoked}
         self._consumed = {tp: offset for tp, offset in self._consumed.items() if tp not in revoked}
         if committer is None or committer.drain(self.settings.drain_timeout_s):
+            # everything written is committed; what we held is not: the next owner (maybe us) reads it
+            # again from the committed offset, so no position of ours may be resumed over it
             self._forget_held()
+            self._retained = None
             if committer is not None:
                 committer.release(partitions)
         else:
@@ -356,14 +362,37 @@ class DataPlane:
         return records
 
     def _consume(self, timeout_s: float) -> list[Any]:
-        """consume(), where rebalances run, without the records a rebalance made stale."""
+        """consume(), where rebalances run, without the records a rebalance made stale; partitions
+        assigned during it are read again from their start (`refinery.worker.stale`)."""
         assert self.consumer is not None
         rebalances = self._stale.rebalances
         records: list[Any] = self.consumer.consume(self.settings.records_per_batch, timeout_s)
-        records, dropped = self._stale.current(records, rebalanced=rebalances != self._stale.rebalances)
+        records, dropped, reread = self._stale.current(
+            records, rebalanced=rebalances != self._stale.rebalances
+        )
         if dropped:
-            log.info("stale records dropped", extra={"dropped": dropped, "kept": len(records)})
+            log.info("records of a rebalance dropped", extra={
+                "dropped": dropped, "kept": len(records),
+                "read_again_from": {f"{t}[{p}]": o for (t, p), o in reread.items()},
+            })  # fmt: skip
+        if reread:
+            self._read_again(reread)
         return records
+
+    def _read_again(self, starts: dict[PartitionKey, int]) -> None:
+        """Assign the partitions again at their starts: librdkafka drops what it fetched for them
+        before and reads from there. With eager rebalancing they are the whole assignment; any other
+        partition keeps its position."""
+        consumer = self.consumer
+        assert consumer is not None
+        partitions = [
+            TopicPartition(topic, partition, offset) for (topic, partition), offset in starts.items()
+        ]
+        others = [tp for tp in consumer.assignment() if (tp.topic, tp.partition) not in starts]
+        if others:
+            partitions += consumer.position(others)
+        consumer.assign(partitions)
+        (consumer.pause if self._consumer_paused else consumer.resume)(partitions)
 
     def _route_and_submit(self, records: list[Any], committer: Committer) -> None:
         router = self._router_source()

@@ -1,12 +1,13 @@
-"""Records a rebalance made stale (refinery.worker.stale), with plain records and a fake clock: the
-batch returned by a consume() during which partitions moved holds records fetched before it."""
+"""Records a rebalance made stale (refinery.worker.stale), with plain records: the batch returned by a
+consume() during which partitions moved holds records fetched before it."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from confluent_kafka import OFFSET_INVALID
+
 from refinery.worker.stale import StaleRecordFilter
-from tests.support import FakeClock
 
 A, B, C = ("in", 0), ("in", 1), ("in", 2)
 
@@ -39,50 +40,61 @@ def offsets(records: list[Any]) -> list[tuple[int, int]]:
 def test_without_a_rebalance_every_record_passes_untouched() -> None:
     f = StaleRecordFilter()
     f.assigned({A: 0, B: 0})
+    f.current([], rebalanced=True)  # the consume() that ran the assignment returned nothing
     batch = recs(A, 0, 4) + recs(B, 0, 2)
-    assert f.current(batch, rebalanced=False) == (batch, 0)
+    assert f.current(batch, rebalanced=False) == (batch, 0, {})
 
 
 def test_records_of_partitions_moved_away_are_dropped() -> None:
     f = StaleRecordFilter()
     f.assigned({A: 0, B: 0, C: 0})
+    f.current([], rebalanced=True)
     f.revoked([A, B, C])
-    f.assigned({A: 10})  # B and C went to another worker
-    kept, dropped = f.current(recs(B, 5, 9) + recs(A, 10, 12) + recs(C, 3, 4), rebalanced=True)
-    assert offsets(kept) == [(0, 10), (0, 11), (0, 12)] and dropped == 7
+    kept, dropped, reread = f.current(recs(B, 5, 9) + recs(C, 3, 4), rebalanced=True)
+    assert kept == [] and dropped == 7 and reread == {}
 
 
-def test_a_partition_given_back_is_read_once_from_its_start() -> None:
-    """Stale records 10..14 of A (fetched before the rebalance) come first, then the fetch from the
-    committed offset 10 brings 10.. again, partly in the same batch and partly in the next: each offset
-    passes once, in order."""
+def test_a_partition_assigned_during_the_call_is_read_again_from_its_start() -> None:
+    """Records 10..14 of A fetched before the rebalance come first, then the fetch from the start 10
+    brings 10.. again: none is kept, and A is read again from 10 (the old fetch is discarded)."""
     f = StaleRecordFilter()
     f.assigned({A: 10})
-    f.revoked([A])
-    f.assigned({A: 10})
-    kept, dropped = f.current(recs(A, 10, 14) + recs(A, 10, 12), rebalanced=True)
-    assert offsets(kept) == [(0, o) for o in range(10, 15)] and dropped == 3
-    kept, dropped = f.current(recs(A, 13, 17), rebalanced=False)
-    assert offsets(kept) == [(0, 15), (0, 16), (0, 17)] and dropped == 2
-    batch = recs(A, 18, 19)  # caught up: nothing more is looked at
-    assert f.current(batch, rebalanced=False) == (batch, 0)
+    f.current(recs(A, 10, 11), rebalanced=True)
+    f.revoked([A, B])
+    f.assigned({A: 10, B: 7})  # B assigned too, nothing of it fetched yet: read as usual
+    kept, dropped, reread = f.current(recs(A, 10, 14) + recs(A, 10, 12), rebalanced=True)
+    assert kept == [] and dropped == 8 and reread == {A: 10}
+    batch = recs(A, 10, 13) + recs(B, 7, 8)  # after the assignment again: nothing is looked at
+    assert f.current(batch, rebalanced=False) == (batch, 0, {})
 
 
-def test_records_before_where_the_assignment_starts_are_dropped() -> None:
+def test_records_held_at_a_revoke_are_read_again_when_the_partition_comes_back() -> None:
+    """The worker held 10..13 of A (consumed, not written) when A was revoked; the revoke committed 10
+    and forgot them. The consume() that ran the revoke and the new assignment at 10 returns the old
+    fetch's 14..16 first, then 10..16 from the new start. Keeping the first (they are past the start)
+    and dropping the second as copies lost 10..13 (the old filter); now A is read again from 10."""
     f = StaleRecordFilter()
     f.assigned({A: 0})
+    f.current(recs(A, 0, 13), rebalanced=True)
     f.revoked([A])
-    f.assigned({A: 50})  # another worker committed up to 50 meanwhile
-    kept, dropped = f.current(recs(A, 40, 52), rebalanced=True)
-    assert offsets(kept) == [(0, 50), (0, 51), (0, 52)] and dropped == 10
+    f.assigned({A: 10})
+    kept, dropped, reread = f.current(recs(A, 14, 16) + recs(A, 10, 16), rebalanced=True)
+    assert kept == [] and dropped == 10 and reread == {A: 10}
 
 
-def test_an_unknown_start_keeps_records_and_an_idle_partition_is_forgotten() -> None:
-    clock = FakeClock()
-    f = StaleRecordFilter(window_s=60, clock=clock)
-    f.assigned({A: None, B: 5})
-    kept, dropped = f.current(recs(A, 0, 1) + recs(B, 5, 6), rebalanced=True)
-    assert dropped == 0 and len(kept) == 4
-    clock.now = 61.0  # B's copies never came: stop looking at every record
-    batch = recs(B, 5, 6)
-    assert f.current(batch, rebalanced=False) == (batch, 0)
+def test_an_unknown_start_is_read_again_from_the_committed_offset() -> None:
+    f = StaleRecordFilter()
+    f.assigned({A: OFFSET_INVALID, B: 5})
+    kept, dropped, reread = f.current(recs(A, 0, 1) + recs(B, 5, 6), rebalanced=True)
+    assert kept == [] and dropped == 4 and reread == {A: OFFSET_INVALID, B: 5}
+
+
+def test_records_of_partitions_not_reassigned_in_the_call_pass() -> None:
+    """A revoke of nothing (or of other partitions) leaves the partitions still ours untouched."""
+    f = StaleRecordFilter()
+    f.assigned({A: 0, B: 0})
+    f.current([], rebalanced=True)
+    f.revoked([B])
+    batch = recs(A, 3, 5) + recs(B, 8, 9)
+    kept, dropped, reread = f.current(batch, rebalanced=True)
+    assert offsets(kept) == [(0, 3), (0, 4), (0, 5)] and dropped == 2 and reread == {}
