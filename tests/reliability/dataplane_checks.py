@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -242,6 +243,17 @@ class HealthWatcher:
 
     def first(self, check: Callable[[Observation], bool]) -> Observation | None:
         return next((o for o in self.seen if check(o)), None)
+
+
+def worker_story(log_path: Path) -> str:
+    """The worker's log without the per-batch lines (rebalances with their offsets, retries, pauses,
+    commit failures): printed by a test before its checks, so that a failure shows what happened."""
+    lines = log_path.read_text(errors="replace").splitlines()
+    return "\n".join(
+        line[:600]
+        for line in lines
+        if line.startswith("{") and '"records routed"' not in line and "aiokafka" not in line
+    )
 
 
 def wait_ready(worker: WorkerProcess, timeout: float = 30.0) -> dict[str, Any]:

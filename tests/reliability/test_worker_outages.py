@@ -30,6 +30,7 @@ from tests.reliability.dataplane_checks import (
     ready,
     set_topic_config,
     wait_ready,
+    worker_story,
 )
 from tests.reliability.figures import record_figures
 from tests.reliability.pipeline import reconcile_worker_output, wait_caught_up
@@ -147,6 +148,7 @@ def test_broker_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(
         feeder.close()  # before the broker fixture wipes the broker, or its client keeps reconnecting
         worker.stop()
     report = reconcile_worker_output(conf, ROUTES, name=name, dlq_topic=env["REFINERY_WORKER_DLQ_TOPIC"])
+    print(report, worker_story(worker.log_path), sep="\n")  # shown when a check below fails
     not_ready = [o for o in watcher.seen if o.ready not in (200, None)]
     record_figures(
         "worker_broker_restart[at_least_once]", produced=feeder.produced, produced_before_kill=before_kill,
