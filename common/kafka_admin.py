@@ -8,6 +8,7 @@ convention (`common.topics`) and, when allowlists are configured, use an allowed
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
@@ -75,36 +76,61 @@ class TopicEnsurer:
         self.ensure_many((topic,))
 
     def ensure_many(self, topics: Iterable[str]) -> None:
-        """Create the topics not yet known to exist; cheap (a set lookup) once they are."""
-        missing = [t for t in dict.fromkeys(topics) if t not in self._known]
+        """Create the topics not yet known to exist (one request); raise the first failure."""
+        failed = self.create_missing(topics)
+        if failed:
+            raise next(iter(failed.values()))
+
+    def create_missing(self, topics: Iterable[str]) -> dict[str, RefineryError]:
+        """Create those of `topics` not yet known to exist, all in one CreateTopics request, and return
+        the ones that failed with why: TopicNameError (a name we may not create, checked first, nothing
+        sent for it) or TopicCreationError (the broker refused it, or did not answer within the timeout).
+        Every other topic is known to exist afterwards; cheap (a set lookup) once they all are."""
+        failed: dict[str, RefineryError] = {}
+        missing: list[str] = []
+        for topic in dict.fromkeys(topics):
+            if topic in self._known:
+                continue
+            try:
+                self.check_allowed(topic)
+            except TopicNameError as exc:
+                failed[topic] = exc
+                continue
+            missing.append(topic)
         if not missing:
-            return
-        for topic in missing:
-            self.check_allowed(topic)
+            return failed
         with self._lock:
             missing = [t for t in missing if t not in self._known]
             if not missing:
-                return
+                return failed
             new = [
                 NewTopic(t, self._partitions, self._replication, config=dict(self._topic_config))
                 for t in missing
             ]
             futures = self._admin.create_topics(new, operation_timeout=self._timeout)
+            deadline = time.monotonic() + self._timeout  # one answer for all: wait for it once
             for topic, future in futures.items():
-                try:
-                    future.result(timeout=self._timeout)
-                except TimeoutError:  # no answer (broker away or stalled): a creation that may work later
-                    raise TopicCreationError(
-                        f"could not create topic {topic!r}: Kafka did not answer within {self._timeout:g} s"
-                    ) from None
-                except KafkaException as exc:
-                    err = exc.args[0]
-                    if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-                        raise TopicCreationError(
-                            f"could not create topic {topic!r}: {err}",
-                            err if isinstance(err, KafkaError) else None,
-                        ) from None
-                self._known.add(topic)
+                error = self._outcome(topic, future, max(0.0, deadline - time.monotonic()))
+                if error is None:
+                    self._known.add(topic)
+                else:
+                    failed[topic] = error
+        return failed
+
+    def _outcome(self, topic: str, future: Any, timeout_s: float) -> TopicCreationError | None:
+        try:
+            future.result(timeout=timeout_s)
+        except TimeoutError:  # no answer (broker away or stalled): a creation that may work later
+            return TopicCreationError(
+                f"could not create topic {topic!r}: Kafka did not answer within {self._timeout:g} s"
+            )
+        except KafkaException as exc:
+            err = exc.args[0]
+            if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+                return TopicCreationError(
+                    f"could not create topic {topic!r}: {err}", err if isinstance(err, KafkaError) else None
+                )
+        return None
 
     def forget(self, topic: str) -> None:
         """Drop a topic from the cache (e.g. after it was deleted) so the next ensure re-creates it."""

@@ -167,28 +167,38 @@ class BatchWriter:
         return self._refused.get(topic)
 
     def prepare_topics(self, batch: RoutedBatch) -> None:
-        """Create the batch's derived topics on first use. Names we may not create, or that the broker
-        refuses for good, become dead letters (`topic_rejected` / `output_rejected`)."""
-        for topic in batch.topics - self._ensured:
-            if topic in self._refused:
-                continue
-            try:
-                self._topics.ensure(topic)
-            except TopicNameError as exc:
-                self._refused[topic] = (DlqReason.TOPIC_REJECTED, str(exc))
-                continue
-            except TopicCreationError as exc:
-                if exc.error is not None and classify(exc.error) is Outcome.PERMANENT:
-                    log.warning(
-                        "derived topic refused by the broker", extra={"topic": topic, "error": str(exc)}
-                    )
-                    self._refused[topic] = (DlqReason.OUTPUT_REJECTED, str(exc))
-                    continue
-                raise TransientWriteError(str(exc), exc.error) from None
-            except KafkaException as exc:
-                raise TransientWriteError(f"could not create topic {topic!r}: {exc}", exc.args[0]) from None
-            self._ensured.add(topic)
-            batch.counts.topics_created += 1
+        """Create the batch's new derived topics, all in one request. Names we may not create, or that
+        the broker refuses for good, become dead letters (`topic_rejected` / `output_rejected`); when
+        any other creation failed (Kafka did not answer), raise TransientWriteError: the batch is
+        tried again later (the topics created meanwhile are not asked for again)."""
+        new = [topic for topic in batch.topics - self._ensured if topic not in self._refused]
+        if not new:
+            return
+        try:
+            failed = self._topics.create_missing(new)
+        except KafkaException as exc:
+            raise TransientWriteError(
+                f"could not create topics {sorted(new)[:5]}: {exc}", exc.args[0]
+            ) from None
+        transient: RefineryError | None = None
+        for topic in new:
+            why = failed.get(topic)
+            if why is None:
+                self._ensured.add(topic)
+                batch.counts.topics_created += 1
+            elif isinstance(why, TopicNameError):
+                self._refused[topic] = (DlqReason.TOPIC_REJECTED, str(why))
+            elif not (isinstance(why, TopicCreationError) and self._refused_for_good(topic, why)):
+                transient = transient or why
+        if transient is not None:
+            raise TransientWriteError(str(transient), getattr(transient, "error", None))
+
+    def _refused_for_good(self, topic: str, exc: TopicCreationError) -> bool:
+        if exc.error is None or classify(exc.error) is not Outcome.PERMANENT:
+            return False
+        log.warning("derived topic refused by the broker", extra={"topic": topic, "error": str(exc)})
+        self._refused[topic] = (DlqReason.OUTPUT_REJECTED, str(exc))
+        return True
 
     def forget_topic(self, topic: str) -> None:
         """A write found the topic missing: create it again on next use."""

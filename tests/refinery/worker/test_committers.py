@@ -177,8 +177,8 @@ class CommittedOffset:
 
 
 class FakeTopics:
-    def ensure(self, _topic: str) -> None:
-        pass
+    def create_missing(self, _topics: Any) -> dict[str, Exception]:
+        return {}
 
     def forget(self, _topic: str) -> None:
         pass
