@@ -69,6 +69,7 @@ class ReconcileReport:
     dlq_unexpected: int = 0
     dlq_reasons: dict[str, int] = field(default_factory=dict)
     duplicated_by_topic: dict[str, int] = field(default_factory=dict)
+    lost_by_topic: dict[str, int] = field(default_factory=dict)  # derived topic -> copies missing there
     examples: dict[str, list[str]] = field(default_factory=dict)  # a few message ids per problem
 
     @property
@@ -198,6 +199,7 @@ class Reconciler:
             r.delivered += min(got, want)
             if got < want:
                 r.lost += want - got
+                r.lost_by_topic[key[1]] = r.lost_by_topic.get(key[1], 0) + want - got
                 note("lost", key[0])
             elif got > want:
                 r.duplicated += got - want

@@ -64,6 +64,9 @@ def test_lost_duplicated_misrouted_and_unknown_ids_are_counted() -> None:
     r.observe_derived("prod.s.1234.all-v1", record("prod", "s", "1234", "x")[1])  # never sent
     report = r.finish()
     assert (report.lost, report.duplicated, report.misrouted) == (2, 1, 2)
+    assert report.lost_by_topic == {"prod.s.1234.all-v1": 2} and report.duplicated_by_topic == {
+        "prod.s.1234.all-v1": 1
+    }
     assert not report.clean
     assert len(report.examples["lost"]) == 2 and len(report.examples["unknown_id"]) == 1
 
