@@ -110,27 +110,12 @@ class TopicEnsurer:
             futures = self._admin.create_topics(new, operation_timeout=self._timeout)
             deadline = time.monotonic() + self._timeout  # one answer for all: wait for it once
             for topic, future in futures.items():
-                error = self._outcome(topic, future, max(0.0, deadline - time.monotonic()))
+                error = _outcome(topic, future, max(0.0, deadline - time.monotonic()), self._timeout)
                 if error is None:
                     self._known.add(topic)
                 else:
                     failed[topic] = error
         return failed
-
-    def _outcome(self, topic: str, future: Any, timeout_s: float) -> TopicCreationError | None:
-        try:
-            future.result(timeout=timeout_s)
-        except TimeoutError:  # no answer (broker away or stalled): a creation that may work later
-            return TopicCreationError(
-                f"could not create topic {topic!r}: Kafka did not answer within {self._timeout:g} s"
-            )
-        except KafkaException as exc:
-            err = exc.args[0]
-            if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-                return TopicCreationError(
-                    f"could not create topic {topic!r}: {err}", err if isinstance(err, KafkaError) else None
-                )
-        return None
 
     def forget(self, topic: str) -> None:
         """Drop a topic from the cache (e.g. after it was deleted) so the next ensure re-creates it."""
@@ -160,14 +145,34 @@ def ensure_compacted_topic(
             [NewTopic(topic, 1, replication_factor, config=dict(COMPACTED_TOPIC_CONFIG))],
             operation_timeout=timeout_s,
         )
-        futures[topic].result(timeout=timeout_s)
-    except TimeoutError:
-        raise TopicCreationError(
-            f"could not create topic {topic!r}: Kafka did not answer within {timeout_s:g} s"
-        ) from None
     except KafkaException as exc:
-        err = exc.args[0]
-        if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-            raise TopicCreationError(
-                f"could not create topic {topic!r}: {err}", err if isinstance(err, KafkaError) else None
-            ) from None
+        refused = _refusal(topic, exc)
+        if refused is None:
+            return
+        raise refused from None
+    error = _outcome(topic, futures[topic], timeout_s, timeout_s)
+    if error is not None:
+        raise error
+
+
+def _outcome(topic: str, future: Any, timeout_s: float, said_timeout_s: float) -> TopicCreationError | None:
+    """What one topic's CreateTopics answer means: None when the topic exists now."""
+    try:
+        future.result(timeout=timeout_s)
+    except TimeoutError:  # no answer (broker away or stalled): a creation that may work later
+        return TopicCreationError(
+            f"could not create topic {topic!r}: Kafka did not answer within {said_timeout_s:g} s"
+        )
+    except KafkaException as exc:
+        return _refusal(topic, exc)
+    return None
+
+
+def _refusal(topic: str, exc: KafkaException) -> TopicCreationError | None:
+    """A creation's KafkaException as a TopicCreationError; None when the topic already exists."""
+    err = exc.args[0]
+    if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+        return None
+    return TopicCreationError(
+        f"could not create topic {topic!r}: {err}", err if isinstance(err, KafkaError) else None
+    )
