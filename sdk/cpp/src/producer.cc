@@ -8,9 +8,11 @@
 #include <librdkafka/rdkafkacpp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cctype>
 #include <climits>
+#include <thread>
 
 namespace refinery {
 
@@ -23,6 +25,76 @@ const char* schema_type_of_format(const std::string& format) {
   if (format == "json") return "JSON";
   if (format == "protobuf") return "PROTOBUF";
   return nullptr;  // raw fits any registered type
+}
+
+// What a partition answers while its leader has not created it yet (or the metadata has not caught up).
+bool not_there_yet(rd_kafka_resp_err_t err) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_REPLICA_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH:
+    case RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH:
+    case RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Waits until every partition of `topic` answers a ListOffsets at its leader; returns "" then, or why not
+// at the deadline. CreateTopics answers before the leaders hold the partitions' logs, and an idempotent
+// producer writing in that window can lose records without an error: its first request fails and is
+// queued again, a later request reaches the new log first and is accepted at a sequence above 0 (the
+// broker has no state for the producer there), and librdkafka then counts the failed one as delivered
+// (its implicit ack). The same wait as common/kafka_admin.py's wait_writable.
+std::string wait_writable(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::string last = "no answer";
+  int partitions = -1;
+  int answered = 0;  // partitions [0, answered) answered
+  while (Clock::now() < deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    const int round_ms = static_cast<int>(std::max<long long>(1, std::min<long long>(left, 5000)));
+    if (partitions < 0) {  // the count first: a topic found existing may have any
+      rd_kafka_topic_t* handle = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+      const rd_kafka_metadata_t* metadata = nullptr;
+      rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, handle, &metadata, round_ms);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR && metadata->topic_cnt == 1) {
+        err = metadata->topics[0].err;
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR && metadata->topics[0].partition_cnt > 0) {
+          partitions = metadata->topics[0].partition_cnt;
+        }
+      }
+      if (metadata != nullptr) rd_kafka_metadata_destroy(metadata);
+      rd_kafka_topic_destroy(handle);
+      if (partitions < 0) {
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR && !not_there_yet(err)) return "";  // cannot look: do not wait
+        last = err == RD_KAFKA_RESP_ERR_NO_ERROR ? "no partitions listed yet" : rd_kafka_err2str(err);
+      }
+    }
+    while (partitions >= 0 && answered < partitions) {
+      int64_t low = 0, high = 0;
+      rd_kafka_resp_err_t err =
+          rd_kafka_query_watermark_offsets(rk, topic.c_str(), answered, &low, &high, round_ms);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR && not_there_yet(err)) {
+        last = "partition " + std::to_string(answered) + ": " + rd_kafka_err2str(err);
+        break;
+      }
+      ++answered;  // answered, or answers something that is not "not there yet": do not wait for it
+    }
+    if (partitions >= 0 && answered == partitions) return "";
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return last;
 }
 
 std::string default_producer_id() {
@@ -296,6 +368,14 @@ const std::string& Producer::ready_topic(const std::string& env, const std::stri
     rd_kafka_queue_destroy(queue);
     rd_kafka_AdminOptions_destroy(options);
     rd_kafka_NewTopic_destroy(request);
+    if (failure.empty()) {  // created, or there already: writable only once every partition answers
+      std::string not_writable = wait_writable(rk, topic, config_.admin_timeout_ms);
+      if (!not_writable.empty()) {
+        failure = "its partitions did not become writable within " + std::to_string(config_.admin_timeout_ms) +
+                  " ms (" + not_writable + ")";
+        unavailable = true;
+      }
+    }
     if (!failure.empty()) {
       std::string cause = callbacks_->problem();
       std::string message = "could not create topic '" + topic + "': " + failure + (cause.empty() ? "" : " (" + cause + ")");

@@ -1,10 +1,14 @@
 // The producer against the real broker and the real schema registry (REFINERY_KAFKA_BOOTSTRAP_SERVERS,
 // REFINERY_REGISTRY_URL; skipped without them): registration and its version rule, records of every
 // payload kind read back byte-exact with the contract's headers, each key in its murmur2 partition of a
-// 12-partition ingest topic the SDK created, and a broker-side delivery error reaching the callback.
+// 12-partition ingest topic the SDK created, a broker-side delivery error reaching the callback, and a new
+// ingest topic writable at every partition once the first send to it returns.
 // REFINERY_TEST_ENV / _SOURCE / _TITLE choose the names; REFINERY_TEST_REPORT names a file that gets one
 // JSON line per record sent (tests/sdk_cpp/test_cpp_sdk.py routes them through a worker).
+#include <librdkafka/rdkafkacpp.h>
+
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <set>
@@ -184,6 +188,34 @@ int main() {
     CHECK_EQ(report.message_id, id);
     std::cout << "broker refused as expected: " << report.error << std::endl;
     CHECK_EQ(producer.stats().failed, 1u);
+  }
+
+  // The first send to a new ingest topic returns only once every partition answers at its leader: the SDK
+  // waits after creating the topic, since an idempotent producer writing to a partition whose leader has
+  // not created its log yet can lose records without an error (librdkafka's implicit ack).
+  {
+    const std::string fresh = source + "fresh";
+    const std::string fresh_topic = contract::ingest_topic(env, fresh);
+    std::string error;
+    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+    conf->set("bootstrap.servers", bootstrap, error);
+    std::unique_ptr<RdKafka::Producer> probe(RdKafka::Producer::create(conf.get(), error));
+    RdKafka::Metadata* metadata = nullptr;  // connected, before the topic exists
+    if (probe->metadata(true, nullptr, &metadata, 10000) == RdKafka::ERR_NO_ERROR) delete metadata;
+    ProducerConfig fresh_config = config;
+    fresh_config.source = fresh;
+    Producer producer(fresh_config, registry);
+    producer.send(title, "kill", 1, std::string("first record of a new topic"));
+    int answering = 0;
+    for (int p = 0; p < contract::kIngestPartitions; ++p) {
+      int64_t low = 0, high = 0;
+      RdKafka::ErrorCode err = probe->query_watermark_offsets(fresh_topic, p, &low, &high, 5000);
+      if (err == RdKafka::ERR_NO_ERROR) ++answering;
+      else std::cout << fresh_topic << "[" << p << "] not writable yet: " << RdKafka::err2str(err) << std::endl;
+    }
+    CHECK_EQ(answering, contract::kIngestPartitions);
+    producer.flush(30000);
+    CHECK_EQ(producer.stats().failed, 0u);
   }
 
   const std::string report_path = test::env_or("REFINERY_TEST_REPORT", "");
