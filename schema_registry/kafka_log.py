@@ -18,6 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from common.client_errors import AUTH_ERRORS
+from common.kafka_admin import wait_writable
 from schema_registry.contexts import DEFAULT_CONTEXT
 from schema_registry.errors import ErrorCode, StoreError
 from schema_registry.store import SchemaStore
@@ -58,12 +59,18 @@ def ensure_topics(client_config: dict[str, Any], topics: Sequence[str], *, timeo
         [NewTopic(t, num_partitions=1, replication_factor=-1, config=COMPACTED) for t in missing],
         request_timeout=timeout,
     )
+    deadline = time.monotonic() + timeout
     for topic, future in futures.items():
         try:
             future.result(timeout=timeout)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise StoreError(f"cannot create topic {topic!r}: {exc.args[0].str()}") from exc
+    # before the first write: a partition whose leader has not created its log yet can lose an idempotent
+    # producer's first records without an error (common.kafka_admin)
+    not_writable = wait_writable(admin, missing, deadline, timeout)
+    if not_writable:
+        raise StoreError(str(next(iter(not_writable.values()))))
 
 
 def _list_topics(admin: AdminClient, timeout: float, refused: list[KafkaError]) -> dict[str, Any]:
