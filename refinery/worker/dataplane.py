@@ -48,7 +48,11 @@ from refinery.worker.writer import BatchWriter, TransientWriteError
 log = logging.getLogger(__name__)
 HOLD = "held batch"  # the Health source names of the loop's own troubles
 KAFKA = "kafka"
-PAUSE_CONSUMER_AFTER_S = 0.5  # holding longer than this pauses the partitions (keeps group membership)
+# Holding longer than this pauses the partitions, so the worker stays in its group however long a hold
+# lasts (max.poll.interval.ms). Not sooner: a pause discards what librdkafka prefetched, and a partition
+# resumed after a short hold (the producer catching up with its acknowledgements) waited ~1 s for its next
+# fetch; at 10k msg/s those gaps left the tuned worker 12 s behind at start-up (5 s with this value).
+PAUSE_CONSUMER_AFTER_S = 5.0
 HOLD_POLL_S = 0.05
 HOLD_WAIT_S = 0.005  # a held loop waits this long for delivery reports between looks at its batch
 COMMITTED_TIMEOUT_S = 10.0
