@@ -71,7 +71,7 @@ from common.client_errors import ClientErrors
 from common.config import KafkaSettings, ProducerSettings, RegistrySettings
 from common.envelope import FORMAT_BY_NAME, encode_envelope, make_envelope, new_message_id, now_ms
 from common.headers import Headers, record_headers
-from common.kafka_admin import TopicEnsurer
+from common.kafka_admin import TopicCreationError, TopicEnsurer
 from common.kafka_log import describe_failure, error_text, kafka_unreachable, with_log
 from common.limits import MAX_RECORD_BYTES, record_size
 from common.topics import ingest_topic
@@ -432,8 +432,11 @@ class Producer:
             raise BrokerUnavailableError(unreachable)
         try:
             self._topics.ensure(topic)
-        except TimeoutError:
-            cause = self.broker_problem() or "no answer"
+        except TopicCreationError as exc:
+            if exc.error is not None:  # the broker refused it: its reason, as is
+                raise
+            # no answer in time, or its partitions not yet writable: Kafka is not (fully) there
+            cause = self.broker_problem() or str(exc)
             raise BrokerUnavailableError(
                 describe_failure(self._bootstrap, f"did not confirm topic {topic!r} in time ({cause})")
             ) from None
