@@ -49,7 +49,7 @@ struct ProducerConfig {
   int partitions = contract::kIngestPartitions;  // ingest topics are created with this many
   int replication_factor = 1;
   bool create_topics = true;          // false: ingest topics are provisioned by operators
-  int admin_timeout_ms = 15000;       // topic creation
+  int admin_timeout_ms = 15000;       // topic creation, then as long again for its partitions to answer
   int linger_ms = 20;
   std::string compression = "lz4";
   int queue_max_messages = 100000;    // the bounded local queue
