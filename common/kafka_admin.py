@@ -212,7 +212,8 @@ def wait_writable(
                 undescribed.discard(topic)
                 if why is None:
                     waiting.update(TopicPartition(topic, p.id) for p in future.result().partitions)
-        if waiting:
+        timeout = min(WRITABLE_ROUND_TIMEOUT_S, deadline - time.monotonic())  # the describe took some
+        if waiting and timeout > 0:
             probes = admin.list_offsets({tp: OffsetSpec.latest() for tp in waiting}, request_timeout=timeout)
             for tp, future in probes.items():
                 why = _not_there_yet(future, timeout)
