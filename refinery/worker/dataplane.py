@@ -51,7 +51,7 @@ KAFKA = "kafka"
 # Holding longer than this pauses the partitions, so the worker stays in its group however long a hold
 # lasts (max.poll.interval.ms). Not sooner: a pause discards what librdkafka prefetched, and a partition
 # resumed after a short hold (the producer catching up with its acknowledgements) waited ~1 s for its next
-# fetch; at 10k msg/s those gaps left the tuned worker 12 s behind at start-up (5 s with this value).
+# fetch; at 10k msg/s those gaps left the tuned worker 12.5 s behind at start-up (5-6 s with this value).
 PAUSE_CONSUMER_AFTER_S = 5.0
 HOLD_POLL_S = 0.05
 HOLD_WAIT_S = 0.005  # a held loop waits this long for delivery reports between looks at its batch
