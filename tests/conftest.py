@@ -17,6 +17,14 @@ from common.config import KafkaSettings
 from devstack.local_kafka import LocalKafka
 from tests.schema_registry.processes import RegistryProcess
 
+# Collected last: on a fresh machine these wait for the compose plugin that scripts/test.sh builds in the
+# background meanwhile (tests/deploy/compose_plugin.py).
+RUN_LAST = ("tests/deploy/test_compose.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.nodeid.startswith(RUN_LAST))  # stable: the rest keeps its order
+
 
 @pytest.fixture(scope="session")
 def kafka_settings() -> KafkaSettings:

@@ -5,6 +5,7 @@ proxy (`go mod download`, then `go build` inside the downloaded module: `go inst
 modules whose go.mod has `exclude` directives, and compose's has). Everything lands in `.cache/go/`
 (git-ignored); the binary is linked to `~/.docker/cli-plugins/docker-compose`, where the docker CLI
 looks for plugins. A cold build takes about two minutes on two cores; later runs reuse the binary.
+`scripts/test.sh` starts it in the background for a full run.
 
     python -m tests.deploy.compose_plugin      # build (if needed) and link; prints the plugin path
 """
@@ -90,8 +91,11 @@ def ensure_compose() -> Path | None:
     binary = build_plugin()
     CLI_PLUGIN.parent.mkdir(parents=True, exist_ok=True)
     if CLI_PLUGIN.is_symlink() or not CLI_PLUGIN.exists():
-        CLI_PLUGIN.unlink(missing_ok=True)
-        CLI_PLUGIN.symlink_to(binary)
+        # atomically: scripts/test.sh may be linking it from its background build at the same moment
+        staged = CLI_PLUGIN.with_name(f".{CLI_PLUGIN.name}.{os.getpid()}")
+        staged.unlink(missing_ok=True)
+        staged.symlink_to(binary)
+        staged.replace(CLI_PLUGIN)
     if not compose_works():
         raise ComposeUnavailableError(f"docker does not accept the plugin at {CLI_PLUGIN}")
     return CLI_PLUGIN
