@@ -239,6 +239,7 @@ class ProducerSettings(RefinerySettings):
 
 AT_LEAST_ONCE_BATCH_SIZE = 2_000
 EXACTLY_ONCE_BATCH_SIZE = 10_000
+INFLIGHT_FULL_BATCHES = 4  # at-least-once: the default bound of the records in flight, in full batches
 
 
 class WorkerSettings(RefinerySettings):
@@ -277,14 +278,21 @@ class WorkerSettings(RefinerySettings):
     internal_replication: Replication = BROKER_DEFAULT_REPLICATION  # DLQ, dedup and Faust's own topics
     registry_check: bool = False  # DLQ records whose schema id the registry does not know
     registry_negative_ttl_s: float = 30.0  # how long an unknown schema id stays unknown before re-asking
-    # Records per consume() and batch; unset: 2,000 at least once (up to max_inflight_batches in flight) and
+    # Records per consume() and batch; unset: 2,000 at least once (up to 4 full batches in flight) and
     # 10,000 exactly once (a transaction per batch, whose commit the loop waits for: larger batches spread
     # that wait; 0.61x -> 0.83x of the hand-written router's rate, bench/results/NOTES.md §2). A live feed
     # forwards partial batches after batch_idle_timeout_s either way.
     batch_size: int | None = Field(default=None, ge=1)
     batch_timeout_s: float = Field(default=0.2, gt=0)  # consume() wait after a full batch (deep queue)
     batch_idle_timeout_s: float = Field(default=0.005, gt=0)  # ... after a partial one (live feed: latency)
-    max_inflight_batches: int = Field(default=4, ge=1)  # at-least-once: produced, awaiting acks/commit
+    # At-least-once: batches produced and awaiting their acknowledgements and commit, at most this many and
+    # holding at most max_inflight_records input records between them (unset: 4 full batches); one batch
+    # always goes. The count used to be 4: on a live feed batches are small (batch_idle_timeout_s) and
+    # complete only once the producer has nothing outstanding, so the loop stopped to wait for the producer
+    # every 4 small batches; at 10k msg/s a worker starting caught up fell seconds behind that way
+    # (bench/results/NOTES.md §3, ninth round). Full batches are still bounded as before, by the records.
+    max_inflight_batches: int = Field(default=64, ge=1)
+    max_inflight_records: int | None = Field(default=None, ge=1)
     commit_interval_s: float = Field(default=0.1, ge=0)  # at-least-once: async commits at most this often
     # At-least-once: the producer reports failed records only, and batches complete when it has nothing
     # outstanding (a held loop flushes, so that drain takes no linger). On, a delivery report per
@@ -359,6 +367,13 @@ class WorkerSettings(RefinerySettings):
         if self.batch_size is not None:
             return self.batch_size
         return EXACTLY_ONCE_BATCH_SIZE if self.exactly_once else AT_LEAST_ONCE_BATCH_SIZE
+
+    @property
+    def inflight_records_limit(self) -> int:
+        """`max_inflight_records`, or 4 full batches."""
+        if self.max_inflight_records is not None:
+            return self.max_inflight_records
+        return INFLIGHT_FULL_BATCHES * self.records_per_batch
 
 
 class CatalogSettings(RefinerySettings):

@@ -2,9 +2,10 @@
 
 Batches are pipelined: each record carries its batch's delivery callback (`refinery.worker.inflight`,
 served by `poll()`), the loop keeps consuming and producing while earlier batches deliver (at most
-`max_inflight_batches`); a batch is acknowledged once the producer had nothing outstanding after it
-was written and none of its records reported a failure (the producer reports failures only, by
-default), or once each of its records reported (`success_reports=true`); the leading fully acknowledged
+`max_inflight_batches`, holding at most `max_inflight_records` input records); a batch is acknowledged
+once the producer had nothing outstanding after it was written and none of its records reported a
+failure (the producer reports failures only, by default), or once each of its records reported
+(`success_reports=true`); the leading fully acknowledged
 batches get their dedup ids recorded and their offsets committed asynchronously (at most every
 `commit_interval_s`), in consume order.
 
@@ -13,7 +14,8 @@ becomes an `output_rejected` dead letter; a transient failure is sent again afte
 backoff (`retry_*` settings), and only the records that failed are sent again, so without a crash no
 acknowledged output is ever written twice. A dead letter the DLQ refuses, or a retry budget spent,
 pauses the worker (Health `paused`, the loop stops consuming) and the same records are probed every
-`pause_probe_interval_s` until they go through. A crash repeats at most the batches in flight.
+`pause_probe_interval_s` until they go through. A crash repeats at most the batches in flight (their
+records bounded by `max_inflight_records`).
 
 Dedup: a batch with outputs on `dedup` routes waits until nothing earlier is in flight, then writes and
 flushes an intent to the dedup changelog before its outputs (`refinery.dedup`), so a replay after a
@@ -47,7 +49,7 @@ class AtLeastOnceCommitter(CommitterBase):
     def __init__(self, parts: CommitterParts) -> None:
         super().__init__(parts)
         self._inflight = Inflight()
-        self.seen = PendingDedup(parts.dedup, self._inflight)
+        self.seen = PendingDedup(parts.dedup, self._inflight.deduplicating)
         self._uncommitted: dict[tuple[str, int], int] = {}  # acknowledged: next offset per partition
         self._committed_at = 0.0
         self._acked: dict[tuple[str, int], int] = {}  # every partition's acknowledged next offset
@@ -61,7 +63,10 @@ class AtLeastOnceCommitter(CommitterBase):
         return self.has_room()
 
     def has_room(self) -> bool:
-        return len(self._inflight) < self._settings.max_inflight_batches
+        inflight, s = self._inflight, self._settings
+        if not len(inflight):
+            return True  # one batch always goes, whatever its size
+        return len(inflight) < s.max_inflight_batches and inflight.records < s.inflight_records_limit
 
     def idle(self) -> bool:
         return not len(self._inflight)

@@ -102,10 +102,14 @@ class BatchTracker(DeliveryCounter):
 
 
 class Inflight:
-    """Produced batches in consume order."""
+    """Produced batches in consume order, and how many input records they hold."""
 
     def __init__(self) -> None:
         self._queue: deque[BatchTracker] = deque()
+        self.records = 0
+        # the batches with dedup-route ids, for `PendingDedup` (at most one or two of up to
+        # `max_inflight_batches`: such a batch waits until nothing earlier is in flight)
+        self.deduplicating: deque[BatchTracker] = deque()
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -115,6 +119,9 @@ class Inflight:
 
     def add(self, tracker: BatchTracker) -> None:
         self._queue.append(tracker)
+        self.records += len(tracker.batch.records)
+        if tracker.batch.dedup_ids:
+            self.deduplicating.append(tracker)
 
     def settle(self) -> None:
         """The producer has nothing outstanding (see `BatchTracker.settled`)."""
@@ -124,14 +131,20 @@ class Inflight:
     def pop_done(self) -> list[BatchTracker]:
         """Remove and return the leading batches that are fully and successfully acknowledged."""
         done: list[BatchTracker] = []
-        queue = self._queue
+        queue, deduplicating = self._queue, self.deduplicating
         while queue and queue[0].done:
-            done.append(queue.popleft())
+            tracker = queue.popleft()
+            self.records -= len(tracker.batch.records)
+            if deduplicating and deduplicating[0] is tracker:  # both in consume order
+                deduplicating.popleft()
+            done.append(tracker)
         return done
 
     def clear(self) -> int:
         dropped = len(self._queue)
         self._queue.clear()
+        self.deduplicating.clear()
+        self.records = 0
         return dropped
 
 

@@ -273,6 +273,57 @@ def test_at_least_once_commits_nothing_while_the_producer_has_records_outstandin
     assert len(producer.written) == 6
 
 
+def test_at_least_once_in_flight_bounds_at_their_defaults() -> None:
+    """Many small batches (a live feed) may be in flight, full ones only as many as before (4 x 2,000
+    records); one batch always goes, whatever its size."""
+    s = settings()
+    assert (s.max_inflight_batches, s.inflight_records_limit) == (64, 4 * 2_000)
+    committer, producer, _consumer, _health = build(AtLeastOnceCommitter, ok)
+    producer.stuck = True
+    for i in range(63):
+        committer.submit(batch_on(i, 0, 10), time.monotonic())
+    assert committer.has_room()  # 63 batches, 630 records
+    committer.submit(batch_on(63, 0, 10), time.monotonic())
+    assert not committer.has_room()  # the 64th batch: the count is reached
+    committer.abandon()
+
+    committer, producer, _consumer, _health = build(AtLeastOnceCommitter, ok)
+    producer.stuck = True
+    for i in range(3):
+        committer.submit(batch_on(i, 0, 2_000), time.monotonic())
+    committer.submit(batch_on(3, 0, 1_999), time.monotonic())
+    assert committer.has_room()  # 7,999 records: one short of the bound
+    committer.submit(batch_on(4, 0, 1), time.monotonic())
+    assert not committer.has_room()  # 8,000
+    producer.stuck = False
+    run_until(committer, committer.idle)
+    assert committer.has_room()
+
+    committer, producer, _consumer, _health = build(AtLeastOnceCommitter, ok, max_inflight_records=100)
+    producer.stuck = True
+    assert committer.has_room()  # nothing in flight: a batch larger than the bound goes alone
+    committer.submit(batch_on(0, 0, 500), time.monotonic())
+    assert not committer.has_room()
+
+
+def test_records_of_dedup_batches_in_flight_count_as_seen_until_recorded() -> None:
+    """The next batch is routed while earlier ones are in flight: a message id of a dedup batch not yet
+    acknowledged is already a duplicate; the batches without dedup ids are not looked through."""
+    committer, producer, _consumer, _health = build(AtLeastOnceCommitter, ok)
+    producer.stuck = True
+    tp = ("prod.s.ingest.all-v1", 0)
+    deduplicating = batch_on(0, 0, 3)
+    deduplicating.dedup_ids = {tp: {b"id1": None}}
+    committer.submit(deduplicating, time.monotonic())
+    committer.submit(batch_on(1, 0, 3), time.monotonic())
+    assert committer.seen.seen(tp, b"id1") and not committer.seen.seen(tp, b"id2")
+    assert list(committer._inflight.deduplicating) == [next(iter(committer._inflight))]
+    producer.stuck = False
+    run_until(committer, committer.idle)
+    assert not committer._inflight.deduplicating and committer._inflight.records == 0
+    assert committer.seen.seen(tp, b"id1")  # now from the dedup store itself
+
+
 @pytest.mark.parametrize("success_reports", [False, True])
 def test_at_least_once_batch_completion_with_and_without_success_reports(success_reports: bool) -> None:
     """A later batch's record still outstanding: with success reports the first batch completes on its
