@@ -107,8 +107,8 @@ class Inflight:
     def __init__(self) -> None:
         self._queue: deque[BatchTracker] = deque()
         self.records = 0
-        # the batches with dedup-route ids, for `PendingDedup` (at most one or two of up to
-        # `max_inflight_batches`: such a batch waits until nothing earlier is in flight)
+        # the batches with dedup-route ids, for `PendingDedup`: at most one of up to `max_inflight_batches`
+        # (such a batch is accepted only when nothing is in flight, `AtLeastOnceCommitter.accepts`)
         self.deduplicating: deque[BatchTracker] = deque()
 
     def __len__(self) -> int:
