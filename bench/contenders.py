@@ -19,7 +19,7 @@ from bench import procs
 from bench.context import BenchContext
 from bench.kafka_io import IngestRange, PassThroughProfile
 from bench.procs import Child, SinkProgress
-from common.config import REPO_ROOT
+from common.config import REPO_ROOT, WorkerSettings
 from common.headers import headers_dict
 from producers.producer import OutgoingRecord
 from refinery.control.route_store import RouteStoreError, publish_route_set
@@ -156,5 +156,7 @@ def start_handwritten_router(ctx: BenchContext, label: str, ingest: IngestRange)
     """The hand-written at-least-once router of the workload's 8 routes (`bench.handwritten_router_main`)."""
     group = ctx.name(label)
     ctx.commit_offsets(group, ingest.start)
-    args = ["-m", "bench.handwritten_router_main", ctx.bootstrap, group, json.dumps(ingest.topics)]
+    partitions = str(WorkerSettings().derived_partitions)  # the topics a worker would create
+    topics = json.dumps(ingest.topics)
+    args = ["-m", "bench.handwritten_router_main", ctx.bootstrap, group, topics, partitions]
     return procs.start(label, args), group

@@ -1,13 +1,15 @@
 """The routing benchmark's second baseline: the router a Python engineer would write by hand in an
 afternoon for the reference workload's 8 routes (../shared/workload.md), at-least-once, as a process.
 
-    python -m bench.handwritten_router_main BOOTSTRAP GROUP '["topic", ...]'
+    python -m bench.handwritten_router_main BOOTSTRAP GROUP '["topic", ...]' [PARTITIONS]
 
 consume(1000) -> the 8 routes as plain `if`s on the headers -> produce every output with the record's
 own key, value and headers -> every few batches: flush, then commit (so nothing is committed before
-its outputs are acknowledged). Derived topics are created on first use. No envelope check, no DLQ, no
-dedup, no metrics: what the guards and guarantees of the real worker are measured against. It starts
-from the group's committed offsets (pre-committed by the harness), which is how the harness watches it.
+its outputs are acknowledged). Derived topics are created on first use, with PARTITIONS partitions
+(the harness passes the worker's default, so both routers write the same topics). No envelope check,
+no DLQ, no dedup, no metrics: what the guards and guarantees of the real worker are measured against.
+It starts from the group's committed offsets (pre-committed by the harness), which is how the harness
+watches it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def destinations(h: dict[str, bytes]) -> list[str]:
 
 def main(argv: list[str]) -> int:
     bootstrap, group, topics = argv[0], argv[1], json.loads(argv[2])
+    partitions = int(argv[3]) if len(argv) > 3 else 1
     stop = stop_on_sigterm()
     consumer = Consumer(
         {
@@ -73,7 +76,7 @@ def main(argv: list[str]) -> int:
                 headers: Any = m.headers() or []
                 for topic in destinations(dict(headers)):
                     if topic not in known:
-                        for future in admin.create_topics([NewTopic(topic, 12, 1)]).values():
+                        for future in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
                             try:
                                 future.result()
                             except KafkaException:

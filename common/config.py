@@ -11,6 +11,7 @@ project reads `os.environ` for configuration.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,19 @@ def _replication(value: int) -> int:
 # (KIP-464), so one dev broker gets 1 and a production cluster gets what its operators set (3), and
 # min.insync.replicas always comes from the cluster. A number pins it.
 Replication = Annotated[int, AfterValidator(_replication)]
+
+
+def _partition_overrides(value: dict[str, int]) -> dict[str, int]:
+    for pattern, count in value.items():
+        if not pattern:
+            raise ValueError("a topic pattern must not be empty")
+        if count < 1:
+            raise ValueError(f"{pattern!r}: partitions must be at least 1, not {count}")
+    return value
+
+
+# Topic-name glob (`fnmatch`: `*`, `?`, `[seq]`) -> partitions, in order; the first pattern that matches wins.
+PartitionOverrides = Annotated[dict[str, int], AfterValidator(_partition_overrides)]
 
 
 def _prefixed(prefix: str) -> SettingsConfigDict:
@@ -272,7 +286,15 @@ class WorkerSettings(RefinerySettings):
     dedup_settle_window_s: float = Field(default=30.0, gt=0)
     exactly_once: bool = False
     transaction_timeout_ms: int = Field(default=30_000, ge=1000)  # bounds how long a dead worker blocks
-    derived_partitions: int = Field(default=12, ge=1)
+    # Partitions of a derived topic the worker creates (a topic that exists is used as it is). Each derived
+    # topic is one slice of an ingest topic, so one partition by default, as the broker's `num.partitions`:
+    # librdkafka sends one partition per produce request (confluentinc/librdkafka#1700), and 12 partitions
+    # each over the reference set's 24 derived topics made a 10k msg/s feed 288 nearly empty requests at a
+    # time (p99 0.9 s against 0.13 s with 1; bench/results/NOTES.md §3, tenth round). A slice that needs
+    # more consumers in a group gets more through `derived_partitions_by_topic`, or by creating its topic
+    # ahead.
+    derived_partitions: int = Field(default=1, ge=1)
+    derived_partitions_by_topic: PartitionOverrides = {}  # JSON object {"prod.telemetry.1234.*": 6, ...}
     derived_replication: Replication = BROKER_DEFAULT_REPLICATION
     derived_allowed_envs: list[str] | None = None  # JSON list; other envs get no derived topics (DLQ instead)
     internal_replication: Replication = BROKER_DEFAULT_REPLICATION  # DLQ, dedup and Faust's own topics
@@ -374,6 +396,14 @@ class WorkerSettings(RefinerySettings):
         if self.max_inflight_records is not None:
             return self.max_inflight_records
         return INFLIGHT_FULL_BATCHES * self.records_per_batch
+
+    def partitions_of_derived(self, topic: str) -> int:
+        """How many partitions the worker gives `topic` when it creates it: the first pattern of
+        `derived_partitions_by_topic` that matches the name, else `derived_partitions`."""
+        for pattern, count in self.derived_partitions_by_topic.items():
+            if fnmatch.fnmatchcase(topic, pattern):
+                return count
+        return self.derived_partitions
 
 
 class CatalogSettings(RefinerySettings):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection, TopicPartition
@@ -64,6 +64,7 @@ class TopicEnsurer:
         client_config: Mapping[str, Any],
         *,
         partitions: int = 12,
+        partitions_for: Callable[[str], int] | None = None,
         replication_factor: int = BROKER_DEFAULT_REPLICATION,
         topic_config: Mapping[str, str] | None = None,
         allowed_envs: Collection[str] | None = None,
@@ -71,7 +72,8 @@ class TopicEnsurer:
         timeout_s: float = 30.0,
     ) -> None:
         self._admin = AdminClient(dict(client_config))
-        self._partitions = partitions
+        # a topic's partition count at creation: `partitions_for(topic)` when given, else `partitions`
+        self._partitions_for = partitions_for or (lambda _topic: partitions)
         self._replication = replication_factor
         self._topic_config = dict(topic_config or {})
         self._allowed_envs = frozenset(allowed_envs) if allowed_envs else None
@@ -128,7 +130,7 @@ class TopicEnsurer:
             if not missing:
                 return failed
             new = [
-                NewTopic(t, self._partitions, self._replication, config=dict(self._topic_config))
+                NewTopic(t, self._partitions_for(t), self._replication, config=dict(self._topic_config))
                 for t in missing
             ]
             futures = self._admin.create_topics(new, operation_timeout=self._timeout)

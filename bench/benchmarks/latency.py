@@ -32,7 +32,7 @@ from bench.procs import Child
 from bench.report import BenchResult, Row
 from bench.stats import percentiles, windowed_p99
 from bench.workload import cycle, generate, prepare_records, sdk_producer, workload_ingest_topics
-from common.config import KafkaSettings, ProducerSettings
+from common.config import KafkaSettings, ProducerSettings, WorkerSettings
 from producers.kafka_config import producer_config
 from producers.producer import OutgoingRecord, Producer
 from producers.workload import WorkloadMessage
@@ -228,13 +228,20 @@ def run(ctx: BenchContext) -> BenchResult:
     settings = ProducerSettings(env="prod", source="telemetry", producer_id="bench")
     raw = confluent_kafka.Producer(producer_config(KafkaSettings(bootstrap_servers=ctx.bootstrap), settings))
     sink = ctx.name("latency-sink")
+    worker_defaults = WorkerSettings()
     # (rate, worker label) -> measured; the baseline under label "baseline"
     runs: dict[tuple[int, str], Measured] = {}
     try:
         records = prepare_unique(sdk, rate * seconds)
         warmup = prepare_warmup(sdk, records)
         topics = derived_topics(records)
-        ctx.create_topics([*topics, sink], 12)
+        # the derived topics as the worker would create them (provisioned ahead, as the sink is)
+        by_count: dict[int, list[str]] = {}
+        for topic in topics:
+            by_count.setdefault(worker_defaults.partitions_of_derived(topic), []).append(topic)
+        for count, some in by_count.items():
+            ctx.create_topics(some, count)
+        ctx.create_topics([sink], 12)
         # Hundreds of thousands of prepared records (header tuples and all) would make every full GC pass
         # of this process pause the paced sender for ~0.1 s, and its catch-up bursts show up as latency.
         gc.collect()
@@ -286,6 +293,7 @@ def run(ctx: BenchContext) -> BenchResult:
             "seconds": seconds,
             "records": rate * seconds,
             "derived_topics": len(topics),
+            "derived_partitions": worker_defaults.derived_partitions,
             "worker_settings_tuned": LATENCY_TUNED,
         },
         baseline={

@@ -41,7 +41,7 @@ def ensure_internal_topics(settings: WorkerSettings, client_config: Mapping[str,
 def derived_topics(settings: WorkerSettings, client_config: Mapping[str, Any]) -> TopicEnsurer:
     return TopicEnsurer(
         client_config,
-        partitions=settings.derived_partitions,
+        partitions_for=settings.partitions_of_derived,
         replication_factor=settings.derived_replication,
         allowed_envs=settings.derived_allowed_envs,
     )

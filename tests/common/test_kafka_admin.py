@@ -82,3 +82,14 @@ def test_every_partition_answers_at_its_leader_once_creation_returns(
         t.join()
     assert errors == []
     assert not_writable == {}, f"{len(not_writable)} not writable: {list(not_writable.items())[:3]}"
+
+
+@pytest.mark.integration
+def test_each_topic_gets_the_partition_count_asked_for_it(kafka_bootstrap: str, unique_name: str) -> None:
+    """`partitions_for` decides per topic (the worker's `derived_partitions_by_topic`), in one request."""
+    wide, narrow = f"prod.{unique_name}.hot.kill-v1", f"prod.{unique_name}.quiet.kill-v1"
+    conf = {"bootstrap.servers": kafka_bootstrap}
+    ensurer = TopicEnsurer(conf, partitions=1, partitions_for=lambda t: 4 if ".hot." in t else 1)
+    ensurer.ensure_many([wide, narrow])
+    meta = AdminClient(conf).list_topics(timeout=10).topics
+    assert (len(meta[wide].partitions), len(meta[narrow].partitions)) == (4, 1)

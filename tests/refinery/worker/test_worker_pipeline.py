@@ -5,6 +5,7 @@ views and refusal of invalid route sets. One worker serves the whole module to k
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from confluent_kafka import Message
+from confluent_kafka.admin import AdminClient
 
 from common.config import KafkaSettings
 from common.limits import MAX_RECORD_BYTES
@@ -65,7 +67,11 @@ def worker(
     kafka_bootstrap: str, name: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
     tmp = tmp_path_factory.mktemp("worker")
-    env = worker_env(kafka_bootstrap, name, tmp, derived_allowed_envs='["prod","dev"]')
+    env = worker_env(
+        kafka_bootstrap, name, tmp, derived_allowed_envs='["prod","dev"]',
+        derived_partitions_by_topic=json.dumps({f"prod.{name}.1234.*": 2}),
+    )  # fmt: skip
+    del env["REFINERY_WORKER_DERIVED_PARTITIONS"]  # the default (1) for every other derived topic
     conf = {"bootstrap.servers": kafka_bootstrap}
     publish_route_set(conf, env["REFINERY_WORKER_ROUTES_TOPIC"], load_route_set(ROUTES))
     proc = WorkerProcess(env, tmp / "worker.log").start()
@@ -115,6 +121,10 @@ def test_each_predicate_kind_fan_out_and_byte_identical(
         assert msg.key() == b"key-eq+in" and msg.value() == value and msg.headers() == headers
     stats = wait_for(lambda: (s := worker.stats())["totals"]["unmatched"] >= 1 and s, what="unmatched count")
     assert stats["routes"]["eq-title"]["total"] >= 1 and stats["routes"]["in-category"]["total"] >= 1
+    # created with the default partition count, or the count of the first pattern matching the name
+    topics = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
+    partitions = {topic: len(topics[topic].partitions) for topic in expected}
+    assert partitions == {topic: 2 if topic.startswith(f"prod.{name}.1234.") else 1 for topic in expected}
 
 
 def test_dead_letters_carry_reason_headers(worker: WorkerProcess, kafka_bootstrap: str, name: str) -> None:
