@@ -266,9 +266,15 @@ class LocalKafka:
             libs = self.ensure_jars()
             config = self._write_config()
             self._format_storage(config, libs)
+            # the JVM's own scratch files (lz4-java extracts its native library there, and a SIGKILLed
+            # broker never deletes it) stay under the broker's directory, emptied at each start
+            scratch = self.home / "tmp"
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir(parents=True)
             cmd = [
                 self._java(), f"-Xmx{self.settings.heap}", f"-Xms{self.settings.heap}",
                 "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+                f"-Djava.io.tmpdir={scratch}",
                 f"-Dlog4j2.configurationFile={self.home / 'log4j2.yaml'}",
                 *self.jvm_options,
                 "-cp", f"{libs}/*", "kafka.Kafka", str(config),
