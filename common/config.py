@@ -305,7 +305,9 @@ class WorkerSettings(RefinerySettings):
     # that wait; 0.61x -> 0.83x of the hand-written router's rate, bench/results/NOTES.md §2). A live feed
     # forwards partial batches after batch_idle_timeout_s either way.
     batch_size: int | None = Field(default=None, ge=1)
-    batch_timeout_s: float = Field(default=0.2, gt=0)  # consume() wait after a full batch (deep queue)
+    # consume() wait after a batch that came full at once (a deep queue); one that filled only while
+    # consume() waited is the live edge, and the next wait is batch_idle_timeout_s
+    batch_timeout_s: float = Field(default=0.2, gt=0)
     batch_idle_timeout_s: float = Field(default=0.005, gt=0)  # ... after a partial one (live feed: latency)
     # At-least-once: batches produced and awaiting their acknowledgements and commit, at most this many and
     # holding at most max_inflight_records input records between them (unset: 4 full batches); one batch

@@ -123,7 +123,7 @@ class DataPlane:
         self.consumer: Consumer | None = None
         self.writer: BatchWriter | None = None
         self.committer: Committer | None = None
-        self._last_full = False
+        self._deep_queue = False  # the last batch came full at once: wait for a full one next
         self._backlog: list[Any] = []  # consumed, not yet routed (returned while holding)
         self._held_records: list[Any] | None = None  # routing refused for now (registry denied)
         self._held_batch: tuple[RoutedBatch, float] | None = None  # routed, not yet accepted
@@ -359,10 +359,18 @@ class DataPlane:
             return backlog
         assert self.consumer is not None
         s = self.settings
-        # a full previous batch means a deep queue: wait for a full one; otherwise forward what is there
-        timeout = s.batch_timeout_s if self._last_full else s.batch_idle_timeout_s
+        # a deep queue: wait for a full batch; otherwise forward what is there
+        timeout = s.batch_timeout_s if self._deep_queue else s.batch_idle_timeout_s
+        began = time.monotonic()
         records = self._consume(timeout)
-        self._last_full = len(records) >= s.records_per_batch
+        # A full batch that was there at once means a deep queue. One that filled while consume() waited
+        # is the live edge: waiting for full batches there holds each record up to a batch's fill time,
+        # and at the rate where a batch fills within the wait (2,000 records in 0.2 s: 10k msg/s with the
+        # defaults) every batch fills again, so the worker stayed that far behind for good
+        # (bench/results/NOTES.md §3, tenth round: p99 ~280 ms for the rest of a run).
+        self._deep_queue = (
+            len(records) >= s.records_per_batch and time.monotonic() - began <= s.batch_idle_timeout_s
+        )
         return records
 
     def _consume(self, timeout_s: float) -> list[Any]:
