@@ -364,14 +364,33 @@ class DataPlane:
         began = time.monotonic()
         records = self._consume(timeout)
         # A full batch that was there at once means a deep queue. One that filled while consume() waited
-        # is the live edge: waiting for full batches there holds each record up to a batch's fill time,
-        # and at the rate where a batch fills within the wait (2,000 records in 0.2 s: 10k msg/s with the
-        # defaults) every batch fills again, so the worker stayed that far behind for good
+        # is a deep queue only if the partitions still hold a batch more (a backlog whose fetches lag the
+        # loop); otherwise it is the live edge, where waiting for full batches holds each record up to a
+        # batch's fill time, and at the rate where a batch fills within the wait (2,000 records in 0.2 s:
+        # 10k msg/s with the defaults) every batch fills again: the worker stayed that far behind for good
         # (bench/results/NOTES.md §3, tenth round: p99 ~280 ms for the rest of a run).
-        self._deep_queue = (
-            len(records) >= s.records_per_batch and time.monotonic() - began <= s.batch_idle_timeout_s
+        full = len(records) >= s.records_per_batch
+        self._deep_queue = full and (
+            time.monotonic() - began <= s.batch_idle_timeout_s or self._behind_by(s.records_per_batch)
         )
         return records
+
+    def _behind_by(self, count: int) -> bool:
+        """Whether the assigned partitions hold at least `count` records past the consumer's position, by
+        the high watermarks of librdkafka's last fetches (no request to the broker)."""
+        assert self.consumer is not None
+        behind = 0
+        for tp in self.consumer.position(self.consumer.assignment()):
+            if tp.offset < 0:
+                continue
+            try:
+                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:  # nothing fetched for it yet: nothing known to be behind
+                continue
+            behind += max(0, high - tp.offset)
+            if behind >= count:
+                return True
+        return False
 
     def _consume(self, timeout_s: float) -> list[Any]:
         """consume(), where rebalances run, without the records a rebalance made stale; partitions

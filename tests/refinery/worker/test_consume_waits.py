@@ -1,13 +1,14 @@
-"""How long the data plane's consume() waits for a batch (no broker): a full wait only after a batch that
-came full at once (a deep queue), the short idle wait on a live feed, including one fast enough to fill
-a batch within the long wait (bench/results/NOTES.md §3, tenth round: waiting for full batches there
-held every record ~200 ms for good)."""
+"""How long the data plane's consume() waits for a batch (no broker): the full wait only after a batch
+that came full at once or while a batch more waits in the partitions (a deep queue), the short idle wait
+on a live feed, including one fast enough to fill a batch within the long wait (bench/results/NOTES.md
+§3, tenth round: waiting for full batches there held every record ~200 ms for good)."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from common.config import KafkaSettings, WorkerSettings
 from refinery.worker import dataplane
@@ -29,16 +30,32 @@ class Rec:
 
 
 class TimedConsumer:
-    """consume() returns `count` records after `took` seconds of the clock, and notes the wait asked."""
+    """consume() returns `count` records after `took` seconds of the clock, and notes the wait asked.
+    Partition 0 is `behind` records short of its last fetched high watermark; partition 1 was never
+    fetched (librdkafka knows no watermark for it); partition 2 has no position yet."""
 
-    def __init__(self, clock: Clock, script: list[tuple[int, float]]) -> None:
-        self.clock, self.script, self.waits = clock, script, list[float]()
+    def __init__(self, clock: Clock, script: list[tuple[int, float]], behind: int = 0) -> None:
+        self.clock, self.script, self.waits, self.behind = clock, script, list[float](), behind
 
     def consume(self, _n: int, timeout: float) -> list[Rec]:
         self.waits.append(timeout)
         count, took = self.script.pop(0)
         self.clock.now += took
         return [Rec() for _ in range(count)]
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition("prod.s.ingest.all-v1", p) for p in range(3)]
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [
+            TopicPartition(tp.topic, tp.partition, -1001 if tp.partition == 2 else 500) for tp in partitions
+        ]
+
+    def get_watermark_offsets(self, tp: TopicPartition, cached: bool) -> tuple[int, int]:
+        assert cached  # never a round trip to the broker from the loop
+        if tp.partition == 1:
+            raise KafkaException(KafkaError(KafkaError._UNKNOWN_PARTITION))
+        return 0, 500 + self.behind
 
 
 @pytest.fixture
@@ -48,10 +65,10 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return clock
 
 
-def waits_for(clock: Clock, script: list[tuple[int, float]]) -> list[float]:
+def waits_for(clock: Clock, script: list[tuple[int, float]], behind: int = 0) -> list[float]:
     settings = WorkerSettings()  # the defaults: 2,000 records, 0.2 s after a deep queue, 5 ms otherwise
     dp = DataPlane(settings, KafkaSettings(), lambda: None, WorkerMetrics())
-    consumer = TimedConsumer(clock, script)
+    consumer = TimedConsumer(clock, script, behind)
     dp.consumer = consumer  # type: ignore[assignment]
     for _ in range(len(consumer.script)):
         dp._next_records()
@@ -76,3 +93,14 @@ def test_a_live_feed_that_fills_batches_while_waiting_keeps_the_short_wait(clock
     # waited, even just past the idle wait, is the live edge: the next wait stays short.
     waits = waits_for(clock, [(full, 0.0), (full, 0.2), (full, 0.0051), (full, 0.19), (full - 1, 0.0)])
     assert waits == [0.005, 0.2, 0.005, 0.005, 0.005]
+
+
+@pytest.mark.parametrize(("behind", "deep"), [(2_000, True), (1_999, False)])
+def test_a_batch_that_filled_while_waiting_with_a_batch_more_behind_it_is_a_deep_queue(
+    clock: Clock, behind: int, deep: bool
+) -> None:
+    """A backlog whose fetches lag the loop (exactly-once's 10,000-record batches wait on fetches) keeps
+    the long wait while the partitions hold a full batch more; one record short of that, the live edge."""
+    full = WorkerSettings().records_per_batch
+    waits = waits_for(clock, [(full, 0.0), (full, 0.2), (full, 0.0)], behind=behind)
+    assert waits == [0.005, 0.2, 0.2 if deep else 0.005]
