@@ -379,8 +379,12 @@ class DataPlane:
         """Whether the assigned partitions hold at least `count` records past the consumer's position, by
         the high watermarks of librdkafka's last fetches (no request to the broker)."""
         assert self.consumer is not None
+        try:
+            positions = self.consumer.position(self.consumer.assignment())
+        except KafkaException:  # the consumer cannot say (closing, or a fatal error consume() will report)
+            return False
         behind = 0
-        for tp in self.consumer.position(self.consumer.assignment()):
+        for tp in positions:
             if tp.offset < 0:
                 continue
             try:

@@ -104,3 +104,20 @@ def test_a_batch_that_filled_while_waiting_with_a_batch_more_behind_it_is_a_deep
     full = WorkerSettings().records_per_batch
     waits = waits_for(clock, [(full, 0.0), (full, 0.2), (full, 0.0)], behind=behind)
     assert waits == [0.005, 0.2, 0.2 if deep else 0.005]
+
+
+def test_a_consumer_that_cannot_tell_its_positions_means_the_live_edge(clock: Clock) -> None:
+    """position() raising (a closing consumer, a fatal error consume() reports next) must not end the loop."""
+    full = WorkerSettings().records_per_batch
+    settings = WorkerSettings()
+    dp = DataPlane(settings, KafkaSettings(), lambda: None, WorkerMetrics())
+    consumer = TimedConsumer(clock, [(full, 0.2), (full, 0.0)], behind=10_000)
+
+    def no_positions(_partitions: list[TopicPartition]) -> list[TopicPartition]:
+        raise KafkaException(KafkaError(KafkaError._STATE))
+
+    consumer.position = no_positions  # type: ignore[method-assign]
+    dp.consumer = consumer  # type: ignore[assignment]
+    dp._next_records()
+    dp._next_records()
+    assert consumer.waits == [0.005, 0.005]
