@@ -123,7 +123,7 @@ class DataPlane:
         self.consumer: Consumer | None = None
         self.writer: BatchWriter | None = None
         self.committer: Committer | None = None
-        self._deep_queue = False  # the last batch came full at once: wait for a full one next
+        self._deep_queue = False  # the last batch was full and more waits behind it (`_next_records`)
         self._backlog: list[Any] = []  # consumed, not yet routed (returned while holding)
         self._held_records: list[Any] | None = None  # routing refused for now (registry denied)
         self._held_batch: tuple[RoutedBatch, float] | None = None  # routed, not yet accepted

@@ -65,23 +65,24 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return clock
 
 
-def waits_for(clock: Clock, script: list[tuple[int, float]], behind: int = 0) -> list[float]:
-    settings = WorkerSettings()  # the defaults: 2,000 records, 0.2 s after a deep queue, 5 ms otherwise
-    dp = DataPlane(settings, KafkaSettings(), lambda: None, WorkerMetrics())
-    consumer = TimedConsumer(clock, script, behind)
+def waits_of(consumer: TimedConsumer) -> list[float]:
+    """The waits a data plane at its defaults (2,000 records, 0.2 s after a deep queue, 5 ms otherwise)
+    asks of `consumer` over its whole script."""
+    dp = DataPlane(WorkerSettings(), KafkaSettings(), lambda: None, WorkerMetrics())
     dp.consumer = consumer  # type: ignore[assignment]
     for _ in range(len(consumer.script)):
         dp._next_records()
     return consumer.waits
 
 
+def waits_for(clock: Clock, script: list[tuple[int, float]], behind: int = 0) -> list[float]:
+    return waits_of(TimedConsumer(clock, script, behind))
+
+
 def test_a_batch_that_came_full_at_once_waits_for_the_next_full_one(clock: Clock) -> None:
-    full = WorkerSettings().records_per_batch
-    assert (full, WorkerSettings().batch_timeout_s, WorkerSettings().batch_idle_timeout_s) == (
-        2_000,
-        0.2,
-        0.005,
-    )
+    defaults = WorkerSettings()
+    full = defaults.records_per_batch
+    assert (full, defaults.batch_timeout_s, defaults.batch_idle_timeout_s) == (2_000, 0.2, 0.005)
     # a backlog: full batches there at once (the edge: exactly the idle wait), then a partial one
     waits = waits_for(clock, [(full, 0.0), (full, 0.005), (full, 0.0), (17, 0.2), (5, 0.005)])
     assert waits == [0.005, 0.2, 0.2, 0.2, 0.005]
@@ -109,15 +110,10 @@ def test_a_batch_that_filled_while_waiting_with_a_batch_more_behind_it_is_a_deep
 def test_a_consumer_that_cannot_tell_its_positions_means_the_live_edge(clock: Clock) -> None:
     """position() raising (a closing consumer, a fatal error consume() reports next) must not end the loop."""
     full = WorkerSettings().records_per_batch
-    settings = WorkerSettings()
-    dp = DataPlane(settings, KafkaSettings(), lambda: None, WorkerMetrics())
     consumer = TimedConsumer(clock, [(full, 0.2), (full, 0.0)], behind=10_000)
 
     def no_positions(_partitions: list[TopicPartition]) -> list[TopicPartition]:
         raise KafkaException(KafkaError(KafkaError._STATE))
 
     consumer.position = no_positions  # type: ignore[method-assign]
-    dp.consumer = consumer  # type: ignore[assignment]
-    dp._next_records()
-    dp._next_records()
-    assert consumer.waits == [0.005, 0.005]
+    assert waits_of(consumer) == [0.005, 0.005]
