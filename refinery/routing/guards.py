@@ -27,7 +27,7 @@ from google.protobuf.message import DecodeError
 from common import contract
 from common import headers as h
 from common.envelope import FORMAT_BY_NAME, NAME_BY_FORMAT, envelope_metadata
-from common.errors import EnvelopeError, HeaderError, RefineryError
+from common.errors import EnvelopeError, HeaderError, RefineryError, TopicNameError
 from common.headers import REQUIRED_HEADERS, Headers, headers_dict
 from common.limits import MAX_RECORD_BYTES, record_size
 from common.topics import parse_topic
@@ -148,11 +148,19 @@ class RecordGuard:
         """Validate the required headers and their env against the ingest topic's; the envelope values
         they stand for. The parts of `check` that depend only on the header values."""
         expected = self._check_required(headers)
-        if headers[h.ENV] != topic_env(topic):
+        try:
+            env = topic_env(topic)
+        except TopicNameError as exc:  # an ingest pattern set to take other topics too
+            raise Rejection(
+                DlqReason.ENV_MISMATCH,
+                f"ingest topic {topic!r} is not named {{env}}.{{source}}.ingest.all-v1, so the env of its "
+                f"records cannot be checked ({exc})",
+            ) from None
+        if headers[h.ENV] != env:
             raise Rejection(
                 DlqReason.ENV_MISMATCH,
                 f"header {h.ENV!r} is {headers[h.ENV].decode()!r} but ingest topic {topic!r} "
-                f"belongs to env {topic_env(topic).decode()!r}",
+                f"belongs to env {env.decode()!r}",
             )
         return expected
 

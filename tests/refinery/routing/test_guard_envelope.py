@@ -181,3 +181,13 @@ def _reject_keyed(guard: RecordGuard, value: bytes, headers: Headers, key: bytes
     with pytest.raises(Rejection) as caught:
         guard.check(TOPIC, value, headers, key)
     return caught.value
+
+
+@pytest.mark.parametrize("topic", ["legacy-events", "prod.src.ingest"])
+def test_a_record_on_a_topic_outside_the_naming_convention_is_dead_lettered(topic: str) -> None:
+    """An ingest pattern set wider than the convention: its records are dead letters, never a crash."""
+    value, headers = record("prod", "src", "1234", "kill")
+    with pytest.raises(Rejection) as caught:
+        RecordGuard().check(topic, value, headers)
+    assert caught.value.reason is DlqReason.ENV_MISMATCH
+    assert repr(topic) in caught.value.message and "{env}.{source}.ingest.all-v1" in caught.value.message

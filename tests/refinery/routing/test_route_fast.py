@@ -16,6 +16,7 @@ from common.limits import MAX_RECORD_BYTES
 from refinery.dedup.store import DedupStore
 from refinery.routing import plan as plan_module
 from refinery.routing.batch import Output, RoutedBatch, route_batch
+from refinery.routing.dlq import DlqReason
 from refinery.routing.guards import HEADER_SLACK_BYTES, RecordGuard
 from refinery.routing.plan import RoutePlans
 from refinery.routing.router import Destination, compile_router
@@ -187,6 +188,15 @@ def test_ordinary_records_are_routed_by_the_compiled_loop(monkeypatch: pytest.Mo
     assert compiled.counts.unmatched == 1 and len(compiled.outputs) == 4
     # ... and the plans are bounded like the guard's caches
     assert plan_module.PLAN_CACHE_LIMIT == 100_000
+
+
+def test_records_on_a_topic_outside_the_convention_are_dead_letters_in_both() -> None:
+    """A wider ingest pattern: the plan is refused like the reference refuses the record (no crash)."""
+    value, headers = _valid("prod", "1234", "match_started")
+    records = [Message(topic="legacy-events", partition=0, offset=0, value=value, headers=headers)]
+    compiled, reference = _both(records)
+    assert _shape(compiled) == _shape(reference)
+    assert [d.reason for d in compiled.dead] == [DlqReason.ENV_MISMATCH]
 
 
 def test_a_plan_is_built_once_per_combination() -> None:
