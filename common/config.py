@@ -325,6 +325,10 @@ class WorkerSettings(RefinerySettings):
     # hand-written router's CPU per input against 1.17x on, the same rate; latency at 2k and 10k msg/s
     # within the runs' noise either way (the seconds measured once on a saturated box did not come back).
     success_reports: bool = False
+    # The compiled loops read a consumed record's header values, and copy its headers into the outputs,
+    # from librdkafka's own list instead of confluent-kafka's Python objects (refinery/worker/direct.py; it
+    # checks the objects' layout first and logs why when it cannot). Process-wide; false: always the API.
+    direct_headers: bool = True
     # Failure policy (refinery.worker.outcomes): librdkafka retries transient errors itself for
     # message_timeout_ms; records still failing are sent again (only those) after a jittered backoff
     # from retry_initial_backoff_s doubling to retry_max_backoff_s, at most retry_max_attempts times;

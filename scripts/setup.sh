@@ -19,6 +19,7 @@ stamp=.venv/.refinery-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
   || [ refinery/routing/envelope_fast.c -nt "$stamp" ] || [ refinery/routing/route_fast.c -nt "$stamp" ] \
   || [ refinery/worker/write_fast.c -nt "$stamp" ] || [ refinery/include/fast_helpers.h -nt "$stamp" ] \
+  || [ refinery/include/kafka_direct.h -nt "$stamp" ] \
   || [ producers/avro_encoder.c -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e ".[dev]"

@@ -13,6 +13,9 @@
  * headers, a duplicated header name, an invalid message id, a combination without a plan, or an
  * envelope the compiled check does not recognise. Nothing is decided here that the plan and the
  * compiled envelope check did not decide; this file only saves the interpreter's work per record.
+ * Once bound (`bind`, refinery/include/kafka_direct.h), the header values of a consumed Message are read
+ * from librdkafka's own list, so its headers never become Python objects unless a plan is built or the
+ * reference takes the record.
  *
  * context = (plans: dict, plan: callable(topic, headers, key) -> plan or None (stored under key),
  *            key_names: tuple of str, exact_size_from: int, max_message_id_bytes: int, message_id_name: str,
@@ -22,6 +25,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include "fast_helpers.h"
+#include "kafka_direct.h"
 
 typedef struct {
     PyObject *plans;
@@ -31,6 +35,9 @@ typedef struct {
     Py_ssize_t max_id_bytes;
     PyObject *message_id_name;
     PyObject *envelope_check;
+    int use_direct; /* read header values from librdkafka's list (kafka_direct.h) where a record has it */
+    const char *message_id_utf8;
+    const char *key_utf8[32];
 } Context;
 
 typedef struct {
@@ -62,6 +69,15 @@ static int unpack_context(PyObject *tuple, Context *ctx) {
     if (ctx->envelope_check == Py_None) {
         ctx->envelope_check = NULL;
     }
+    Py_ssize_t n_keys = PyTuple_GET_SIZE(ctx->key_names);
+    ctx->message_id_utf8 = NULL;
+    ctx->use_direct = direct.bound && n_keys <= 32 && PyUnicode_Check(ctx->message_id_name) &&
+                      (ctx->message_id_utf8 = PyUnicode_AsUTF8(ctx->message_id_name)) != NULL;
+    for (Py_ssize_t i = 0; ctx->use_direct && i < n_keys; i++) {
+        PyObject *name = PyTuple_GET_ITEM(ctx->key_names, i);
+        ctx->use_direct = PyUnicode_Check(name) && (ctx->key_utf8[i] = PyUnicode_AsUTF8(name)) != NULL;
+    }
+    PyErr_Clear(); /* a name that cannot be UTF-8: the list path only */
     return 0;
 }
 
@@ -105,11 +121,124 @@ static PyObject *headers_dict(PyObject *raw) {
     return dict;
 }
 
+#define MAX_DIRECT_HEADERS 64
+
+/* The message id and plan key of a record from librdkafka's header list (kafka_direct.h), built as the
+ * list path below builds them: 1 (new references set), 0 (the list path decides: a null value, a name
+ * that is not ASCII or repeats, no valid message id, too many headers), -1 (an error is set). */
+static int key_from_direct(const Context *ctx, const rd_kafka_headers_t *list, PyObject *topic,
+                           PyObject **message_id, PyObject **plan_key) {
+    const char *names_[MAX_DIRECT_HEADERS];
+    const void *values[MAX_DIRECT_HEADERS];
+    size_t sizes[MAX_DIRECT_HEADERS];
+    size_t n = 0;
+    while (direct.header_get_all(list, n, &names_[n], &values[n], &sizes[n]) == 0) {
+        if (values[n] == NULL) {
+            return 0;
+        }
+        for (const unsigned char *c = (const unsigned char *)names_[n]; *c; c++) {
+            if (*c >= 0x80) {
+                return 0; /* confluent-kafka decodes names as UTF-8: let it */
+            }
+        }
+        for (size_t j = 0; j < n; j++) {
+            if (strcmp(names_[j], names_[n]) == 0) {
+                return 0;
+            }
+        }
+        if (++n == MAX_DIRECT_HEADERS) {
+            return 0;
+        }
+    }
+    Py_ssize_t id_at = -1;
+    for (size_t i = 0; i < n && id_at < 0; i++) {
+        if (strcmp(names_[i], ctx->message_id_utf8) == 0) {
+            id_at = (Py_ssize_t)i;
+        }
+    }
+    if (id_at < 0 || sizes[id_at] == 0 || sizes[id_at] > (size_t)ctx->max_id_bytes) {
+        return 0;
+    }
+    Py_ssize_t n_keys = PyTuple_GET_SIZE(ctx->key_names);
+    PyObject *key = PyTuple_New(n_keys + 1);
+    if (key == NULL) {
+        return -1;
+    }
+    Py_INCREF(topic);
+    PyTuple_SET_ITEM(key, 0, topic);
+    for (Py_ssize_t k = 0; k < n_keys; k++) {
+        PyObject *found = Py_None;
+        Py_INCREF(found);
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(names_[i], ctx->key_utf8[k]) == 0) {
+                Py_SETREF(found, PyBytes_FromStringAndSize(values[i], (Py_ssize_t)sizes[i]));
+                break;
+            }
+        }
+        if (found == NULL) {
+            Py_DECREF(key);
+            return -1;
+        }
+        PyTuple_SET_ITEM(key, k + 1, found);
+    }
+    if ((*message_id = PyBytes_FromStringAndSize(values[id_at], (Py_ssize_t)sizes[id_at])) == NULL) {
+        Py_DECREF(key);
+        return -1;
+    }
+    *plan_key = key;
+    return 1;
+}
+
+/* The message id (new reference) and plan key from the record's headers as confluent-kafka's list;
+ * `*headers` gets the dict (the plan function's argument). 1 / 0 / -1 as key_from_direct. */
+static int key_from_list(const Context *ctx, PyObject *record, PyObject *topic, PyObject **headers,
+                         PyObject **message_id, PyObject **plan_key) {
+    PyObject *raw = call_method(record, names.headers);
+    if (raw == NULL) {
+        return -1;
+    }
+    *headers = headers_dict(raw);
+    Py_DECREF(raw);
+    if (*headers == NULL) {
+        return 0;
+    }
+    PyObject *id = PyDict_GetItemWithError(*headers, ctx->message_id_name); /* borrowed */
+    if (id == NULL || !PyBytes_CheckExact(id) || PyBytes_GET_SIZE(id) == 0 ||
+        PyBytes_GET_SIZE(id) > ctx->max_id_bytes) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_ssize_t n_keys = PyTuple_GET_SIZE(ctx->key_names);
+    PyObject *key = PyTuple_New(n_keys + 1);
+    if (key == NULL) {
+        return -1;
+    }
+    Py_INCREF(topic);
+    PyTuple_SET_ITEM(key, 0, topic);
+    for (Py_ssize_t i = 0; i < n_keys; i++) {
+        PyObject *found = PyDict_GetItemWithError(*headers, PyTuple_GET_ITEM(ctx->key_names, i));
+        if (found == NULL) {
+            if (PyErr_Occurred()) {
+                PyErr_Clear();
+                Py_DECREF(key);
+                return 0;
+            }
+            found = Py_None;
+        }
+        Py_INCREF(found);
+        PyTuple_SET_ITEM(key, i + 1, found);
+    }
+    Py_INCREF(id);
+    *message_id = id;
+    *plan_key = key;
+    return 1;
+}
+
 /* 1: routed here; 0: take the reference path; -1: an error is set */
 static int route_planned(const Context *ctx, PyObject *record, PyObject *topic, PyObject *output_type,
                          PyObject *outputs, PyObject *origin_counts, Py_ssize_t *unmatched) {
     int result = -1;
-    PyObject *value = NULL, *key = NULL, *raw = NULL, *headers = NULL, *plan_key = NULL;
+    PyObject *value = NULL, *key = NULL, *headers = NULL, *plan_key = NULL, *message_id = NULL;
     if ((value = call_method(record, names.value)) == NULL || (key = call_method(record, names.key)) == NULL) {
         goto done;
     }
@@ -123,37 +252,14 @@ static int route_planned(const Context *ctx, PyObject *record, PyObject *topic, 
             goto done; /* near the limit: the exact size (headers too) is counted by the reference */
         }
     }
-    if ((raw = call_method(record, names.headers)) == NULL) {
-        result = -1;
-        goto done;
+    const rd_kafka_headers_t *direct_list = ctx->use_direct ? direct_headers(record) : NULL;
+    int found = direct_list == NULL ? 0 : key_from_direct(ctx, direct_list, topic, &message_id, &plan_key);
+    if (found == 0) {
+        found = key_from_list(ctx, record, topic, &headers, &message_id, &plan_key);
     }
-    if ((headers = headers_dict(raw)) == NULL) {
+    if (found <= 0) {
+        result = found;
         goto done;
-    }
-    PyObject *message_id = PyDict_GetItemWithError(headers, ctx->message_id_name); /* borrowed */
-    if (message_id == NULL || !PyBytes_CheckExact(message_id) || PyBytes_GET_SIZE(message_id) == 0 ||
-        PyBytes_GET_SIZE(message_id) > ctx->max_id_bytes) {
-        PyErr_Clear();
-        goto done;
-    }
-    Py_ssize_t n_keys = PyTuple_GET_SIZE(ctx->key_names);
-    if ((plan_key = PyTuple_New(n_keys + 1)) == NULL) {
-        result = -1;
-        goto done;
-    }
-    Py_INCREF(topic);
-    PyTuple_SET_ITEM(plan_key, 0, topic);
-    for (Py_ssize_t i = 0; i < n_keys; i++) {
-        PyObject *found = PyDict_GetItemWithError(headers, PyTuple_GET_ITEM(ctx->key_names, i));
-        if (found == NULL) {
-            if (PyErr_Occurred()) {
-                PyErr_Clear();
-                goto done;
-            }
-            found = Py_None;
-        }
-        Py_INCREF(found);
-        PyTuple_SET_ITEM(plan_key, i + 1, found);
     }
     PyObject *plan = PyDict_GetItemWithError(ctx->plans, plan_key); /* borrowed */
     PyObject *new_plan = NULL;
@@ -161,6 +267,18 @@ static int route_planned(const Context *ctx, PyObject *record, PyObject *topic, 
         if (PyErr_Occurred()) { /* an unhashable header value */
             PyErr_Clear();
             goto done;
+        }
+        if (headers == NULL) { /* keyed from librdkafka's list: the plan function takes the dict */
+            PyObject *raw = call_method(record, names.headers);
+            if (raw == NULL) {
+                result = -1;
+                goto done;
+            }
+            headers = headers_dict(raw);
+            Py_DECREF(raw);
+            if (headers == NULL) {
+                goto done;
+            }
         }
         PyObject *args[3] = {topic, headers, plan_key}; /* the key is built here only */
         if ((new_plan = PyObject_Vectorcall(ctx->plan_function, args, 3, NULL)) == NULL) {
@@ -241,9 +359,9 @@ static int route_planned(const Context *ctx, PyObject *record, PyObject *topic, 
 done:
     Py_XDECREF(value);
     Py_XDECREF(key);
-    Py_XDECREF(raw);
     Py_XDECREF(headers);
     Py_XDECREF(plan_key);
+    Py_XDECREF(message_id);
     return result;
 }
 
@@ -346,6 +464,8 @@ static PyMethodDef methods[] = {
     {"route_records", (PyCFunction)(void (*)(void))route_records, METH_FASTCALL,
      "route_records(context, records, slow, output_type, taken, outputs, first, next_, records_in, origin)"
      " -> unmatched count (see refinery/routing/route_fast.c)"},
+    DIRECT_BIND_METHOD,
+    DIRECT_HOLDS_METHOD,
     {NULL, NULL, 0, NULL},
 };
 

@@ -32,6 +32,7 @@ from refinery.routing.batch import RecordLike, RoutedBatch, RouterLike, route_ba
 from refinery.routing.guards import COMPILED_ENVELOPE_CHECK, RecordGuard
 from refinery.routing.plan import COMPILED_ROUTING, RoutePlans
 from refinery.routing.schema_check import SchemaIdChecker
+from refinery.worker import direct
 from refinery.worker.at_least_once import AtLeastOnceCommitter
 from refinery.worker.clients import build_consumer, derived_topics, ensure_internal_topics, producer_factory
 from refinery.worker.committing import WRITES, Committer, CommitterParts, Completion
@@ -176,6 +177,7 @@ class DataPlane:
             s, derived_topics(s, self._client_config),
             producer_factory(s, self._client_config, transactional_id, self._kafka_error), self.instance_id,
         )  # fmt: skip
+        direct.enable(self.writer.producer, s.direct_headers)
         while not self._stop.is_set() and self._router_source() is None:
             time.sleep(0.1)  # no route set yet: leave records in the ingest topics, do not guess
         committer_class: type[TransactionalCommitter | AtLeastOnceCommitter] = (

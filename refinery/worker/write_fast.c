@@ -1,7 +1,7 @@
 /* The compiled produce loop of `refinery.worker.writer.BatchWriter.write`, and the delivery counter its
  * records report to (`DeliveryCounter`, the base of `refinery.worker.inflight.BatchTracker`).
  *
- * produce_outputs(produce, outputs, start, on_delivery, routed) -> (index, exception or None)
+ * produce_outputs(produce, outputs, start, on_delivery, routed[, producer]) -> (index, exception or None)
  *
  * For outputs[start:], each an `Output` named tuple (topic, record, route): call
  * produce(topic, record.value(), record.key(), headers=record.headers(), on_delivery=on_delivery) and
@@ -9,23 +9,31 @@
  * the exception (cleared here), so the writer deals with that output in Python exactly as its Python
  * loop does (wait for room on BufferError, dead-letter a permanent refusal, raise anything else) and
  * calls again from the next one; (len(outputs), None) when every output was produced. The records'
- * own key, value and header objects are passed, as the Python loop passes them.
+ * own key, value and header objects are passed, as the Python loop passes them. Once bound (`bind`,
+ * refinery/include/kafka_direct.h) and given the `producer` whose `produce` it is, an output whose
+ * record still holds librdkafka's header list is queued on the producer's handle with a copy of that
+ * list, its headers never turned into Python objects; what cannot be queued that way goes through
+ * `produce` as above.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include "fast_helpers.h"
+#include "kafka_direct.h"
 #include <structmember.h>
 
 static PyObject *s_value, *s_key, *s_headers, *kwnames;
 
 
 /* 0: produced; 1: produce raised (the exception is set); -1: anything else failed */
-static int produce_one(PyObject *produce, PyObject *out, PyObject *on_delivery) {
+static int produce_one(PyObject *produce, PyObject *producer, PyObject *out, PyObject *on_delivery) {
     if (!PyTuple_Check(out) || PyTuple_GET_SIZE(out) != 3) {
         PyErr_SetString(PyExc_TypeError, "outputs must hold (topic, record, route) tuples");
         return -1;
     }
     PyObject *record = PyTuple_GET_ITEM(out, 1);
+    if (producer != NULL && direct_produce(producer, PyTuple_GET_ITEM(out, 0), record, on_delivery)) {
+        return 0;
+    }
     PyObject *value = NULL, *key = NULL, *headers = NULL;
     int rc = -1;
     if ((value = call_method(record, s_value)) == NULL || (key = call_method(record, s_key)) == NULL ||
@@ -49,12 +57,14 @@ done:
 
 static PyObject *produce_outputs(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 5) {
+    if (nargs != 5 && nargs != 6) {
         PyErr_SetString(PyExc_TypeError,
-                        "produce_outputs(produce, outputs, start, on_delivery, routed) takes 5 arguments");
+                        "produce_outputs(produce, outputs, start, on_delivery, routed[, producer]) takes 5 or 6 "
+                        "arguments");
         return NULL;
     }
     PyObject *produce = args[0], *outputs = args[1], *on_delivery = args[3], *routed = args[4];
+    PyObject *producer = nargs == 6 && args[5] != Py_None && direct.bound ? args[5] : NULL;
     Py_ssize_t start = PyLong_AsSsize_t(args[2]);
     if (start == -1 && PyErr_Occurred()) {
         return NULL;
@@ -66,7 +76,7 @@ static PyObject *produce_outputs(PyObject *module, PyObject *const *args, Py_ssi
     for (Py_ssize_t i = start; i < PyList_GET_SIZE(outputs); i++) {
         PyObject *out = PyList_GET_ITEM(outputs, i);
         Py_INCREF(out);
-        int rc = produce_one(produce, out, on_delivery);
+        int rc = produce_one(produce, producer, out, on_delivery);
         if (rc == 0) {
             rc = count(routed, PyTuple_GET_ITEM(out, 2)) < 0 ? -1 : 0;
         }
@@ -171,8 +181,9 @@ static PyType_Spec counter_spec = {
 
 static PyMethodDef methods[] = {
     {"produce_outputs", (PyCFunction)(void (*)(void))produce_outputs, METH_FASTCALL,
-     "produce_outputs(produce, outputs, start, on_delivery, routed) -> (index, exception or None) "
+     "produce_outputs(produce, outputs, start, on_delivery, routed[, producer]) -> (index, exception or None) "
      "(see refinery/worker/write_fast.c)"},
+    DIRECT_BIND_METHOD,
     {NULL, NULL, 0, NULL},
 };
 

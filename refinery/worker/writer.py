@@ -104,9 +104,11 @@ class BatchWriter:
         batch.counts.dlq.clear()
         outputs = batch.outputs
         if produce_outputs is not None and not batch.rejected and not self._refused:
-            index, produce = 0, self.producer.produce
+            index, producer = 0, self.producer
             while index < len(outputs):  # compiled: stops at an output whose produce raised
-                index, error = produce_outputs(produce, outputs, index, on_delivery, routed)
+                index, error = produce_outputs(
+                    producer.produce, outputs, index, on_delivery, routed, producer
+                )
                 if error is not None:
                     self._output_failed(batch, index, error, on_delivery, dead_sent)
                     index += 1
