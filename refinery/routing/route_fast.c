@@ -121,6 +121,16 @@ static PyObject *headers_dict(PyObject *raw) {
     return dict;
 }
 
+/* A plan key with the ingest topic in place and `n_keys` value slots after it (filled by the caller) */
+static PyObject *new_plan_key(PyObject *topic, Py_ssize_t n_keys) {
+    PyObject *key = PyTuple_New(n_keys + 1);
+    if (key != NULL) {
+        Py_INCREF(topic);
+        PyTuple_SET_ITEM(key, 0, topic);
+    }
+    return key;
+}
+
 #define MAX_DIRECT_HEADERS 64
 
 /* The message id and plan key of a record from librdkafka's header list (kafka_direct.h), built as the
@@ -160,12 +170,10 @@ static int key_from_direct(const Context *ctx, const rd_kafka_headers_t *list, P
         return 0;
     }
     Py_ssize_t n_keys = PyTuple_GET_SIZE(ctx->key_names);
-    PyObject *key = PyTuple_New(n_keys + 1);
+    PyObject *key = new_plan_key(topic, n_keys);
     if (key == NULL) {
         return -1;
     }
-    Py_INCREF(topic);
-    PyTuple_SET_ITEM(key, 0, topic);
     for (Py_ssize_t k = 0; k < n_keys; k++) {
         PyObject *found = Py_None;
         Py_INCREF(found);
@@ -209,12 +217,10 @@ static int key_from_list(const Context *ctx, PyObject *record, PyObject *topic, 
         return 0;
     }
     Py_ssize_t n_keys = PyTuple_GET_SIZE(ctx->key_names);
-    PyObject *key = PyTuple_New(n_keys + 1);
+    PyObject *key = new_plan_key(topic, n_keys);
     if (key == NULL) {
         return -1;
     }
-    Py_INCREF(topic);
-    PyTuple_SET_ITEM(key, 0, topic);
     for (Py_ssize_t i = 0; i < n_keys; i++) {
         PyObject *found = PyDict_GetItemWithError(*headers, PyTuple_GET_ITEM(ctx->key_names, i));
         if (found == NULL) {
