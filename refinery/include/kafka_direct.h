@@ -198,7 +198,11 @@ static PyObject *direct_bind(PyObject *module, PyObject *const *args, Py_ssize_t
         ((PyTypeObject *)producer_type)->tp_basicsize < (Py_ssize_t)sizeof(direct_handle_t)) {
         return PyUnicode_FromString("the producer is not a confluent-kafka Producer");
     }
-    void *library = dlopen(PyUnicode_AsUTF8(args[0]), RTLD_NOW | RTLD_NOLOAD);
+    const char *path = PyUnicode_AsUTF8(args[0]);
+    if (path == NULL) {
+        return NULL;
+    }
+    void *library = dlopen(path, RTLD_NOW | RTLD_NOLOAD); /* never dlopen(NULL): that is the program */
     if (library == NULL) {
         return PyUnicode_FromFormat("librdkafka is not loaded from %U", args[0]);
     }

@@ -138,6 +138,8 @@ def test_it_refuses_what_does_not_fit(producer: Producer, tmp_path: Any) -> None
     assert "not loaded" in _route_fast.bind(
         str(tmp_path / "librdkafka.so.1"), Message, probe, fields, Producer, producer
     )
+    with pytest.raises(UnicodeEncodeError):  # a path that is no file name: an error, never dlopen(NULL)
+        _route_fast.bind("\udcff", Message, probe, fields, Producer, producer)
     maps = tmp_path / "maps"
     maps.write_text(
         "7f00-7f01 r-xp 00000000 08:01 1 /opt/a/librdkafka.so.1\n"
