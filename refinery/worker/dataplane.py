@@ -177,7 +177,7 @@ class DataPlane:
             s, derived_topics(s, self._client_config),
             producer_factory(s, self._client_config, transactional_id, self._kafka_error), self.instance_id,
         )  # fmt: skip
-        direct.enable(self.writer.producer, s.direct_headers)
+        self.metrics.direct_headers.set(1 if direct.enable(self.writer.producer, s.direct_headers) else 0)
         while not self._stop.is_set() and self._router_source() is None:
             time.sleep(0.1)  # no route set yet: leave records in the ingest topics, do not guess
         committer_class: type[TransactionalCommitter | AtLeastOnceCommitter] = (

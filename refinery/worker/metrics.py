@@ -172,6 +172,12 @@ class WorkerMetrics:
             "Times the data plane paused consumption (retry budget spent, DLQ unwritable, registry denied)",
             ["reason"], registry=r,
         )  # fmt: skip
+        self.direct_headers = Gauge(
+            "refinery_worker_direct_headers",
+            "1 when the compiled loops read and copy headers from librdkafka's own lists "
+            "(REFINERY_WORKER_DIRECT_HEADERS; 0: confluent-kafka's API, slower, the log says why)",
+            registry=r,
+        )
         self.wedged = Gauge(
             "refinery_worker_wedged",
             "1 while the data plane is stuck inside a Kafka call past its timeout (the watchdog exits soon)",
