@@ -27,6 +27,8 @@
 #include "fast_helpers.h"
 #include "kafka_direct.h"
 
+#define MAX_KEY_NAMES 32 /* key headers a plan may read for the list reader; more: the object path only */
+
 typedef struct {
     PyObject *plans;
     PyObject *plan_function;
@@ -37,7 +39,7 @@ typedef struct {
     PyObject *envelope_check;
     int use_direct; /* read header values from librdkafka's list (kafka_direct.h) where a record has it */
     const char *message_id_utf8;
-    const char *key_utf8[32];
+    const char *key_utf8[MAX_KEY_NAMES];
 } Context;
 
 typedef struct {
@@ -71,7 +73,7 @@ static int unpack_context(PyObject *tuple, Context *ctx) {
     }
     Py_ssize_t n_keys = PyTuple_GET_SIZE(ctx->key_names);
     ctx->message_id_utf8 = NULL;
-    ctx->use_direct = direct.bound && n_keys <= 32 && PyUnicode_Check(ctx->message_id_name) &&
+    ctx->use_direct = direct.bound && n_keys <= MAX_KEY_NAMES && PyUnicode_Check(ctx->message_id_name) &&
                       (ctx->message_id_utf8 = PyUnicode_AsUTF8(ctx->message_id_name)) != NULL;
     for (Py_ssize_t i = 0; ctx->use_direct && i < n_keys; i++) {
         PyObject *name = PyTuple_GET_ITEM(ctx->key_names, i);
@@ -119,6 +121,18 @@ static PyObject *headers_dict(PyObject *raw) {
         return NULL;
     }
     return dict;
+}
+
+/* The record's headers as a dict (headers_dict of confluent-kafka's list) in `*headers`: 1; 0 (no dict:
+ * the reference judges them); -1 (headers() raised, the error is set) */
+static int record_headers(PyObject *record, PyObject **headers) {
+    PyObject *raw = call_method(record, names.headers);
+    if (raw == NULL) {
+        return -1;
+    }
+    *headers = headers_dict(raw);
+    Py_DECREF(raw);
+    return *headers == NULL ? 0 : 1;
 }
 
 /* A plan key with the ingest topic in place and `n_keys` value slots after it (filled by the caller) */
@@ -201,14 +215,9 @@ static int key_from_direct(const Context *ctx, const rd_kafka_headers_t *list, P
  * `*headers` gets the dict (the plan function's argument). 1 / 0 / -1 as key_from_direct. */
 static int key_from_list(const Context *ctx, PyObject *record, PyObject *topic, PyObject **headers,
                          PyObject **message_id, PyObject **plan_key) {
-    PyObject *raw = call_method(record, names.headers);
-    if (raw == NULL) {
-        return -1;
-    }
-    *headers = headers_dict(raw);
-    Py_DECREF(raw);
-    if (*headers == NULL) {
-        return 0;
+    int got = record_headers(record, headers);
+    if (got <= 0) {
+        return got;
     }
     PyObject *id = PyDict_GetItemWithError(*headers, ctx->message_id_name); /* borrowed */
     if (id == NULL || !PyBytes_CheckExact(id) || PyBytes_GET_SIZE(id) == 0 ||
@@ -275,14 +284,9 @@ static int route_planned(const Context *ctx, PyObject *record, PyObject *topic, 
             goto done;
         }
         if (headers == NULL) { /* keyed from librdkafka's list: the plan function takes the dict */
-            PyObject *raw = call_method(record, names.headers);
-            if (raw == NULL) {
-                result = -1;
-                goto done;
-            }
-            headers = headers_dict(raw);
-            Py_DECREF(raw);
-            if (headers == NULL) {
+            int got = record_headers(record, &headers);
+            if (got <= 0) {
+                result = got;
                 goto done;
             }
         }
