@@ -329,6 +329,12 @@ class WorkerSettings(RefinerySettings):
     # from librdkafka's own list instead of confluent-kafka's Python objects (refinery/worker/direct.py; it
     # checks the objects' layout first and logs why when it cannot). Process-wide; false: always the API.
     direct_headers: bool = True
+    # At-least-once with failure-only reports: the producer carries a librdkafka interceptor that counts
+    # each batch's acknowledged records in C (refinery/worker/write_fast.c), so batches complete as their
+    # records are acknowledged, without a report per record, instead of only when the producer has nothing
+    # outstanding (on a live feed the loop stopped twice a second for 25-65 ms to drain it at 10k msg/s:
+    # bench/results/NOTES.md §3, twelfth round). Needs direct_headers' binding; false: drains as before.
+    count_acks: bool = True
     # Failure policy (refinery.worker.outcomes): librdkafka retries transient errors itself for
     # message_timeout_ms; records still failing are sent again (only those) after a jittered backoff
     # from retry_initial_backoff_s doubling to retry_max_backoff_s, at most retry_max_attempts times;

@@ -26,6 +26,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,18 @@
 typedef struct rd_kafka_s rd_kafka_t;
 typedef struct rd_kafka_headers_s rd_kafka_headers_t;
 typedef struct rd_kafka_error_s rd_kafka_error_t;
+typedef struct rd_kafka_conf_s rd_kafka_conf_t;
+typedef struct { /* rd_kafka_message_t: what a delivery report or an interceptor is given */
+    int err;
+    void *rkt;
+    int32_t partition;
+    void *payload;
+    size_t len;
+    void *key;
+    size_t key_len;
+    int64_t offset;
+    void *_private; /* the per-message opaque: confluent-kafka's state below */
+} direct_rkmessage_t;
 enum {
     DIRECT_VTYPE_END = 0, DIRECT_VTYPE_TOPIC = 1, DIRECT_VTYPE_PARTITION = 3, DIRECT_VTYPE_VALUE = 4,
     DIRECT_VTYPE_KEY = 5, DIRECT_VTYPE_OPAQUE = 6, DIRECT_VTYPE_MSGFLAGS = 7, DIRECT_VTYPE_HEADERS = 10,
@@ -69,6 +82,9 @@ _Static_assert(DIRECT_VTYPE_TOPIC == (int)RD_KAFKA_VTYPE_TOPIC && DIRECT_VTYPE_P
                    DIRECT_VTYPE_HEADERS == (int)RD_KAFKA_VTYPE_HEADERS && DIRECT_MSG_F_COPY == RD_KAFKA_MSG_F_COPY &&
                    DIRECT_RD_KAFKA_PRODUCER == (int)RD_KAFKA_PRODUCER,
                "librdkafka constants");
+_Static_assert(sizeof(direct_rkmessage_t) == sizeof(rd_kafka_message_t) &&
+                   offsetof(direct_rkmessage_t, _private) == offsetof(rd_kafka_message_t, _private),
+               "rd_kafka_message_t layout");
 #endif
 #endif
 
@@ -101,7 +117,7 @@ static struct {
 
 /* The header list of a consumed Message whose headers() was never called; NULL for anything else. */
 static inline const rd_kafka_headers_t *direct_headers(PyObject *record) {
-    if (!direct.bound || Py_TYPE(record) != direct.message_type) {
+    if (!__atomic_load_n(&direct.bound, __ATOMIC_ACQUIRE) || Py_TYPE(record) != direct.message_type) {
         return NULL;
     }
     const direct_message_t *m = (const direct_message_t *)record;
@@ -169,7 +185,7 @@ static inline int direct_produce(PyObject *producer, PyObject *topic, PyObject *
  * the probes fit; None unbinds. Returns None when bound (or unbound), else a str saying why not. */
 static PyObject *direct_bind(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    direct.bound = 0;
+    __atomic_store_n(&direct.bound, 0, __ATOMIC_RELEASE); /* read by librdkafka's threads (write_fast.c) */
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "bind(library_path, message_type, probe_message, probe_fields, "
                                          "producer_type, producer) takes 6 arguments");
@@ -227,7 +243,7 @@ static PyObject *direct_bind(PyObject *module, PyObject *const *args, Py_ssize_t
     direct.producer_type = (PyTypeObject *)producer_type;
     Py_INCREF(message_type); /* kept for the module's life */
     Py_INCREF(producer_type);
-    direct.bound = 1;
+    __atomic_store_n(&direct.bound, 1, __ATOMIC_RELEASE);
     Py_RETURN_NONE;
 }
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 
 from common.config import WorkerSettings
 from common.kafka_admin import TopicEnsurer
 from common.topics import validate_kafka_topic
+from refinery.worker import direct
 from refinery.worker.metrics import WorkerMetrics
 
+log = logging.getLogger(__name__)
 INIT_TRANSACTIONS_TIMEOUT_S = 60
 
 
@@ -47,19 +50,28 @@ def derived_topics(settings: WorkerSettings, client_config: Mapping[str, Any]) -
     )
 
 
-def producer_factory(
-    settings: WorkerSettings,
-    client_config: Mapping[str, Any],
-    transactional_id: str | None,
-    on_error: Callable[[Any], None] | None = None,
-) -> Callable[[], Producer]:
+class ProducerFactory:
     """Builds the data plane's producer (again, after a fatal error). `message.max.bytes` is the same
-    figure the guard checks records against, so whatever the guard passes can be forwarded."""
-    s = settings
+    figure the guard checks records against, so whatever the guard passes can be forwarded.
+    `counts_acks`: the last producer built carries the acknowledgement interceptor (`count_acks`)."""
 
-    def build() -> Producer:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        client_config: Mapping[str, Any],
+        transactional_id: str | None,
+        on_error: Callable[[Any], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._client_config = client_config
+        self._transactional_id = transactional_id
+        self._on_error = on_error
+        self.counts_acks = False
+
+    def config(self) -> dict[str, Any]:
+        s, transactional_id = self._settings, self._transactional_id
         conf: dict[str, Any] = {
-            **client_config,
+            **self._client_config,
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": s.linger_ms,
@@ -69,24 +81,50 @@ def producer_factory(
             "queue.buffering.max.messages": s.queue_max_messages,
             "message.max.bytes": s.max_record_bytes,
             "message.timeout.ms": s.message_timeout_ms,
-            # at-least-once counts a batch's acknowledgements (`success_reports`), or else completes
-            # batches when the producer has nothing outstanding (`refinery.worker.inflight`);
+            # at-least-once counts a batch's acknowledgements (`count_acks`, or `success_reports`), or else
+            # completes batches when the producer has nothing outstanding (`refinery.worker.inflight`);
             # exactly-once needs failures only: its flush returns when everything is acknowledged
             "delivery.report.only.error": transactional_id is not None or not s.success_reports,
         }
-        if on_error is not None:
-            conf["error_cb"] = on_error  # client-level errors (all brokers down, authentication...)
+        if self._on_error is not None:
+            conf["error_cb"] = self._on_error  # client-level errors (all brokers down, authentication...)
         if transactional_id is not None:
             conf["transactional.id"] = transactional_id
             conf["transaction.timeout.ms"] = s.transaction_timeout_ms
             # librdkafka: a message may not outlive the transaction it belongs to
             conf["message.timeout.ms"] = min(s.message_timeout_ms, s.transaction_timeout_ms)
-        producer = Producer(conf)
-        if transactional_id is not None:
+        return conf
+
+    def wants_ack_counting(self) -> bool:
+        """At-least-once with failure-only reports (a report per record counts them already)."""
+        s = self._settings
+        return s.count_acks and s.direct_headers and self._transactional_id is None and not s.success_reports
+
+    def __call__(self) -> Producer:
+        conf = self.config()
+        plugin = direct.ack_plugin() if self.wants_ack_counting() else None
+        producer: Producer | None = None
+        if plugin is not None:
+            try:
+                producer = Producer({**conf, "plugin.library.paths": plugin})
+            except KafkaException as exc:  # e.g. a librdkafka built without plugin support
+                log.warning("acknowledgements are not counted per record (batches complete when the "
+                            "producer drains): %s", exc)  # fmt: skip
+        self.counts_acks = producer is not None
+        if producer is None:
+            producer = Producer(conf)
+        if self._transactional_id is not None:
             producer.init_transactions(INIT_TRANSACTIONS_TIMEOUT_S)
         return producer
 
-    return build
+
+def producer_factory(
+    settings: WorkerSettings,
+    client_config: Mapping[str, Any],
+    transactional_id: str | None,
+    on_error: Callable[[Any], None] | None = None,
+) -> ProducerFactory:
+    return ProducerFactory(settings, client_config, transactional_id, on_error)
 
 
 def build_consumer(

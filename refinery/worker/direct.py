@@ -66,6 +66,24 @@ def unbind() -> None:
         module.bind(None, None, None, None, None, None)
 
 
+def ack_plugin() -> str | None:
+    """The path to give librdkafka as `plugin.library.paths` so that the producer counts its batches'
+    acknowledgements (`_write_fast`'s interceptor, refinery/worker/write_fast.c), or None (logged) when
+    it cannot. Counting also needs the binding (`enable`): unbound, the interceptor counts nothing."""
+    if not MODULES:
+        return None
+    library = loaded_librdkafka()
+    if library is None:
+        why = "no single librdkafka is loaded in this process"
+    else:
+        why = _write_fast.acks_prepare(library)
+    if why is not None:
+        log.warning("acknowledgements are not counted per record (batches complete when the producer "
+                    "drains): %s", why)  # fmt: skip
+        return None
+    return str(_write_fast.__file__)
+
+
 def enable(producer: Producer, wanted: bool) -> bool:
     """Bind when `wanted` (the worker's `direct_headers` setting), logging why not; unbind otherwise."""
     if not wanted:

@@ -2,11 +2,13 @@
 
 Each produced batch gets a `BatchTracker`; every record written for it (outputs and dead letters)
 carries the tracker as its `on_delivery`, served by `Producer.poll()`: a report per failed record only
-(the default, `delivery.report.only.error`), or per record (`success_reports`). Without success
-reports, success is known per producer, not per record: when the producer has nothing outstanding
-after its reports were served (`Inflight.settle`), every record written so far was acknowledged or has
-reported its failure (this holds in both modes). A batch is complete when every record written for it
-is known acknowledged one of those ways and none of them failed. A failed record is kept with its error
+(the default, `delivery.report.only.error`), or per record (`success_reports`). With failure-only
+reports, success is known two ways: per record, when the worker's producer carries the acknowledgement
+interceptor (`count_acks`, refinery/worker/write_fast.c), which counts each acknowledged record of a
+tracker in `acked` without a report; and per producer, when it has nothing outstanding after its reports
+were served (`Inflight.settle`): every record written so far was then acknowledged or has reported its
+failure (this holds in every mode). A batch is complete when every record written for it is known
+acknowledged one of those ways and none of them failed. A failed record is kept with its error
 (`failures`), so that exactly that record is dealt with (dead-lettered, or sent again), never the whole
 batch. Batches complete in consume order (`Inflight.pop_done` stops at the first unfinished one), so
 the offsets committed are always those of fully acknowledged batches.
@@ -30,6 +32,7 @@ class _DeliveryCounter:
     `DeliveryCounter` (refinery/worker/write_fast.c), which spares a Python frame per report."""
 
     __slots__ = ("failures", "left")
+    acked = 0  # only the compiled counter is counted by the interceptor
 
     def __init__(self) -> None:
         self.left = 0  # records written and not yet reported
@@ -54,7 +57,8 @@ COMPILED_DELIVERY_COUNTER = DeliveryCounter is not _DeliveryCounter
 class BatchTracker(DeliveryCounter):
     """Delivery bookkeeping of one produced batch. The tracker is its records' delivery callback
     (`on_delivery`): `left` counts the records produced and neither reported nor settled since (it
-    may dip below 0 while producing), `failures` holds (error, the failed message) not yet handled."""
+    may dip below `acked` while producing), `acked` those the interceptor counted acknowledged (never
+    reported: failure-only reports), `failures` holds (error, the failed message) not yet handled."""
 
     __slots__ = ("_index", "backoff", "batch", "dead_sent", "resend", "started")
 
@@ -73,17 +77,18 @@ class BatchTracker(DeliveryCounter):
 
     def settled(self) -> None:
         """The producer has nothing outstanding and its reports were served: every record written so
-        far for this batch was acknowledged, or its failure is in `failures`."""
-        self.left = 0
+        far for this batch was acknowledged, or its failure is in `failures`. Nothing of it is
+        outstanding, so no count of `acked` is still to come for what was written so far."""
+        self.left = self.acked
 
     @property
     def reported(self) -> bool:
         """Every record written so far is acknowledged or has reported its failure."""
-        return self.left <= 0
+        return self.left <= self.acked
 
     @property
     def done(self) -> bool:
-        return self.left <= 0 and not self.failures and not self.resend
+        return self.left <= self.acked and not self.failures and not self.resend
 
     def output_index(self, msg: Any) -> int | None:
         """The output a failed message was written for. Delivery reports carry topic, key and value

@@ -178,6 +178,13 @@ class WorkerMetrics:
             "(REFINERY_WORKER_DIRECT_HEADERS; 0: confluent-kafka's API, slower, the log says why)",
             registry=r,
         )
+        self.ack_counting = Gauge(
+            "refinery_worker_ack_counting",
+            "1 when the producer's interceptor counts acknowledged records, so at-least-once batches "
+            "complete without draining the producer (REFINERY_WORKER_COUNT_ACKS; 0: not counted, the log "
+            "says why, or not needed: success reports, exactly-once)",
+            registry=r,
+        )
         self.wedged = Gauge(
             "refinery_worker_wedged",
             "1 while the data plane is stuck inside a Kafka call past its timeout (the watchdog exits soon)",

@@ -1,5 +1,6 @@
-/* The compiled produce loop of `refinery.worker.writer.BatchWriter.write`, and the delivery counter its
- * records report to (`DeliveryCounter`, the base of `refinery.worker.inflight.BatchTracker`).
+/* The compiled produce loop of `refinery.worker.writer.BatchWriter.write`, the delivery counter its
+ * records report to (`DeliveryCounter`, the base of `refinery.worker.inflight.BatchTracker`), and the
+ * librdkafka plugin that counts their acknowledgements (`conf_init`, further down).
  *
  * produce_outputs(produce, outputs, start, on_delivery, routed[, producer]) -> (index, exception or None)
  *
@@ -103,12 +104,16 @@ static PyObject *produce_outputs(PyObject *module, PyObject *const *args, Py_ssi
 
 /* DeliveryCounter: called by confluent-kafka with (error, message) for each record reported. `left`
  * counts down; a failure is kept in `failures` as (error, message). The same as the Python class in
- * refinery/worker/inflight.py, without a Python frame per delivery report. */
+ * refinery/worker/inflight.py, without a Python frame per delivery report. `acked` counts the records
+ * librdkafka acknowledged, by the interceptor below (written by librdkafka's threads, atomically; 0
+ * where no interceptor counts). */
 typedef struct {
     PyObject_HEAD
     Py_ssize_t left;
     PyObject *failures;
+    int64_t acked;
 } DeliveryCounter;
+static PyTypeObject *counter_type; /* the DeliveryCounter class (the module keeps it alive) */
 
 static int counter_init(DeliveryCounter *self, PyObject *args, PyObject *kwargs) {
     if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
@@ -116,6 +121,7 @@ static int counter_init(DeliveryCounter *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     self->left = 0;
+    __atomic_store_n(&self->acked, 0, __ATOMIC_RELEASE);
     Py_XSETREF(self->failures, PyList_New(0));
     return self->failures == NULL ? -1 : 0;
 }
@@ -157,6 +163,16 @@ static void counter_dealloc(DeliveryCounter *self) {
     Py_DECREF(type);
 }
 
+static PyObject *counter_acked(DeliveryCounter *self, void *closure) {
+    (void)closure;
+    return PyLong_FromLongLong(__atomic_load_n(&self->acked, __ATOMIC_ACQUIRE));
+}
+
+static PyGetSetDef counter_getset[] = {
+    {"acked", (getter)counter_acked, NULL, "records librdkafka acknowledged, counted by the interceptor", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyMemberDef counter_members[] = {
     {"left", T_PYSSIZET, offsetof(DeliveryCounter, left), 0, "records written and not yet reported"},
     {"failures", T_OBJECT_EX, offsetof(DeliveryCounter, failures), 0, "(error, message) of failed records"},
@@ -170,6 +186,7 @@ static PyType_Slot counter_slots[] = {
     {Py_tp_clear, counter_clear},
     {Py_tp_dealloc, counter_dealloc},
     {Py_tp_members, counter_members},
+    {Py_tp_getset, counter_getset},
     {Py_tp_doc, "Counts a batch's delivery reports down and keeps its failures (refinery/worker/write_fast.c)."},
     {0, NULL},
 };
@@ -179,7 +196,110 @@ static PyType_Spec counter_spec = {
     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC, counter_slots,
 };
 
+
+/* Acknowledgement counting: a librdkafka interceptor (on_acknowledgement, loaded as a plugin of the
+ * worker's producer: `plugin.library.paths` names this module, librdkafka calls `conf_init` below).
+ *
+ * Why: with failure-only delivery reports (the default) a batch could only be known complete once the
+ * producer had nothing outstanding, which on a live feed it never has; the loop stopped every ~64 small
+ * batches to drain it, 25-65 ms each, twice a second at 10k msg/s (bench/results/NOTES.md §3). A report
+ * per record completes batches on their own, at the cost of a Message object and a Python call per
+ * output in confluent-kafka. librdkafka calls this interceptor once per record, when its fate is final,
+ * in its own thread and without the GIL: a record acknowledged without error whose delivery callback is
+ * a DeliveryCounter (a batch's tracker) counts one up in `acked`. Failures are still reported to the
+ * callback by confluent-kafka and counted down there, so no record is ever counted both ways, and a
+ * batch is complete once every record written for it was counted one of the two ways.
+ *
+ * The callback is found in confluent-kafka's per-message state (kafka_direct.h), so the interceptor
+ * counts only while the layout checks of `bind` hold (`direct.bound`); otherwise it counts nothing and
+ * batches complete as before. The callback object is alive while its record is (the state holds a
+ * reference until confluent-kafka's delivery callback, which runs after this); its type chain is read
+ * without the GIL, which is safe as types are not changed after creation. */
+typedef int (acks_on_ack_f)(rd_kafka_t *, direct_rkmessage_t *, void *);
+typedef int (acks_on_new_f)(rd_kafka_t *, const rd_kafka_conf_t *, void *, char *, size_t);
+#define ACKS_INTERCEPTOR "refinery-acks"
+#define ACKS_ERR_INVALID_ARG (-186) /* RD_KAFKA_RESP_ERR__INVALID_ARG */
+
+static struct {
+    int ready;
+    int (*add_on_new)(rd_kafka_conf_t *, const char *, acks_on_new_f *, void *);
+    int (*add_on_acknowledgement)(rd_kafka_t *, const char *, acks_on_ack_f *, void *);
+} acks;
+
+static int acks_on_acknowledgement(rd_kafka_t *rk, direct_rkmessage_t *message, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    if (message->err != 0 || message->_private == NULL || !__atomic_load_n(&direct.bound, __ATOMIC_ACQUIRE)) {
+        return 0;
+    }
+    PyObject *callback = ((const direct_msgstate_t *)message->_private)->dr_cb;
+    if (callback == NULL) {
+        return 0;
+    }
+    for (PyTypeObject *type = Py_TYPE(callback); type != NULL; type = type->tp_base) {
+        if (type == counter_type) {
+            __atomic_fetch_add(&((DeliveryCounter *)callback)->acked, 1, __ATOMIC_RELEASE);
+            break;
+        }
+    }
+    return 0;
+}
+
+static int acks_on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf, void *opaque, char *errstr, size_t size) {
+    (void)conf;
+    (void)opaque;
+    int err = acks.add_on_acknowledgement(rk, ACKS_INTERCEPTOR, acks_on_acknowledgement, NULL);
+    if (err != 0) {
+        snprintf(errstr, size, "refinery: on_acknowledgement interceptor not added (error %d)", err);
+    }
+    return err;
+}
+
+/* librdkafka's plugin entry point (plugin.library.paths) */
+__attribute__((visibility("default"))) int conf_init(rd_kafka_conf_t *conf, void **plug_opaquep, char *errstr,
+                                                     size_t size) {
+    (void)plug_opaquep;
+    if (!__atomic_load_n(&acks.ready, __ATOMIC_ACQUIRE)) {
+        snprintf(errstr, size, "refinery: acknowledgement counting was not prepared (refinery.worker.direct)");
+        return ACKS_ERR_INVALID_ARG;
+    }
+    int err = acks.add_on_new(conf, ACKS_INTERCEPTOR, acks_on_new, NULL);
+    if (err != 0) {
+        snprintf(errstr, size, "refinery: on_new interceptor not added (error %d)", err);
+    }
+    return err;
+}
+
+/* acks_prepare(library_path) -> None when this module can serve as the producer's plugin, else why not:
+ * takes the interceptor functions from the librdkafka at `library_path` (already loaded: never here). */
+static PyObject *acks_prepare(PyObject *module, PyObject *path_object) {
+    (void)module;
+    if (!PyUnicode_Check(path_object)) {
+        PyErr_SetString(PyExc_TypeError, "acks_prepare(library_path): a str");
+        return NULL;
+    }
+    const char *path = PyUnicode_AsUTF8(path_object);
+    if (path == NULL) {
+        return NULL;
+    }
+    void *library = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+    if (library == NULL) {
+        return PyUnicode_FromFormat("librdkafka is not loaded from %U", path_object);
+    }
+    *(void **)&acks.add_on_new = dlsym(library, "rd_kafka_conf_interceptor_add_on_new");
+    *(void **)&acks.add_on_acknowledgement = dlsym(library, "rd_kafka_interceptor_add_on_acknowledgement");
+    dlclose(library); /* confluent-kafka keeps it loaded */
+    if (acks.add_on_new == NULL || acks.add_on_acknowledgement == NULL) {
+        return PyUnicode_FromString("librdkafka lacks its interceptor functions");
+    }
+    __atomic_store_n(&acks.ready, 1, __ATOMIC_RELEASE);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"acks_prepare", (PyCFunction)acks_prepare, METH_O,
+     "acks_prepare(library_path) -> None when the module can count acknowledgements as a librdkafka plugin, "
+     "else why not (see refinery/worker/write_fast.c)"},
     {"produce_outputs", (PyCFunction)(void (*)(void))produce_outputs, METH_FASTCALL,
      "produce_outputs(produce, outputs, start, on_delivery, routed[, producer]) -> (index, exception or None) "
      "(see refinery/worker/write_fast.c)"},
@@ -202,11 +322,12 @@ PyMODINIT_FUNC PyInit__write_fast(void) {
     if (mod == NULL) {
         return NULL;
     }
-    PyObject *counter_type = PyType_FromSpec(&counter_spec);
-    if (counter_type == NULL || PyModule_AddObject(mod, "DeliveryCounter", counter_type) < 0) {
-        Py_XDECREF(counter_type);
+    PyObject *type = PyType_FromSpec(&counter_spec);
+    if (type == NULL || PyModule_AddObject(mod, "DeliveryCounter", type) < 0) {
+        Py_XDECREF(type);
         Py_DECREF(mod);
         return NULL;
     }
+    counter_type = (PyTypeObject *)type; /* the module holds it; so does every counter's type chain */
     return mod;
 }

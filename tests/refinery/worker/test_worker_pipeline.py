@@ -201,6 +201,7 @@ def test_views_and_metrics(worker: WorkerProcess) -> None:
                    "refinery_record_latency_seconds_bucket", "refinery_routes_active"):  # fmt: skip
         assert series in metrics
     assert "\nrefinery_worker_direct_headers 1.0\n" in metrics  # bound: headers stay librdkafka's
+    assert "\nrefinery_worker_ack_counting 1.0\n" in metrics  # batches complete as records are acknowledged
 
 
 def test_invalid_route_set_is_refused_and_old_one_stays(worker: WorkerProcess, tmp_path: Path) -> None:
