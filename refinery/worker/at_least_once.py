@@ -100,7 +100,9 @@ class AtLeastOnceCommitter(CommitterBase):
         self._commit()
 
     def wait(self, timeout_s: float) -> None:
-        if self._settings.success_reports:
+        if self._settings.success_reports or self._writer.counts_acks:
+            # batches complete one by one as their records are acknowledged: wait for the next reports,
+            # leaving the producer its linger (a flush would send every partition's records at once)
             self._writer.producer.poll(timeout_s)
         else:  # batches complete once the producer has nothing outstanding: flush sends without linger
             self._writer.producer.flush(timeout_s)

@@ -173,11 +173,13 @@ class DataPlane:
         s = self.settings
         ensure_internal_topics(s, self._client_config)
         transactional_id = f"{s.group_id}-{self.instance_id}" if s.exactly_once else None
-        producers = producer_factory(s, self._client_config, transactional_id, self._kafka_error)
-        self.writer = BatchWriter(s, derived_topics(s, self._client_config), producers, self.instance_id)
+        self.writer = BatchWriter(
+            s, derived_topics(s, self._client_config),
+            producer_factory(s, self._client_config, transactional_id, self._kafka_error), self.instance_id,
+        )  # fmt: skip
         bound = direct.enable(self.writer.producer, s.direct_headers)
         self.metrics.direct_headers.set(1 if bound else 0)
-        self.metrics.ack_counting.set(1 if bound and producers.counts_acks else 0)
+        self.metrics.ack_counting.set(1 if self.writer.counts_acks else 0)
         while not self._stop.is_set() and self._router_source() is None:
             time.sleep(0.1)  # no route set yet: leave records in the ingest topics, do not guess
         committer_class: type[TransactionalCommitter | AtLeastOnceCommitter] = (

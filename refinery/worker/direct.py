@@ -41,9 +41,18 @@ def loaded_librdkafka(maps: str = "/proc/self/maps") -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
+_bound = False
+
+
+def is_bound() -> bool:
+    """Whether the compiled loops (and the acknowledgement interceptor) use librdkafka's objects now."""
+    return _bound
+
+
 def bind(producer: Producer) -> str | None:
     """Bind the compiled loops, checking the layout on a probe Message and on `producer`. Returns None
     when bound, else why not (the loops then use confluent-kafka's API)."""
+    global _bound
     if not MODULES:
         return "the compiled loops are not built"
     library = loaded_librdkafka()
@@ -57,11 +66,14 @@ def bind(producer: Producer) -> str | None:
         if why is not None:
             unbind()
             return str(why)
+    _bound = True
     return None
 
 
 def unbind() -> None:
     """Back to confluent-kafka's API in every compiled loop."""
+    global _bound
+    _bound = False
     for module in MODULES:
         module.bind(None, None, None, None, None, None)
 

@@ -21,6 +21,7 @@ from common.errors import RefineryError, TopicNameError
 from common.kafka_admin import TopicCreationError, TopicEnsurer
 from refinery.routing.batch import Output, RecordLike, RoutedBatch
 from refinery.routing.dlq import DlqReason, dlq_headers, fit_dead_letter
+from refinery.worker import direct
 from refinery.worker.outcomes import Outcome, classify
 
 try:  # compiled with the package (setup.py); the Python loop in `BatchWriter.write` is the reference
@@ -80,6 +81,12 @@ class BatchWriter:
             self._retired.append(old)
         self.producer = self._producer_factory()
         return self.producer
+
+    @property
+    def counts_acks(self) -> bool:
+        """The producer's interceptor counts acknowledged records into their trackers (`count_acks`):
+        it carries the plugin, and the binding whose layout checks the interceptor relies on holds."""
+        return bool(getattr(self._producer_factory, "counts_acks", False)) and direct.is_bound()
 
     def outstanding(self) -> int:
         """Records written and neither acknowledged nor reported failed yet (their failure reports are

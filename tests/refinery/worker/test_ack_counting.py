@@ -22,6 +22,7 @@ from refinery.worker import _write_fast, direct
 from refinery.worker.clients import ProducerFactory, producer_factory
 from refinery.worker.inflight import BatchTracker, _DeliveryCounter
 from refinery.worker.retry import Backoff
+from refinery.worker.writer import BatchWriter
 from tests.refinery.worker.test_direct_headers import _consume
 from tests.refinery.worker.worker_harness import send
 
@@ -147,6 +148,18 @@ def test_nothing_is_counted_while_unbound(counting: Producer, topics: tuple[str,
     assert tracker.acked == 0 and not tracker.done
     tracker.settled()  # the producer drained: how batches complete without counting
     assert tracker.done
+
+
+def test_the_writer_counts_acks_only_while_bound(factory: ProducerFactory) -> None:
+    writer = BatchWriter(WorkerSettings(), cast(Any, None), factory, "w1")
+    try:
+        assert factory.counts_acks and not writer.counts_acks  # the plugin, but the layout is unchecked
+        assert direct.bind(writer.producer) is None
+        assert writer.counts_acks
+    finally:
+        direct.unbind()
+    assert not writer.counts_acks
+    writer.producer.flush(10)
 
 
 @pytest.mark.parametrize(

@@ -348,6 +348,21 @@ def test_at_least_once_batch_completion_with_and_without_success_reports(success
     assert outputs_written(producer) == [b"id0", b"id1", b"id2", b"late"]
 
 
+@pytest.mark.parametrize("counting", [False, True])
+def test_a_held_loop_waits_for_reports_and_leaves_the_linger_when_acknowledgements_are_counted(
+    monkeypatch: pytest.MonkeyPatch, counting: bool
+) -> None:
+    """Counted acknowledgements complete batches one by one: a held loop waits for the next ones with
+    poll(); without them only a drain completes a batch, and flush() sends everything at once for it."""
+    committer, producer, _consumer, _health = build(AtLeastOnceCommitter, ok)
+    calls: list[str] = []
+    monkeypatch.setattr(producer, "flush", lambda _t=0: calls.append("flush") or 0)
+    monkeypatch.setattr(producer, "poll", lambda _t=0: calls.append("poll") or 0)
+    monkeypatch.setattr(BatchWriter, "counts_acks", property(lambda _self: counting))
+    committer.wait(0.005)
+    assert calls == (["poll"] if counting else ["flush"])
+
+
 @pytest.mark.parametrize(
     ("success_reports", "transactional_id", "only_error"),
     [(False, None, True), (True, None, False), (True, "tx", True)],  # exactly-once: failures only, always
