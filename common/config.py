@@ -318,12 +318,12 @@ class WorkerSettings(RefinerySettings):
     max_inflight_batches: int = Field(default=64, ge=1)
     max_inflight_records: int | None = Field(default=None, ge=1)
     commit_interval_s: float = Field(default=0.1, ge=0)  # at-least-once: async commits at most this often
-    # At-least-once: the producer reports failed records only, and batches complete when it has nothing
-    # outstanding (a held loop flushes, so that drain takes no linger). On, a delivery report per
-    # acknowledged record completes each batch on its own, at ~2 us of CPU per input record (confluent-kafka
-    # builds a Message per report). Measured (bench/results/NOTES.md §2, fifth round): off 1.07x the
-    # hand-written router's CPU per input against 1.17x on, the same rate; latency at 2k and 10k msg/s
-    # within the runs' noise either way (the seconds measured once on a saturated box did not come back).
+    # At-least-once: the producer reports failed records only, and batches complete as count_acks counts
+    # their acknowledged records (below), or else when it has nothing outstanding (a held loop flushes, so
+    # that drain takes no linger). On, a delivery report per acknowledged record completes each batch on
+    # its own, at ~2 us of CPU per input record (confluent-kafka builds a Message per report). Measured
+    # (bench/results/NOTES.md §2, fifth round): off 1.07x the hand-written router's CPU per input against
+    # 1.17x on, the same rate; latency at 2k and 10k msg/s within the runs' noise either way.
     success_reports: bool = False
     # The compiled loops read a consumed record's header values, and copy its headers into the outputs,
     # from librdkafka's own list instead of confluent-kafka's Python objects (refinery/worker/direct.py; it

@@ -3,9 +3,10 @@
 Batches are pipelined: each record carries its batch's delivery callback (`refinery.worker.inflight`,
 served by `poll()`), the loop keeps consuming and producing while earlier batches deliver (at most
 `max_inflight_batches`, holding at most `max_inflight_records` input records); a batch is acknowledged
-once the producer had nothing outstanding after it was written and none of its records reported a
-failure (the producer reports failures only, by default), or once each of its records reported
-(`success_reports=true`); the leading fully acknowledged
+once each of its records was counted acknowledged by the producer's interceptor or reported its failure
+(the producer reports failures only, by default; `count_acks`), once the producer had nothing
+outstanding after it was written and none of its records reported a failure (without the interceptor),
+or once each of its records reported (`success_reports=true`); the leading fully acknowledged
 batches get their dedup ids recorded and their offsets committed asynchronously (at most every
 `commit_interval_s`), in consume order.
 
