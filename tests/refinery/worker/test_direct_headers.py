@@ -19,7 +19,7 @@ from refinery.dedup.store import DedupStore
 from refinery.routing import _route_fast
 from refinery.routing import batch as batch_module
 from refinery.routing.batch import Output, route_batch
-from refinery.routing.guards import RecordGuard
+from refinery.routing.guards import COMBINATION_HEADERS, RecordGuard
 from refinery.routing.plan import RoutePlans
 from refinery.routing.router import compile_router
 from refinery.worker import _write_fast, direct
@@ -199,6 +199,48 @@ def test_routing_on_header_lists_decides_what_the_reference_decides(
     expected = _by_position(reference)
     for batch in (first_sight, planned, from_objects):
         assert _by_position(batch) == expected
+
+
+class _WideRouter:
+    """The test routes' router, declaring extra key headers (absent from every record), so that a plan
+    reads `names` header values: the same decisions, a longer key."""
+
+    def __init__(self, names: int) -> None:
+        self._inner = compile_router(ROUTES)
+        declared = tuple(dict.fromkeys((*COMBINATION_HEADERS, *self._inner.key_headers)))
+        extra = tuple(f"x-key-{i}" for i in range(names - len(declared)))
+        self.key_headers = (*self._inner.key_headers, *extra)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize(("names", "on_list"), [(31, True), (32, True), (33, False)])
+def test_plans_of_up_to_32_key_names_are_read_from_the_list(
+    kafka_bootstrap: str, bound: Producer, names: int, on_list: bool
+) -> None:
+    """The list reader's bound on the key names a route set's plans read (MAX_KEY_NAMES in route_fast.c):
+    under it and at it the values come from librdkafka's list; past it the loop reads them from
+    confluent-kafka's objects. The decisions are the reference's either way."""
+    topic = f"prod.s{uuid.uuid4().hex[:8]}.ingest.all-v1"
+    values = [
+        _valid("prod", title, category) for title in ("1234", "5678") for category in ("match_started", "x")
+    ]
+    send(kafka_bootstrap, topic, [(None, value, hs) for value, hs in values])
+    router, guard = _WideRouter(names), RecordGuard()
+    plans = RoutePlans(router, guard, dlq_unmatched=False)
+    assert len(plans.key_names) == names
+
+    def route(records: list[Any], with_plans: RoutePlans | None) -> Any:
+        dedup = DedupStore(window_s=60, max_ids_per_partition=100)
+        return route_batch(records, router, guard, dedup, plans=with_plans)
+
+    route(_consume(kafka_bootstrap, [topic], len(values)), plans)  # first sight: every plan is built
+    records = _consume(kafka_bootstrap, [topic], len(values))
+    planned = route(records, plans)
+    assert [_route_fast.holds_header_list(r) for r in records] == [on_list] * len(values)
+    reference = _route(_consume(kafka_bootstrap, [topic], len(values)), None)
+    assert _by_position(planned) == _by_position(reference)
 
 
 def test_outputs_carry_the_records_own_bytes_and_report_failures(
