@@ -23,6 +23,7 @@ import binascii
 import functools
 import importlib.resources
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -73,12 +74,39 @@ def well_known_include_dir() -> str:
     return str(importlib.resources.files("grpc_tools") / "_proto")
 
 
+BUNDLED_PREFIX = "refinery-proto-bundled-"
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def sweep_bundled_imports(temp_dir: str | None = None) -> int:
+    """Remove the bundled-import directories of registry processes that are gone (named with their pid;
+    a process removes its own at exit, which a SIGKILL skips). Returns how many were removed."""
+    removed = 0
+    for path in Path(temp_dir or tempfile.gettempdir()).glob(f"{BUNDLED_PREFIX}*-*"):
+        owner = path.name[len(BUNDLED_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and int(owner) != os.getpid() and _process_gone(int(owner)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 @functools.cache
 def bundled_imports() -> str:
     """A directory holding the imports Confluent bundles beyond google/protobuf (which grpcio-tools has):
     google/type/*.proto (from googleapis-common-protos) and confluent/meta.proto, confluent/type/*.proto
-    (printed from confluent-kafka's compiled descriptors). Made once per process."""
-    root = Path(tempfile.mkdtemp(prefix="refinery-proto-bundled-"))
+    (printed from confluent-kafka's compiled descriptors). Made once per process, named with its pid, so
+    that the next process sweeps what a killed one left."""
+    sweep_bundled_imports()
+    root = Path(tempfile.mkdtemp(prefix=f"{BUNDLED_PREFIX}{os.getpid()}-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     spec = importlib.util.find_spec("google.type")
     for location in (spec.submodule_search_locations or []) if spec else []:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -438,3 +441,20 @@ def test_undefined_custom_options_are_cut_out_for_protoc_only() -> None:
 )
 def test_avro_canonical_string_is_avro_javas_to_string(text: str, expected: str) -> None:
     assert parse_schema("AVRO", text).canonical_string() == expected
+
+
+def test_bundled_import_directories_of_gone_processes_are_swept(tmp_path: Path) -> None:
+    """A registry killed with SIGKILL never runs its exit hook: the next one removes what it left, and
+    never a live process's directory or anything not named like one."""
+    from schema_registry.formats.protobuf import BUNDLED_PREFIX, sweep_bundled_imports
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True)  # fmt: skip
+    gone = tmp_path / f"{BUNDLED_PREFIX}{int(finished.stdout)}-abc"
+    alive = tmp_path / f"{BUNDLED_PREFIX}{os.getpid()}-def"
+    parent = tmp_path / f"{BUNDLED_PREFIX}{os.getppid()}-ghi"
+    unnamed = tmp_path / f"{BUNDLED_PREFIX}xyz"  # the old naming: its owner cannot be told
+    for path in (gone, alive, parent, unnamed):
+        (path / "google" / "type").mkdir(parents=True)
+    assert sweep_bundled_imports(str(tmp_path)) == 1
+    assert not gone.exists() and alive.exists() and parent.exists() and unnamed.exists()
