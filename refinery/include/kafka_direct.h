@@ -180,6 +180,43 @@ static inline int direct_produce(PyObject *producer, PyObject *topic, PyObject *
     return 1;
 }
 
+/* One function taken from librdkafka by name, into `slot` (a function pointer's address). */
+typedef struct {
+    const char *name;
+    void **slot;
+} direct_symbol_t;
+
+/* direct_symbols(library_path, symbols, count): fill each slot from the librdkafka at `library_path`, which
+ * confluent-kafka already loaded (RTLD_NOLOAD: never loaded here, never dlopen(NULL), the program itself).
+ * Returns a new reference: None when every function was found, else a str saying why not; NULL with an
+ * exception set when the path is not a str. */
+static PyObject *direct_symbols(PyObject *path_object, const direct_symbol_t *symbols, size_t count) {
+    if (!PyUnicode_Check(path_object)) {
+        PyErr_SetString(PyExc_TypeError, "the librdkafka path must be a str");
+        return NULL;
+    }
+    const char *path = PyUnicode_AsUTF8(path_object);
+    if (path == NULL) {
+        return NULL;
+    }
+    void *library = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+    if (library == NULL) {
+        return PyUnicode_FromFormat("librdkafka is not loaded from %U", path_object);
+    }
+    const char *missing = NULL;
+    for (size_t i = 0; i < count; i++) {
+        *symbols[i].slot = dlsym(library, symbols[i].name);
+        if (*symbols[i].slot == NULL && missing == NULL) {
+            missing = symbols[i].name;
+        }
+    }
+    dlclose(library); /* confluent-kafka keeps it loaded */
+    if (missing != NULL) {
+        return PyUnicode_FromFormat("librdkafka lacks %s, which this build uses", missing);
+    }
+    Py_RETURN_NONE;
+}
+
 /* direct_bind(library_path or None, message_type, probe_message, probe_fields, producer_type, producer):
  * bind to the librdkafka at `library_path` (already loaded by confluent-kafka: never loaded here) once
  * the probes fit; None unbinds. Returns None when bound (or unbound), else a str saying why not. */
@@ -214,26 +251,20 @@ static PyObject *direct_bind(PyObject *module, PyObject *const *args, Py_ssize_t
         ((PyTypeObject *)producer_type)->tp_basicsize < (Py_ssize_t)sizeof(direct_handle_t)) {
         return PyUnicode_FromString("the producer is not a confluent-kafka Producer");
     }
-    const char *path = PyUnicode_AsUTF8(args[0]);
-    if (path == NULL) {
-        return NULL;
+    const direct_symbol_t symbols[] = {
+        {"rd_kafka_header_get_all", (void **)&direct.header_get_all},
+        {"rd_kafka_headers_copy", (void **)&direct.headers_copy},
+        {"rd_kafka_headers_destroy", (void **)&direct.headers_destroy},
+        {"rd_kafka_produceva", (void **)&direct.produceva},
+        {"rd_kafka_error_destroy", (void **)&direct.error_destroy},
+        {"rd_kafka_name", (void **)&direct.name},
+        {"rd_kafka_type", (void **)&direct.type},
+    };
+    PyObject *why = direct_symbols(args[0], symbols, sizeof symbols / sizeof symbols[0]);
+    if (why != Py_None) {
+        return why;
     }
-    void *library = dlopen(path, RTLD_NOW | RTLD_NOLOAD); /* never dlopen(NULL): that is the program */
-    if (library == NULL) {
-        return PyUnicode_FromFormat("librdkafka is not loaded from %U", args[0]);
-    }
-    *(void **)&direct.header_get_all = dlsym(library, "rd_kafka_header_get_all");
-    *(void **)&direct.headers_copy = dlsym(library, "rd_kafka_headers_copy");
-    *(void **)&direct.headers_destroy = dlsym(library, "rd_kafka_headers_destroy");
-    *(void **)&direct.produceva = dlsym(library, "rd_kafka_produceva");
-    *(void **)&direct.error_destroy = dlsym(library, "rd_kafka_error_destroy");
-    *(void **)&direct.name = dlsym(library, "rd_kafka_name");
-    *(void **)&direct.type = dlsym(library, "rd_kafka_type");
-    dlclose(library); /* confluent-kafka keeps it loaded */
-    if (!direct.header_get_all || !direct.headers_copy || !direct.headers_destroy || !direct.produceva ||
-        !direct.error_destroy || !direct.name || !direct.type) {
-        return PyUnicode_FromString("librdkafka lacks a function this build uses");
-    }
+    Py_DECREF(why);
     rd_kafka_t *rk = ((direct_handle_t *)producer)->rk;
     const char *name = rk == NULL ? NULL : direct.name(rk);
     if (name == NULL || direct.type(rk) != DIRECT_RD_KAFKA_PRODUCER || strstr(name, "#producer-") == NULL) {
@@ -252,6 +283,17 @@ static inline PyObject *direct_holds(PyObject *module, PyObject *record) {
     (void)module;
     return PyBool_FromLong(direct_headers(record) != NULL);
 }
+
+/* bound() -> bool: whether this module's loops read librdkafka's objects now (the last bind succeeded) */
+static inline PyObject *direct_is_bound(PyObject *module, PyObject *unused) {
+    (void)module;
+    (void)unused;
+    return PyBool_FromLong(__atomic_load_n(&direct.bound, __ATOMIC_ACQUIRE));
+}
+
+#define DIRECT_BOUND_METHOD                                                                                \
+    {"bound", (PyCFunction)direct_is_bound, METH_NOARGS,                                                   \
+     "bound() -> whether this module's loops use librdkafka's objects now (see kafka_direct.h)"}
 
 #define DIRECT_HOLDS_METHOD                                                                                \
     {"holds_header_list", (PyCFunction)direct_holds, METH_O,                                               \

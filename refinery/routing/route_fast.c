@@ -475,6 +475,7 @@ static PyMethodDef methods[] = {
      "route_records(context, records, slow, output_type, taken, outputs, first, next_, records_in, origin)"
      " -> unmatched count (see refinery/routing/route_fast.c)"},
     DIRECT_BIND_METHOD,
+    DIRECT_BOUND_METHOD,
     DIRECT_HOLDS_METHOD,
     {NULL, NULL, 0, NULL},
 };

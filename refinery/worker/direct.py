@@ -41,18 +41,15 @@ def loaded_librdkafka(maps: str = "/proc/self/maps") -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-_bound = False
-
-
 def is_bound() -> bool:
-    """Whether the compiled loops (and the acknowledgement interceptor) use librdkafka's objects now."""
-    return _bound
+    """Whether the compiled loops (and the acknowledgement interceptor) use librdkafka's objects now: each
+    module keeps its own binding (kafka_direct.h), so all of them must be bound."""
+    return bool(MODULES) and all(module.bound() for module in MODULES)
 
 
 def bind(producer: Producer) -> str | None:
     """Bind the compiled loops, checking the layout on a probe Message and on `producer`. Returns None
     when bound, else why not (the loops then use confluent-kafka's API)."""
-    global _bound
     if not MODULES:
         return "the compiled loops are not built"
     library = loaded_librdkafka()
@@ -66,14 +63,11 @@ def bind(producer: Producer) -> str | None:
         if why is not None:
             unbind()
             return str(why)
-    _bound = True
     return None
 
 
 def unbind() -> None:
     """Back to confluent-kafka's API in every compiled loop."""
-    global _bound
-    _bound = False
     for module in MODULES:
         module.bind(None, None, None, None, None, None)
 

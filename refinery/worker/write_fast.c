@@ -274,26 +274,15 @@ __attribute__((visibility("default"))) int conf_init(rd_kafka_conf_t *conf, void
  * takes the interceptor functions from the librdkafka at `library_path` (already loaded: never here). */
 static PyObject *acks_prepare(PyObject *module, PyObject *path_object) {
     (void)module;
-    if (!PyUnicode_Check(path_object)) {
-        PyErr_SetString(PyExc_TypeError, "acks_prepare(library_path): a str");
-        return NULL;
+    const direct_symbol_t symbols[] = {
+        {"rd_kafka_conf_interceptor_add_on_new", (void **)&acks.add_on_new},
+        {"rd_kafka_interceptor_add_on_acknowledgement", (void **)&acks.add_on_acknowledgement},
+    };
+    PyObject *why = direct_symbols(path_object, symbols, sizeof symbols / sizeof symbols[0]);
+    if (why == Py_None) {
+        __atomic_store_n(&acks.ready, 1, __ATOMIC_RELEASE);
     }
-    const char *path = PyUnicode_AsUTF8(path_object);
-    if (path == NULL) {
-        return NULL;
-    }
-    void *library = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
-    if (library == NULL) {
-        return PyUnicode_FromFormat("librdkafka is not loaded from %U", path_object);
-    }
-    *(void **)&acks.add_on_new = dlsym(library, "rd_kafka_conf_interceptor_add_on_new");
-    *(void **)&acks.add_on_acknowledgement = dlsym(library, "rd_kafka_interceptor_add_on_acknowledgement");
-    dlclose(library); /* confluent-kafka keeps it loaded */
-    if (acks.add_on_new == NULL || acks.add_on_acknowledgement == NULL) {
-        return PyUnicode_FromString("librdkafka lacks its interceptor functions");
-    }
-    __atomic_store_n(&acks.ready, 1, __ATOMIC_RELEASE);
-    Py_RETURN_NONE;
+    return why;
 }
 
 static PyMethodDef methods[] = {
@@ -304,6 +293,7 @@ static PyMethodDef methods[] = {
      "produce_outputs(produce, outputs, start, on_delivery, routed[, producer]) -> (index, exception or None) "
      "(see refinery/worker/write_fast.c)"},
     DIRECT_BIND_METHOD,
+    DIRECT_BOUND_METHOD,
     {NULL, NULL, 0, NULL},
 };
 

@@ -123,9 +123,11 @@ def test_it_binds_to_the_librdkafka_confluent_kafka_loaded(producer: Producer) -
     assert path is not None and "librdkafka" in path
     try:
         assert direct.bind(producer) is None
+        assert _route_fast.bound() and _write_fast.bound() and direct.is_bound()
         assert direct.enable(producer, True) is True  # what the data plane calls, by default
     finally:
         direct.unbind()
+    assert not _route_fast.bound() and not _write_fast.bound() and not direct.is_bound()
 
 
 def test_it_refuses_what_does_not_fit(producer: Producer, tmp_path: Any) -> None:
@@ -143,6 +145,17 @@ def test_it_refuses_what_does_not_fit(producer: Producer, tmp_path: Any) -> None
     )
     with pytest.raises(UnicodeEncodeError):  # a path that is no file name: an error, never dlopen(NULL)
         _route_fast.bind("\udcff", Message, probe, fields, Producer, producer)
+    assert not direct.is_bound()
+    # the acknowledgement interceptor takes its functions the same way
+    assert "not loaded" in _write_fast.acks_prepare(str(tmp_path / "librdkafka.so.1"))
+    with pytest.raises(TypeError):
+        _write_fast.acks_prepare(None)
+    with open("/proc/self/maps", encoding="utf-8") as maps_file:  # a library that is loaded but is not it
+        libc = next(line.split()[5] for line in maps_file if "/libc.so" in line)
+    assert "lacks rd_kafka_conf_interceptor_add_on_new" in _write_fast.acks_prepare(libc)
+    why = _route_fast.bind(libc, Message, probe, fields, Producer, producer)
+    assert "lacks rd_kafka_header_get_all" in why
+    assert _write_fast.acks_prepare(library) is None
     maps = tmp_path / "maps"
     maps.write_text(
         "7f00-7f01 r-xp 00000000 08:01 1 /opt/a/librdkafka.so.1\n"
