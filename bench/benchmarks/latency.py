@@ -1,6 +1,8 @@
 """Benchmark 3: end-to-end latency, SDK send -> record readable in a derived topic, at a fixed rate
 (10k msg/s, and 2k msg/s where the machine is not saturated), p50/p99/p99.9, vs a raw Producer -> raw
-pass-through -> sink topic at the same rate. Goal: p99 < 50 ms at 10k msg/s.
+pass-through -> sink topic at the same rate. Goal: p99 < 50 ms at 10k msg/s. The goal's pair (raw
+baseline, tuned worker at 10k msg/s) runs in alternated rounds, and each reports its run with the median
+p99 (every round's p99 is in the results); the other worker runs are measured once.
 
 Records are prepared by the SDK before the clock starts (unique message ids); the timed part is the
 SDK's `submit` (queueing with its linger and delivery settings), the broker, the worker and the reader.
@@ -88,6 +90,17 @@ def derived_topics(records: list[OutgoingRecord]) -> list[str]:
 
 
 Measured = tuple[dict[str, float], float, int, list[float], dict[str, float], dict[str, object]]
+PlanEntry = tuple[int, str, dict[str, Any], bool]
+# The goal's pair (raw baseline, tuned worker at 10k msg/s) is measured in this many alternated rounds and
+# the run with the median p99 of each is reported: on the shared 2-core box one slow spell of 30 s moved
+# a single run's p99 by 2-3x (NOTES.md section 3, thirteenth round).
+GOAL_ROUNDS = 3
+
+
+def median_run(measured: list[Measured]) -> Measured:
+    """The run whose p99 is the median of `measured` (the lower middle one of an even count)."""
+    ranked = sorted(measured, key=lambda m: m[0].get("p99", float("inf")))
+    return ranked[(len(ranked) - 1) // 2]
 
 
 def _worker_means(port: int | None) -> dict[str, object]:
@@ -233,6 +246,8 @@ def run(ctx: BenchContext) -> BenchResult:
     worker_defaults = WorkerSettings()
     # (rate, worker label) -> measured; the baseline under label "baseline"
     runs: dict[tuple[int, str], Measured] = {}
+    rounds_p99: dict[tuple[int, str], list[float]] = {}  # the alternated pair's p99 per round
+    goal_rounds = ctx.pick(1, GOAL_ROUNDS)
     try:
         records = prepare_unique(sdk, rate * seconds)
         warmup = prepare_warmup(sdk, records)
@@ -252,8 +267,9 @@ def run(ctx: BenchContext) -> BenchResult:
         def raw_send(r: OutgoingRecord) -> None:
             raw.produce(r.topic, r.value, r.key, headers=r.headers)
 
-        # (rate, label, worker settings, split: also read the ingest topics to split each latency)
-        plan: list[tuple[int, str, dict[str, Any], bool]] = [
+        # (rate, label, worker settings, split: also read the ingest topics to split each latency); the first
+        # entry of each rate is measured in alternated rounds with the baseline
+        plan: list[PlanEntry] = [
             (rate, "tuned", LATENCY_TUNED, False), (rate, "defaults", {}, False),
             (rate, "defaults" + SPLIT, {}, True),
             (rate, "tuned" + SUCCESS_REPORTS, {**LATENCY_TUNED, "success_reports": True}, False),
@@ -270,22 +286,35 @@ def run(ctx: BenchContext) -> BenchResult:
         # broker. So a pass of the baseline at the full rate goes first, unrecorded.
         ctx.log("latency: warming the broker up (a baseline pass at the full rate, not recorded)")
         measure(ctx, start_baseline, [sink], raw_send, lambda: raw.poll(0), warmup, records, rate)
+
+        def measure_baseline(timed: list[OutgoingRecord], at: int) -> Measured:
+            return measure(ctx, start_baseline, [sink], raw_send, lambda: raw.poll(0), warmup, timed, at)
+
+        def measure_worker(timed: list[OutgoingRecord], at: int, entry: PlanEntry) -> Measured:
+            _, label, worker_settings, split = entry
+            port = procs.free_port()
+            return measure(
+                ctx,
+                lambda ingest, s={**worker_settings, "web_port": port}: contenders.start_worker(  # type: ignore[misc]
+                    ctx, f"refinery-{label.split()[0]}", ingest, settings=s
+                ),
+                topics, sdk.submit, lambda: None, warmup, timed, at, web_port=port, split=split,
+            )  # fmt: skip
+
         for at in (rate, LOW_RATE):
             timed = records[: at * seconds]
-            runs[(at, "baseline")] = measure(
-                ctx, start_baseline, [sink], raw_send, lambda: raw.poll(0), warmup, timed, at
-            )
-            for worker_rate, label, worker_settings, split in plan:
-                if worker_rate != at:
-                    continue
-                port = procs.free_port()
-                runs[(at, label)] = measure(
-                    ctx,
-                    lambda ingest, s={**worker_settings, "web_port": port}, n=label: contenders.start_worker(  # type: ignore[misc]
-                        ctx, f"refinery-{n.split()[0]}", ingest, settings=s
-                    ),
-                    topics, sdk.submit, lambda: None, warmup, timed, at, web_port=port, split=split,
-                )  # fmt: skip
+            entries = [entry for entry in plan if entry[0] == at]
+            # the goal's pair, alternated: a slow spell of the shared box then hits both, not one
+            pair_rounds = goal_rounds if at == rate else 1
+            pair: dict[str, list[Measured]] = {"baseline": [], entries[0][1]: []}
+            for _ in range(pair_rounds):
+                pair["baseline"].append(measure_baseline(timed, at))
+                pair[entries[0][1]].append(measure_worker(timed, at, entries[0]))
+            for label, measured in pair.items():
+                runs[(at, label)] = median_run(measured)
+                rounds_p99[(at, label)] = [m[0].get("p99", 0.0) for m in measured]
+            for entry in entries[1:]:
+                runs[(at, entry[1])] = measure_worker(timed, at, entry)
     finally:
         sdk.close()
         raw.flush(10)
@@ -302,6 +331,7 @@ def run(ctx: BenchContext) -> BenchResult:
             "derived_topics": len(topics),
             "derived_partitions": worker_defaults.derived_partitions,
             "worker_settings_tuned": LATENCY_TUNED,
+            "goal_rounds": goal_rounds,
         },
         baseline={
             "description": "raw Producer (SDK settings) -> raw pass-through process (latency profile) "
@@ -313,6 +343,7 @@ def run(ctx: BenchContext) -> BenchResult:
             "p99_per_second_ms": base_timeline,
             "cpu_while_sending": base_cpu,
             "low_rate_latency_ms": runs[(LOW_RATE, "baseline")][0],
+            "p99_per_round_ms": rounds_p99[(rate, "baseline")],
         },
     )
     for (at, label), (value, value_rate, seen, timeline, cpu, where) in runs.items():
@@ -327,6 +358,7 @@ def run(ctx: BenchContext) -> BenchResult:
             "p99_per_second_ms": timeline,
             "cpu_while_sending": cpu,
             "where_the_time_goes": where,
+            **({"p99_per_round_ms": rounds_p99[(at, label)]} if (at, label) in rounds_p99 else {}),
         }
         at_base = runs[(at, "baseline")][0]
         for point in ("p50", "p99", "p99.9"):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.benchmarks.latency import Measured, median_run
 from bench.compare import compare
 from bench.context import private_broker_spec
 from bench.procs import SinkProgress
@@ -50,6 +51,15 @@ def test_windowed_p99_reports_each_second_in_time_order() -> None:
     samples = [(100.0 + i / 100, 10.0) for i in range(100)] + [(101.0 + i / 100, 200.0) for i in range(100)]
     assert windowed_p99(samples) == [10.0, 200.0]
     assert windowed_p99([]) == []
+
+
+def test_the_goal_pair_reports_the_run_with_the_median_p99() -> None:
+    def run(p99: float) -> Measured:
+        return ({"p50": p99 / 2, "p99": p99}, 10_000.0, 100, [p99], {}, {})
+
+    assert median_run([run(80.0), run(41.0), run(55.0)])[0]["p99"] == 55.0  # one slow spell: not reported
+    assert median_run([run(30.0), run(60.0)])[0]["p99"] == 30.0  # even count: the lower middle one
+    assert median_run([run(44.0)])[0]["p99"] == 44.0
 
 
 def test_cpu_per_record_needs_a_cpu_reading() -> None:
