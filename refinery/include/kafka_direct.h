@@ -188,8 +188,9 @@ typedef struct {
 
 /* direct_symbols(library_path, symbols, count): fill each slot from the librdkafka at `library_path`, which
  * confluent-kafka already loaded (RTLD_NOLOAD: never loaded here, never dlopen(NULL), the program itself).
- * Returns a new reference: None when every function was found, else a str saying why not; NULL with an
- * exception set when the path is not a str. */
+ * All or nothing: when one function is missing no slot changes, so functions found by an earlier call stay
+ * callable. Returns a new reference: None when every function was found, else a str saying why not; NULL
+ * with an exception set when the path is not a str. */
 static PyObject *direct_symbols(PyObject *path_object, const direct_symbol_t *symbols, size_t count) {
     if (!PyUnicode_Check(path_object)) {
         PyErr_SetString(PyExc_TypeError, "the librdkafka path must be a str");
@@ -204,11 +205,13 @@ static PyObject *direct_symbols(PyObject *path_object, const direct_symbol_t *sy
         return PyUnicode_FromFormat("librdkafka is not loaded from %U", path_object);
     }
     const char *missing = NULL;
-    for (size_t i = 0; i < count; i++) {
-        *symbols[i].slot = dlsym(library, symbols[i].name);
-        if (*symbols[i].slot == NULL && missing == NULL) {
+    for (size_t i = 0; i < count && missing == NULL; i++) {
+        if (dlsym(library, symbols[i].name) == NULL) {
             missing = symbols[i].name;
         }
+    }
+    for (size_t i = 0; i < count && missing == NULL; i++) {
+        *symbols[i].slot = dlsym(library, symbols[i].name);
     }
     dlclose(library); /* confluent-kafka keeps it loaded */
     if (missing != NULL) {

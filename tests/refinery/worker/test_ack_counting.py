@@ -205,6 +205,24 @@ def test_the_plugin_refuses_to_load_unprepared() -> None:
     assert "acknowledgement counting was not prepared" in out.stdout
 
 
+def test_a_failed_prepare_keeps_the_functions_an_earlier_one_found() -> None:
+    """`acks_prepare` on a library that lacks the interceptor functions (here libc, loaded but not
+    librdkafka) after a successful one: the plugin keeps what it had and a new producer loads it, never
+    calling a function it failed to find (a fresh process: a crash there must not take the suite down)."""
+    code = (
+        "import confluent_kafka\nfrom refinery.worker import _write_fast, direct\n"
+        "assert _write_fast.acks_prepare(direct.loaded_librdkafka()) is None\n"
+        "libc = next(line.split()[5] for line in open('/proc/self/maps') if '/libc.so' in line)\n"
+        "print(_write_fast.acks_prepare(libc))\n"
+        "producer = confluent_kafka.Producer({'plugin.library.paths': _write_fast.__file__})\n"
+        "print('built', producer.flush(1))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "lacks rd_kafka_conf_interceptor_add_on_new" in out.stdout
+    assert "built 0" in out.stdout
+
+
 def test_the_python_reference_counts_nothing() -> None:
     counter = _DeliveryCounter()
     assert counter.acked == 0
