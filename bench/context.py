@@ -94,19 +94,26 @@ def private_broker_spec() -> LocalKafka:
 
 
 @contextlib.contextmanager
-def run_broker(own: bool, settings: KafkaSettings | None = None) -> Iterator[tuple[str, bool]]:
-    """The broker of one harness run, as (bootstrap, started by us): a private one when `own` (wiped
-    afterwards), else the configured one (started if none answers, and then stopped afterwards)."""
+def run_broker(own: bool, settings: KafkaSettings | None = None) -> Iterator[tuple[str, LocalKafka | None]]:
+    """The broker of one harness run, as (bootstrap, the broker if we started it): a private one when
+    `own` (wiped afterwards), else the configured one (started if none answers, and then stopped
+    afterwards)."""
     started: LocalKafka | None
     if own:
         bootstrap, started = private_broker()
     else:
         bootstrap, started = ensure_broker(settings or KafkaSettings())
     try:
-        yield bootstrap, started is not None
+        yield bootstrap, started
     finally:
         if started is not None:
             started.wipe() if own else started.stop()
+
+
+def restart_fresh(broker: LocalKafka) -> None:
+    """Stop a private broker, delete its data and start it again empty, on the same ports."""
+    broker.wipe()
+    broker.start()
 
 
 @dataclass

@@ -117,6 +117,11 @@ def markdown(run: dict[str, Any], results: list[BenchResult]) -> str:
         f"faust {env['faust']}, Kafka {env['kafka']}, broker {env['bootstrap']}.",
         "Ratios compare with the baseline measured in the same run (see `latest.json` for parameters).",
         *(
+            [f"Started on an emptied broker (what earlier benchmarks wrote deleted): {', '.join(fresh)}."]
+            if (fresh := run.get("on_fresh_broker"))
+            else []
+        ),
+        *(
             [
                 f"Merged: benchmarks not re-run keep the figures of the run started {run['updated_from']} "
                 "(each benchmark's `run` in the JSON says which run measured it)."

@@ -15,6 +15,7 @@ from bench.compare import compare
 from bench.context import private_broker_spec
 from bench.procs import SinkProgress
 from bench.report import BenchResult, Row, markdown
+from bench.run import BENCHMARKS, on_fresh_broker
 from bench.stats import percentiles, windowed_p99
 from common.config import REPO_ROOT
 
@@ -120,3 +121,20 @@ def test_the_private_broker_ages_out_what_a_full_run_wrote() -> None:
     assert int(props["log.segment.bytes"]) <= 64 * 1024 * 1024
     assert int(props["log.roll.ms"]) < int(props["log.retention.ms"])
     assert props["log.dirs"].startswith(str(REPO_ROOT / ".run" / "bench-kafka-"))
+
+
+def test_latency_goal_benchmarks_after_another_start_on_an_emptied_private_broker() -> None:
+    everything = list(BENCHMARKS)
+    assert on_fresh_broker(everything, own_broker=True) == ["latency", "gateway"]
+    assert on_fresh_broker(everything, own_broker=False) == []  # never wipe a shared broker
+    assert on_fresh_broker(["latency", "registry"], own_broker=True) == []  # first: fresh anyway
+    assert on_fresh_broker(["routing", "latency"], own_broker=True) == ["latency"]
+
+
+def test_the_results_say_which_benchmarks_started_on_an_emptied_broker() -> None:
+    env = dict.fromkeys(ENVIRONMENT_KEYS, "x")
+    run = {"mode": "full", "started_at": "t", "command": "c", "environment": env}
+    assert "emptied broker" not in markdown({**run, "on_fresh_broker": []}, [])
+    assert "emptied broker (what earlier benchmarks wrote deleted): latency, gateway." in markdown(
+        {**run, "on_fresh_broker": ["latency", "gateway"]}, []
+    )
