@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -14,13 +16,21 @@ FIGURES_FILE = REPO_ROOT / ".run" / "reliability" / "figures.json"
 
 
 def record_figures(test: str, **figures: Any) -> None:
-    """Store this test's figures (replacing its previous ones) and print them for `pytest -s`."""
+    """Store this test's figures (replacing its previous ones) and print them for `pytest -s`.
+
+    The full suite runs in two pytest-xdist lanes that both record figures: the read-modify-write holds
+    an exclusive lock, and the file is replaced whole, so neither lane reads the other's half-written file
+    (which would parse as nothing and drop every figure recorded before)."""
     path = Path(FIGURES_FILE)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        data = {}
-    data[test] = {**figures, "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    path.write_text(json.dumps(data, indent=2, sort_keys=True))
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = {}
+        data[test] = {**figures, "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(data, indent=2, sort_keys=True))
+        os.replace(partial, path)
     print(f"figures {test}: {json.dumps(figures, sort_keys=True)}")
