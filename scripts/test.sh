@@ -20,4 +20,9 @@ fi
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 # pytest exits 5 when it collected no tests: with `set -e` that, like any failure, fails the run.
+# A full run has two lanes (pytest-xdist, tests/conftest.py): the 3-node cluster tests, which bring their
+# own brokers, beside everything else, which shares one broker and runs in order.
+if [ $# -eq 0 ]; then
+  set -- -n 2 --dist loadgroup
+fi
 .venv/bin/python -m pytest "$@"
