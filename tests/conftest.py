@@ -20,19 +20,10 @@ from tests.schema_registry.processes import RegistryProcess
 # Collected last: on a fresh machine these wait for the compose plugin that scripts/test.sh builds in the
 # background meanwhile (tests/deploy/compose_plugin.py).
 RUN_LAST = ("tests/deploy/test_compose.py",)
-# The lanes of a full run (scripts/test.sh: pytest-xdist, `--dist loadgroup`, one lane per group, each in
-# collection order). The 3-node cluster tests start brokers of their own on free ports and never touch the
-# shared one, so they run beside the rest; everything else stays in one lane, in order, since some of it
-# stops and restarts the shared broker under the others' feet.
-OWN_CLUSTER = "tests/reliability/cluster/"
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the lanes' marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.nodeid.startswith(RUN_LAST))  # stable: the rest keeps its order
-    for item in items:
-        lane = "own-cluster" if item.nodeid.startswith(OWN_CLUSTER) else "shared-broker"
-        item.add_marker(pytest.mark.xdist_group(lane))
 
 
 @pytest.fixture(scope="session")
