@@ -18,9 +18,9 @@ FIGURES_FILE = REPO_ROOT / ".run" / "reliability" / "figures.json"
 def record_figures(test: str, **figures: Any) -> None:
     """Store this test's figures (replacing its previous ones) and print them for `pytest -s`.
 
-    The full suite runs in two pytest-xdist lanes that both record figures: the read-modify-write holds
-    an exclusive lock, and the file is replaced whole, so neither lane reads the other's half-written file
-    (which would parse as nothing and drop every figure recorded before)."""
+    Two pytest processes on one checkout (a package run beside the suite) may record at once: the
+    read-modify-write holds an exclusive lock, and the file is replaced whole, so neither reads the other's
+    half-written file (which would parse as nothing and drop every figure recorded before)."""
     path = Path(FIGURES_FILE)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:

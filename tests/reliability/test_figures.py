@@ -1,5 +1,4 @@
-"""The figures file survives two pytest processes recording at once (scripts/test.sh runs the cluster
-tests in a lane of their own beside the rest)."""
+"""The figures file survives two pytest processes recording at once."""
 
 from __future__ import annotations
 
