@@ -181,6 +181,7 @@ static inline int direct_produce(PyObject *producer, PyObject *topic, PyObject *
 }
 
 /* One function taken from librdkafka by name, into `slot` (a function pointer's address). */
+#define DIRECT_SYMBOLS_MAX 16 /* the most one direct_symbols call takes (direct_bind: 7) */
 typedef struct {
     const char *name;
     void **slot;
@@ -200,18 +201,23 @@ static PyObject *direct_symbols(PyObject *path_object, const direct_symbol_t *sy
     if (path == NULL) {
         return NULL;
     }
+    if (count > DIRECT_SYMBOLS_MAX) {
+        return PyUnicode_FromFormat("%zu functions asked for, more than DIRECT_SYMBOLS_MAX", count);
+    }
     void *library = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
     if (library == NULL) {
         return PyUnicode_FromFormat("librdkafka is not loaded from %U", path_object);
     }
+    void *found[DIRECT_SYMBOLS_MAX];
     const char *missing = NULL;
     for (size_t i = 0; i < count && missing == NULL; i++) {
-        if (dlsym(library, symbols[i].name) == NULL) {
+        found[i] = dlsym(library, symbols[i].name);
+        if (found[i] == NULL) {
             missing = symbols[i].name;
         }
     }
     for (size_t i = 0; i < count && missing == NULL; i++) {
-        *symbols[i].slot = dlsym(library, symbols[i].name);
+        *symbols[i].slot = found[i];
     }
     dlclose(library); /* confluent-kafka keeps it loaded */
     if (missing != NULL) {
