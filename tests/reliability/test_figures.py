@@ -9,7 +9,7 @@ from pathlib import Path
 
 from common.config import REPO_ROOT
 
-RECORDS_PER_LANE = 200
+RECORDS_PER_WRITER = 200
 # Fresh interpreters, not forks: a fork of a pytest process that ran Kafka clients inherits their threads'
 # locks and may crash.
 RECORD_MANY = """
@@ -18,23 +18,23 @@ from pathlib import Path
 from tests.reliability import figures
 figures.FIGURES_FILE = Path(sys.argv[1])
 for n in range(int(sys.argv[3])):
-    figures.record_figures(f"{sys.argv[2]}-{n}", n=n, lane=sys.argv[2])
+    figures.record_figures(f"{sys.argv[2]}-{n}", n=n, writer=sys.argv[2])
 """
 
 
-def test_two_lanes_recording_at_once_lose_no_figure(tmp_path: Path) -> None:
+def test_two_processes_recording_at_once_lose_no_figure(tmp_path: Path) -> None:
     path = tmp_path / "figures.json"
-    lanes = [
+    writers = [
         subprocess.Popen(
-            [sys.executable, "-c", RECORD_MANY, str(path), lane, str(RECORDS_PER_LANE)],
+            [sys.executable, "-c", RECORD_MANY, str(path), writer, str(RECORDS_PER_WRITER)],
             cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
-        for lane in ("cluster", "shared")
+        for writer in ("cluster", "shared")
     ]  # fmt: skip
-    for lane in lanes:
-        _, errors = lane.communicate(timeout=60)
-        assert lane.returncode == 0, errors
+    for writer in writers:
+        _, errors = writer.communicate(timeout=60)
+        assert writer.returncode == 0, errors
     data = json.loads(path.read_text())
-    assert len(data) == 2 * RECORDS_PER_LANE
-    assert data["cluster-199"]["n"] == 199 and data["shared-0"]["lane"] == "shared"
+    assert len(data) == 2 * RECORDS_PER_WRITER
+    assert data["cluster-199"]["n"] == 199 and data["shared-0"]["writer"] == "shared"
     assert not list(tmp_path.glob("*.tmp"))  # every partial file replaced the real one
