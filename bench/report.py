@@ -51,6 +51,7 @@ class BenchResult:
     status: str = "ok"  # ok | partial (product not plugged in yet) | error
     error: str = ""
     duration_s: float = 0.0
+    machine_before: dict[str, Any] = field(default_factory=dict)  # bench.machine.before_benchmark
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
@@ -67,15 +68,15 @@ class BenchResult:
             "baseline": self.baseline,
             "rows": [r.to_dict() for r in self.rows],
             "extra": self.extra,
+            "machine_before": self.machine_before,
         }
 
 
 def result_from_dict(doc: dict[str, Any]) -> BenchResult:
     """A result read back from a results JSON file (to merge a partial run into it)."""
     rows = [Row(**{k: v for k, v in row.items() if k != "ratio"}) for row in doc.get("rows", [])]
-    fields = {
-        k: doc[k] for k in ("name", "title", "params", "baseline", "extra", "status", "error") if k in doc
-    }
+    kept = ("name", "title", "params", "baseline", "extra", "status", "error", "machine_before")
+    fields = {k: doc[k] for k in kept if k in doc}
     return BenchResult(**fields, rows=rows, duration_s=doc.get("duration_s", 0.0))
 
 
@@ -143,10 +144,32 @@ def markdown(run: dict[str, Any], results: list[BenchResult]) -> str:
                 f"| {res.name} | {case} | {ratio} | {_fmt(row.value, row.unit)} | "
                 f"{_fmt(row.baseline, row.unit)} | {row.goal} | {_met(row)} |"
             )
+    lines += _machine_lines(results)
     baselines = [f"- **{r.name}**: {r.baseline.get('description', '')}" for r in results if r.baseline]
     if baselines:
         lines += ["", "Baselines:", "", *baselines]
     return "\n".join(lines) + "\n"
+
+
+def _machine_lines(results: list[BenchResult]) -> list[str]:
+    measured = [r for r in results if r.machine_before]
+    if not measured:
+        return []
+    lines = [
+        "",
+        "Machine at each benchmark's start (waited until all CPUs were idle, bounded; then a fixed Python "
+        "workload timed: lower is a faster core):",
+        "",
+        "| benchmark | waited | CPUs busy then | idle | calibration |",
+        "| --- | ---: | ---: | --- | ---: |",
+    ]
+    for res in measured:
+        before = res.machine_before
+        lines.append(
+            f"| {res.name} | {before.get('waited_s', 0):.0f} s | {before.get('busy_pct', 0):.0f} % | "
+            f"{'yes' if before.get('idle') else '**no**'} | {before.get('calibration_ms', 0):.1f} ms |"
+        )
+    return lines
 
 
 def write_results(

@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from bench import machine
 from bench.context import BenchContext, environment_info, restart_fresh, run_broker
 from bench.report import BenchResult, row_line, write_results
 from common.config import REPO_ROOT, KafkaSettings
@@ -79,6 +80,8 @@ def on_fresh_broker(names: list[str], own_broker: bool) -> list[str]:
 
 def run_one(name: str, ctx: BenchContext) -> BenchResult:
     module = importlib.import_module(f"bench.benchmarks.{name}")
+    before = machine.before_benchmark(quick=ctx.quick)
+    ctx.log(f"{name}: machine before the start: {before}")
     began = time.monotonic()
     ctx.log(f"{name}: start ({BENCHMARKS[name]})")
     try:
@@ -89,6 +92,7 @@ def run_one(name: str, ctx: BenchContext) -> BenchResult:
         result.error = "".join(traceback.format_exception_only(exc)).strip()
         result.extra["traceback"] = traceback.format_exc()
     result.duration_s = time.monotonic() - began
+    result.machine_before = before
     for row in result.rows:
         ctx.log(f"{name}: {row_line(row)}")
     ctx.log(f"{name}: {result.status} in {result.duration_s:.1f}s")

@@ -13,8 +13,9 @@ import pytest
 from bench.benchmarks.latency import Measured, median_run
 from bench.compare import compare
 from bench.context import private_broker_spec
+from bench.machine import before_benchmark, calibration_ms, settle
 from bench.procs import SinkProgress
-from bench.report import BenchResult, Row, markdown
+from bench.report import BenchResult, Row, markdown, result_from_dict
 from bench.run import BENCHMARKS, on_fresh_broker
 from bench.stats import percentiles, windowed_p99
 from common.config import REPO_ROOT
@@ -95,6 +96,7 @@ def test_quick_run_writes_json_and_markdown(kafka_bootstrap: str, tmp_path: Path
         assert bench["status"] == "ok", (name, bench["error"])
         assert bench["params"] and bench["baseline"]["description"]
         assert bench["rows"], name
+        assert {"waited_s", "busy_pct", "idle", "calibration_ms"} <= set(bench["machine_before"])
         for row in bench["rows"]:
             assert {"case", "value", "unit", "baseline", "ratio", "goal", "goal_met"} <= set(row)
             assert row["value"] > 0 and row["baseline"] > 0
@@ -111,6 +113,7 @@ def test_quick_run_writes_json_and_markdown(kafka_bootstrap: str, tmp_path: Path
     assert "| benchmark | case | ratio | value | baseline | goal | met |" in table
     assert "| producer | send 1024 B vs a hand-written producer (" in table  # the note: CPU per record
     assert "| scale | 1,000 routes" in table
+    assert "| benchmark | waited | CPUs busy then | idle | calibration |" in table
 
 
 def test_the_private_broker_ages_out_what_a_full_run_wrote() -> None:
@@ -138,3 +141,54 @@ def test_the_results_say_which_benchmarks_started_on_an_emptied_broker() -> None
     assert "emptied broker (what earlier benchmarks wrote deleted): latency, gateway." in markdown(
         {**run, "on_fresh_broker": ["latency", "gateway"]}, []
     )
+
+
+class FakeMachine:
+    """Busy figures handed out one per window, and a clock each window moves on by its length."""
+
+    def __init__(self, busy: list[float]) -> None:
+        self.busy = busy
+        self.now = 0.0
+        self.windows = 0
+
+    def window(self, seconds: float) -> float:
+        self.now += seconds
+        self.windows += 1
+        return self.busy[min(self.windows - 1, len(self.busy) - 1)]
+
+    def clock(self) -> float:
+        return self.now
+
+
+def test_settle_goes_on_after_the_first_idle_window() -> None:
+    fake = FakeMachine([90.0, 40.0, 14.9, 99.0])
+    settled = settle(busy_in_window=fake.window, clock=fake.clock, window_s=2.0, idle_below_pct=15.0)
+    assert (settled.waited_s, settled.busy_pct, settled.idle) == (6.0, 14.9, True)
+    assert fake.windows == 3
+
+
+def test_settle_gives_up_at_its_bound_and_says_the_machine_was_busy() -> None:
+    """A machine that never idles is measured as it is: the wait is bounded, and the result says so."""
+    fake = FakeMachine([15.0])  # the bound is "below", so exactly 15 % never counts as idle
+    settled = settle(busy_in_window=fake.window, clock=fake.clock, timeout_s=60.0, window_s=2.0)
+    assert (settled.waited_s, settled.idle) == (60.0, False)
+    assert fake.windows == 30
+
+
+def test_before_benchmark_reads_the_real_machine() -> None:
+    before = before_benchmark(quick=True)
+    assert 0.0 <= before["busy_pct"] <= 100.0  # type: ignore[operator]
+    assert before["waited_s"] <= 3.0 + 2.0  # type: ignore[operator]  # bound + one window
+    assert calibration_ms(rounds=1) > 0 and before["calibration_ms"] > 0  # type: ignore[operator]
+
+
+def test_the_results_show_the_machine_each_benchmark_started_on() -> None:
+    env = dict.fromkeys(ENVIRONMENT_KEYS, "x")
+    run = {"mode": "full", "started_at": "t", "command": "c", "environment": env}
+    measured = BenchResult(name="latency", title="t", rows=[Row("p99", 40.0, "ms", 38.0)])
+    measured.machine_before = {"waited_s": 60.0, "busy_pct": 31.4, "idle": False, "calibration_ms": 7.3}
+    text = markdown(run, [measured, BenchResult(name="scale", title="t")])
+    assert "| latency | 60 s | 31 % | **no** | 7.3 ms |" in text
+    assert "| scale |" not in text.split("| benchmark | waited")[1]  # nothing recorded, no row
+    assert "waited" not in markdown(run, [BenchResult(name="scale", title="t")])
+    assert result_from_dict(measured.to_dict()).machine_before == measured.machine_before
