@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import shlex
+import signal
 import sys
 import time
 import traceback
@@ -99,8 +100,16 @@ def run_one(name: str, ctx: BenchContext) -> BenchResult:
     return result
 
 
+def unwind_on_sigterm() -> None:
+    """Make SIGTERM (a CI timeout, `kill`) unwind like Ctrl-C, so the `finally` blocks stop the contenders
+    and wipe the private broker: Python's default action ended the harness at once and left its broker
+    running on 15 GB of data."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    unwind_on_sigterm()
     if args.list:
         for name, text in BENCHMARKS.items():
             print(f"{name:10} {text}")

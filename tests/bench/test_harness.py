@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,27 @@ def test_the_results_show_the_machine_each_benchmark_started_on() -> None:
     assert "| scale |" not in text.split("| benchmark | waited")[1]  # nothing recorded, no row
     assert "waited" not in markdown(run, [BenchResult(name="scale", title="t")])
     assert result_from_dict(measured.to_dict()).machine_before == measured.machine_before
+
+
+def test_a_terminated_run_stops_and_wipes_its_private_broker(tmp_path: Path) -> None:
+    """SIGTERM used to end the harness at once and leave its private broker running on its data."""
+    cmd = [sys.executable, "-m", "bench", "--quick", "--own-broker", "--only", "scale"]
+    cmd += ["--out-dir", str(tmp_path)]
+    log = tmp_path / "harness.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stderr=err)
+    home = REPO_ROOT / ".run" / f"bench-kafka-{proc.pid}"
+    try:
+        deadline = time.monotonic() + 120
+        # the broker is up once the harness says which benchmarks it runs
+        while "running scale" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.2)
+        assert home.is_dir(), log.read_text()[-2000:]
+        proc.terminate()
+        assert proc.wait(timeout=60) == 128 + 15, log.read_text()[-2000:]
+    finally:
+        proc.kill()
+    assert not home.exists()
+    java = subprocess.run(["pgrep", "-f", str(home)], capture_output=True, text=True)
+    assert java.stdout == "", f"a broker still runs from {home}"
