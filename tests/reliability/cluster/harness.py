@@ -799,6 +799,8 @@ def settle(
         if report.lost:
             lost = report.examples.get("lost", [])
             extra["lost_sources"] = lost_sources(client_config, space, lost, starts)
+    if report.duplicated:  # where their inputs sit on ingest, to set against the workers' logs
+        extra["duplicate_sources"] = duplicate_sources(client_config, space, arrivals(client_config, space))
     return Outcome(
         mode=mode, report=report, acked=len(acked), failed=failed,
         pending=pending, refused=len(feeder.refused), acked_missing=len(acked - ids), max_fanout=fanout,

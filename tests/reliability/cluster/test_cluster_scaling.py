@@ -40,7 +40,6 @@ from tests.reliability.cluster.harness import (
     WorkerGroup,
     WorkloadFeeder,
     arrivals,
-    duplicate_sources,
     memory_sample,
     peak_memory,
     percentile,
@@ -145,7 +144,6 @@ def test_workers_join_and_leave_under_load(
         f"cluster_scaling[{mode}]", **outcome.figures(), rate_per_s=RATE, phase_s=PHASE_S,
         events={what: {"took_s": round(done - began, 1)} for what, began, done in events},
         latency_by_phase=phases, partitions_revoked=revoked, workers_alive=alive,
-        duplicate_sources=duplicate_sources(conf, space, routed) if outcome.report.duplicated else {},
         derived_topics_created=len(replication), seconds=round(time.monotonic() - started, 1),
         peak_rss_mb=peak_memory(memory), reconcile_cli_exit=cli["exit"],
     )  # fmt: skip
