@@ -285,6 +285,11 @@ class WorkerSettings(RefinerySettings):
     # intent was found, so a larger value costs only when some outputs did not land.
     dedup_settle_window_s: float = Field(default=30.0, gt=0)
     exactly_once: bool = False
+    progress_topic: str | None = None  # default: _{group_id}-progress (exactly-once resume points)
+    # How long a newly assigned partition waits for transactions still open on the progress topic
+    # (refinery.worker.progress): the longest a transaction stays open plus a stalled leader's request
+    # timeout. Past it the worker resumes at the committed offsets and says so.
+    progress_read_timeout_s: float = Field(default=60.0, gt=0)
     transaction_timeout_ms: int = Field(default=30_000, ge=1000)  # bounds how long a dead worker blocks
     # Partitions of a derived topic the worker creates (a topic that exists is used as it is). Each derived
     # topic is one slice of an ingest topic, so one partition by default, as the broker's `num.partitions`:
@@ -394,6 +399,10 @@ class WorkerSettings(RefinerySettings):
     @property
     def dedup_changelog(self) -> str:
         return self.dedup_topic or f"_{self.group_id}-dedup"
+
+    @property
+    def progress_log(self) -> str:
+        return self.progress_topic or f"_{self.group_id}-progress"
 
     @property
     def records_per_batch(self) -> int:

@@ -26,7 +26,8 @@ class InternalTopics(TopicEnsurer):
 
 
 def ensure_internal_topics(settings: WorkerSettings, client_config: Mapping[str, Any]) -> None:
-    """The DLQ and the dedup changelog (time-retained: every id within the window matters)."""
+    """The DLQ, the dedup changelog (time-retained: every id within the window matters) and, exactly
+    once, the progress topic (`refinery.worker.progress`)."""
     InternalTopics(
         client_config,
         partitions=settings.derived_partitions,
@@ -39,6 +40,16 @@ def ensure_internal_topics(settings: WorkerSettings, client_config: Mapping[str,
         replication_factor=settings.internal_replication,
         topic_config={"cleanup.policy": "delete", "retention.ms": retention_ms},
     ).ensure(settings.dedup_changelog)
+    if settings.exactly_once:  # the last committed position per input partition: compacted, small
+        InternalTopics(
+            client_config,
+            partitions=1,
+            replication_factor=settings.internal_replication,
+            topic_config={
+                "cleanup.policy": "compact", "segment.bytes": str(4 * 1024 * 1024),
+                "segment.ms": "600000", "min.cleanable.dirty.ratio": "0.1",
+            },
+        ).ensure(settings.progress_log)  # fmt: skip
 
 
 def derived_topics(settings: WorkerSettings, client_config: Mapping[str, Any]) -> TopicEnsurer:

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
 from common.config import KafkaSettings, RegistrySettings, WorkerSettings
 from common.errors import RegistryAccessError
@@ -40,6 +40,7 @@ from refinery.worker.health import Health
 from refinery.worker.heap import HeapTrimmer
 from refinery.worker.metrics import WorkerMetrics
 from refinery.worker.outcomes import reason_name
+from refinery.worker.progress import ProgressLog, resume_points
 from refinery.worker.retry import Backoff
 from refinery.worker.stale import StaleRecordFilter
 from refinery.worker.transactional import TransactionalCommitter
@@ -113,6 +114,7 @@ class DataPlane:
             self._client_config, settings.dedup_changelog, group_id=settings.group_id,
             settle_window_s=settings.dedup_settle_window_s,
         )  # fmt: skip
+        self.progress = ProgressLog(self._client_config, settings.progress_log, group_id=settings.group_id)
         self._completion = Completion(self.dedup, metrics, self.health, checker)
         self.watch = CallWatch(
             self.health, metrics,
@@ -220,7 +222,7 @@ class DataPlane:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         owned = [(tp.topic, tp.partition) for tp in partitions]
-        committed = self._committed_offsets(consumer, partitions)
+        committed = self._resume_points(self._committed_offsets(consumer, partitions), owned)
         if self._retained is not None:
             self._resume_retained(partitions, committed)  # may set their offsets to where we were
         for tp in partitions:  # start exactly there: a consume() that ran this reads them again from it
@@ -308,15 +310,44 @@ class DataPlane:
         self.health.report(HOLD, "running")
 
     @staticmethod
-    def _committed_offsets(consumer: Consumer, partitions: list[TopicPartition]) -> dict[PartitionKey, int]:
+    def _committed_offsets(consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The group's committed offsets (with their metadata); none when Kafka did not answer."""
         if not partitions:
-            return {}
+            return []
         try:
-            found = consumer.committed(partitions, timeout=COMMITTED_TIMEOUT_S)
+            return list(consumer.committed(partitions, timeout=COMMITTED_TIMEOUT_S))
         except KafkaException as exc:
             log.warning("could not read committed offsets", extra={"error": str(exc)})
-            return {}
-        return {(tp.topic, tp.partition): tp.offset for tp in found}
+            return [TopicPartition(tp.topic, tp.partition, OFFSET_INVALID) for tp in partitions]
+
+    def _resume_points(
+        self, committed: list[TopicPartition], owned: list[PartitionKey]
+    ) -> dict[PartitionKey, int]:
+        """Where each assigned partition resumes: its committed offset, checked exactly-once against the
+        progress topic (`refinery.worker.progress`)."""
+        if not self.settings.exactly_once or not owned:
+            return {(tp.topic, tp.partition): tp.offset for tp in committed}
+        read = self.progress.read(owned, self.settings.progress_read_timeout_s)
+        self.metrics.progress_read_seconds.observe(read.seconds)
+        log.info("progress topic read", extra={"seconds": read.seconds, "records": read.records,
+                                                "complete": read.complete})  # fmt: skip
+        if not read.complete:
+            self.metrics.progress_reads_incomplete.inc()
+            log.warning(
+                "the progress topic was not read to its end in time; partitions without a later record "
+                "there resume at their committed offsets",
+                extra={"topic": self.progress.topic, "seconds": read.seconds, "records": read.records},
+            )
+        points, corrections = resume_points(committed, read.positions)
+        if corrections:
+            self.metrics.resume_corrections.inc(len(corrections))
+            behind = {f"{t}[{p}]": [c.committed, c.progress] for (t, p), c in corrections.items()}
+            log.warning(
+                "committed offsets behind the last committed transactions; resuming after those "
+                "transactions, not repeating them",
+                extra={"partitions": behind},
+            )
+        return points
 
     # -- the loop --------------------------------------------------------------------------------
     def _step(self) -> None:

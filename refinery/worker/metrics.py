@@ -221,6 +221,23 @@ class WorkerMetrics:
             "Derived-topic records read while settling unfinished dedup batches", registry=r,
         )  # fmt: skip
 
+        # --- exactly-once resume points (refinery.worker.progress) ---
+        self.progress_read_seconds = Histogram(
+            "refinery_progress_read_seconds",
+            "Time to read the progress topic for newly assigned partitions (exactly-once)",
+            registry=r, buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+        )  # fmt: skip
+        self.progress_reads_incomplete = Counter(
+            "refinery_progress_reads_incomplete",
+            "Progress topic reads that did not reach its end in time (resumed at the committed offsets)",
+            registry=r,
+        )  # fmt: skip
+        self.resume_corrections = Counter(
+            "refinery_resume_corrections",
+            "Assigned partitions whose committed offset was behind their last committed transaction",
+            registry=r,
+        )  # fmt: skip
+
     def apply(self, counts: BatchCounts, duration_s: float, latencies: Iterable[float]) -> None:
         child = self._child
         for topic, n in counts.records_in.items():

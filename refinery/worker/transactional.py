@@ -1,6 +1,7 @@
 """Exactly-once: each batch is one Kafka transaction holding its outputs, dead letters, dedup-changelog
 records and consumed offsets (`send_offsets_to_transaction`). Readers of derived topics use
-`isolation.level=read_committed`.
+`isolation.level=read_committed`. Each transaction also writes where its input partitions resume to the
+progress topic, and tags the offsets it commits (`refinery.worker.progress`).
 
 A failed attempt is aborted and the same batch (kept in memory, never re-consumed) is written again in
 a new transaction: outputs Kafka refused for good are written as `output_rejected` dead letters in the
@@ -32,6 +33,7 @@ from refinery.worker.clients import INIT_TRANSACTIONS_TIMEOUT_S
 from refinery.worker.committing import WRITES, CommitterBase, CommitterParts
 from refinery.worker.inflight import BatchTracker, PendingDedup
 from refinery.worker.outcomes import Outcome, classify, reason_name
+from refinery.worker.progress import progress_records, tagged
 from refinery.worker.retry import Backoff
 from refinery.worker.writer import TransientWriteError
 
@@ -85,6 +87,7 @@ class TransactionalCommitter(CommitterBase):
         self._delivering: tuple[BatchTracker, float] | None = None
         self._backoff = Backoff.from_settings(settings)
         self.seen = PendingDedup(parts.dedup, _OpenTransaction(self))
+        self._progress_topic = settings.progress_log
 
     def accepts(self, batch: RoutedBatch) -> bool:
         return self._pending is None
@@ -250,6 +253,8 @@ class TransactionalCommitter(CommitterBase):
         writer.write(batch, tracker.on_delivery)
         for key, value in self._changelog.records(batch.dedup_ids):
             writer.produce(self._changelog.topic, value, key, None, tracker.on_delivery)
+        for key, value in progress_records(batch.next_offsets):  # where each input resumes (`progress`)
+            writer.produce(self._progress_topic, value, key, None, tracker.on_delivery)
 
     def _finish_transaction(self, tracker: BatchTracker, left: int) -> bool:
         """Every record of the transaction reported (`left` records did not, in time): commit it with
@@ -262,7 +267,7 @@ class TransactionalCommitter(CommitterBase):
         if left:
             raise _AttemptFailed(None, f"{left} records not acknowledged in {timeout_s} s")
         self._unacknowledged = False
-        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
+        offsets = tagged(TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items())
         group = self._consumer().consumer_group_metadata()
         producer = self._writer.producer
         # bounded, and watched: with the group coordinator down librdkafka may ignore this timeout

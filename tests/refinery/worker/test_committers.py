@@ -24,6 +24,7 @@ from refinery.worker.at_least_once import AtLeastOnceCommitter
 from refinery.worker.committing import CommitterParts, Completion
 from refinery.worker.health import Health
 from refinery.worker.metrics import WorkerMetrics
+from refinery.worker.progress import PROGRESS_TAG
 from refinery.worker.transactional import TransactionalCommitter
 from refinery.worker.watchdog import CallWatch
 from refinery.worker.writer import BatchWriter
@@ -235,8 +236,15 @@ def run_until(committer: Any, condition: Callable[[], bool], timeout: float = 5.
         time.sleep(0.005)
 
 
+PROGRESS = WorkerSettings().progress_log
+
+
 def outputs_written(producer: FakeProducer) -> list[Any]:
-    return sorted(k for t, k, _, _ in producer.written if t != DLQ)
+    return sorted(k for t, k, _, _ in producer.written if t not in (DLQ, PROGRESS))
+
+
+def progress_written(producer: FakeProducer) -> list[tuple[Any, Any]]:
+    return [(k, v) for t, k, v, _ in producer.written if t == PROGRESS]
 
 
 def dead_written(producer: FakeProducer) -> list[tuple[Any, bytes]]:
@@ -505,6 +513,9 @@ def test_transactional_writes_a_refused_output_as_a_dead_letter_in_the_next_tran
     assert outputs_written(producer) == [b"id0", b"id2"]  # only the committed transaction is visible
     assert dead_written(producer) == [(b"id1", b"output_rejected")]
     assert len(producer.offsets) == 1 and health.state == "running"  # the aborted attempt got no further
+    # where the input resumes travels in the same transaction, and the offsets it commits are tagged
+    assert progress_written(producer) == [(b"prod.s.ingest.all-v1:0", b"3")]
+    assert [(tp.offset, tp.metadata) for tp in producer.offsets[0]] == [(3, PROGRESS_TAG)]
 
 
 def test_transactional_retries_a_transient_failure_then_pauses_when_the_budget_is_spent() -> None:
