@@ -293,6 +293,8 @@ class WorkerMetrics:
             "unmatched": value(self.unmatched),
             "batches": value(self.batches),
             "dedup_ids": self.dedup_ids._value.get(),
+            "resume_corrections": value(self.resume_corrections),  # exactly-once (refinery.worker.progress)
+            "progress_reads_incomplete": value(self.progress_reads_incomplete),
             "uptime_s": round(time.time() - self.started_at, 1),
         }
 

@@ -93,6 +93,8 @@ def test_offsets_that_went_back_are_not_repeated_and_a_reset_is_followed(
             f"{sum(n - 1 for n in counts.values())} outputs written twice after the offsets went back"
         )
         assert _metric(worker, "refinery_resume_corrections_total") == len(ends)
+        assert worker.stats()["totals"]["resume_corrections"] == len(ends)
+        assert worker.stats()["totals"]["progress_reads_incomplete"] == 0
     finally:
         worker.stop()
     assert "committed offsets behind the last committed transactions" in (tmp_path / "second.log").read_text()
