@@ -45,6 +45,14 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKaf
     for node_id, node in cluster.nodes.items():
         if node.log_file.exists():
             shutil.copy(node.log_file, logs / f"node-{node_id}.log")
+        # the group and transaction coordinators' logs too (a few MB): what a committed offset or a
+        # transaction's markers did is only in them (kafka-dump-log.sh --offsets-decoder, or
+        # --transaction-log-decoder)
+        for internal in (
+            *node.data_dir.glob("__consumer_offsets-*"),
+            *node.data_dir.glob("__transaction_state-*"),
+        ):
+            shutil.copytree(internal, logs / f"node-{node_id}" / internal.name, dirs_exist_ok=True)
     cluster.wipe()
 
 
