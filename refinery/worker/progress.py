@@ -29,23 +29,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+
+from refinery.dedup.records import PartitionKey, changelog_key
+from refinery.dedup.settle import READ_FETCH_WAIT_MS
 
 log = logging.getLogger(__name__)
 
-PartitionKey = tuple[str, int]
 PROGRESS_TAG = "refinery.eos.v1"  # the metadata of the offsets our transactions commit
-READ_FETCH_WAIT_MS = 20  # the read ends on an empty fetch; do not let the broker hold it 500 ms
-
-
-def progress_key(key: PartitionKey) -> bytes:
-    topic, partition = key
-    return f"{topic}:{partition}".encode()
 
 
 def progress_records(next_offsets: Mapping[PartitionKey, int]) -> list[tuple[bytes, bytes]]:
-    """(key, value) per input partition of a batch: its next offset, in ASCII."""
-    return [(progress_key(key), str(offset).encode()) for key, offset in next_offsets.items()]
+    """(key, value) per input partition of a batch: its next offset, in ASCII; keyed as the dedup
+    changelog keys its id records (`{topic}:{partition}`)."""
+    return [(changelog_key(key), str(offset).encode()) for key, offset in next_offsets.items()]
 
 
 def parse_record(key: bytes | None, value: bytes | None) -> tuple[PartitionKey, int] | None:
@@ -115,34 +112,29 @@ class ProgressLog:
         result = ProgressRead()
         if not wanted:
             return result
-        consumer = Consumer(
-            {
-                **self._client_config,
-                "group.id": f"{self._group_id}-progress-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "isolation.level": "read_committed",
-                "fetch.wait.max.ms": READ_FETCH_WAIT_MS,
-            }
-        )
-        deadline = began + timeout_s
+        partition = TopicPartition(self.topic, 0)
         try:
-            partition = TopicPartition(self.topic, 0)
+            low, high = self._watermarks(partition, timeout_s)
+        except KafkaException as exc:
+            log.warning("could not read the progress topic", extra={"topic": self.topic, "error": str(exc)})
+            result.complete = False
+            high = low = 0
+        if high > low:  # a reader only when there is something to read
+            consumer = Consumer(
+                {
+                    **self._client_config,
+                    "group.id": f"{self._group_id}-progress-{uuid.uuid4().hex[:8]}",
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                    "fetch.wait.max.ms": READ_FETCH_WAIT_MS,
+                }
+            )
             try:
-                low, high = self._watermarks(partition, timeout_s)
-            except KafkaException as exc:
-                log.warning(
-                    "could not read the progress topic", extra={"topic": self.topic, "error": str(exc)}
-                )
-                result.complete = False
-                return result
-            if high <= low:
-                return result
-            consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
-            result.complete = self._read_to(consumer, partition, high, wanted, result, deadline)
-        finally:
-            consumer.close()
-            result.seconds = round(time.monotonic() - began, 3)
+                consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+                result.complete = self._read_to(consumer, partition, high, wanted, result, began + timeout_s)
+            finally:
+                consumer.close()
+        result.seconds = round(time.monotonic() - began, 3)
         return result
 
     def _watermarks(self, partition: TopicPartition, timeout_s: float) -> tuple[int, int]:
@@ -177,8 +169,7 @@ class ProgressLog:
             for msg in consumer.consume(1000, 0.2):
                 err = msg.error()
                 if err is not None:
-                    if err.code() != KafkaError._PARTITION_EOF:
-                        log.warning("progress topic read error", extra={"error": err.str()})
+                    log.warning("progress topic read error", extra={"error": err.str()})
                     continue
                 result.records += 1
                 parsed = parse_record(msg.key(), msg.value())
