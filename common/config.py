@@ -369,7 +369,11 @@ class WorkerSettings(RefinerySettings):
     queued_min_messages: int = Field(default=100_000, ge=1)
     queued_max_kbytes: int = Field(default=65_536, ge=1)
     max_partition_fetch_bytes: int = Field(default=1_048_576, ge=1)
-    compression: str = Field(default="none", pattern="^(none|lz4|zstd|snappy|gzip)$")
+    # Outputs are lz4-compressed like the SDK's ingest records. Uncompressed, the broker stored and served
+    # ~4x the bytes: at 10k msg/s on a 2-core box its CPU, and the end-to-end p99 with it, rose (p99
+    # 58-75 ms against 46-49 ms with lz4); the worker's own CPU per input was no higher with lz4
+    # (bench/results/NOTES.md §3, seventeenth round).
+    compression: str = Field(default="lz4", pattern="^(none|lz4|zstd|snappy|gzip)$")
     queue_max_messages: int = Field(default=500_000, ge=1)
     # Cyclic GC of the data plane (refinery.worker.dataplane.tune_gc): freeze the start-up heap (Faust,
     # imports) so full collections skip it, and collect the young generation less often (records in flight are

@@ -8,6 +8,7 @@ a raised `message.max.bytes` writes them, as a client outside our SDK could."""
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,7 +71,8 @@ def worker_setup(
 
 
 def good_item(ingest: str, name: str, i: int, payload: int = 1000) -> Item:
-    value, headers = record("prod", name, TITLES[i % 3], "kill", payload=b"g" * payload)
+    # incompressible: the worker's outputs are lz4-compressed, and a narrow topic judges the stored size
+    value, headers = record("prod", name, TITLES[i % 3], "kill", payload=random.Random(i).randbytes(payload))
     return (ingest, i % 3, f"k{i % 50}".encode(), value, headers)
 
 

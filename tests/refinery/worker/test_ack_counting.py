@@ -7,6 +7,7 @@ batch completes as its records are acknowledged, without waiting for the produce
 from __future__ import annotations
 
 import logging
+import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -86,7 +87,9 @@ def _write_and_check(kafka_bootstrap: str, unique_name: str, counting: Producer,
     ingest = f"prod.telemetry.{unique_name.replace('_', '-')}.acks-v1"
     # consumed records still holding librdkafka's header lists: the compiled loop queues them directly
     items = [
-        (f"k{i}".encode(), bytes([65 + i % 26]) * (400 if i % 3 else 3000), [("h", b"v")]) for i in range(30)
+        # incompressible values: the producer compresses (lz4), and the broker judges the stored size
+        (f"k{i}".encode(), random.Random(i).randbytes(400 if i % 3 else 3000), [("h", b"v")])
+        for i in range(30)
     ]
     send(kafka_bootstrap, ingest, items)
     records = _consume(kafka_bootstrap, [ingest], len(items))

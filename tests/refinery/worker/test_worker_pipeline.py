@@ -7,13 +7,14 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from confluent_kafka import Message
+from confluent_kafka import Consumer, Message
 from confluent_kafka.admin import AdminClient
 
 from common.config import KafkaSettings
@@ -190,6 +191,40 @@ def test_resent_message_id_is_deduplicated(worker: WorkerProcess, kafka_bootstra
     )
     assert len(out) == 2
     assert worker.stats()["totals"]["deduplicated"] == 2
+
+
+def test_outputs_reach_the_broker_lz4_compressed(
+    worker: WorkerProcess, kafka_bootstrap: str, name: str
+) -> None:
+    """The worker's default codec, seen from the wire: a reader of a derived topic receives far fewer
+    bytes than the records hold (uncompressed, it would receive more: framing and headers)."""
+    text = b"player_killed weapon=rifle zone=north " * 500  # ~19 KB, compressible as game events are
+    sent = [record("prod", name, "1234", "bulk", payload=text) for _ in range(40)]
+    send(kafka_bootstrap, f"prod.{name}.ingest.all-v1", [(b"bulk", v, h) for v, h in sent])
+    wire_bytes: list[int] = []  # bytes received from the brokers, per statistics report
+
+    def on_stats(doc: str) -> None:
+        wire_bytes.append(sum(b["rxbytes"] for b in json.loads(doc)["brokers"].values()))
+
+    reader = Consumer({
+        "bootstrap.servers": kafka_bootstrap, "group.id": f"{name}-wire", "auto.offset.reset": "earliest",
+        "statistics.interval.ms": 100, "stats_cb": on_stats,
+    })  # fmt: skip
+    reader.subscribe([f"prod.{name}.1234.bulk-v1"])
+    got: list[Message] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(got) < len(sent) and time.monotonic() < deadline:
+            got += [m for m in reader.consume(100, 0.5) if m.error() is None]
+        reports = len(wire_bytes)
+        while len(wire_bytes) < reports + 2 and time.monotonic() < deadline:  # a report after the last fetch
+            reader.poll(0.1)
+    finally:
+        reader.close()
+    assert _ids(got) == {dict(h)["ce_id"].decode() for _, h in sent}
+    values = sum(len(m.value() or b"") for m in got)
+    assert values > len(sent) * len(text)
+    assert 0 < wire_bytes[-1] < values / 10, (wire_bytes[-1], values)
 
 
 def test_views_and_metrics(worker: WorkerProcess) -> None:
