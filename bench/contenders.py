@@ -152,11 +152,14 @@ def watch_committed(
     raise RuntimeError(f"{group} committed only {done} of {target} records in {timeout:.0f}s")
 
 
-def start_handwritten_router(ctx: BenchContext, label: str, ingest: IngestRange) -> tuple[Child, str]:
-    """The hand-written at-least-once router of the workload's 8 routes (`bench.handwritten_router_main`)."""
+def start_handwritten_router(
+    ctx: BenchContext, label: str, ingest: IngestRange, *, compression: str = "none"
+) -> tuple[Child, str]:
+    """The hand-written at-least-once router of the workload's 8 routes (`bench.handwritten_router_main`),
+    its outputs uncompressed unless `compression` names a codec."""
     group = ctx.name(label)
     ctx.commit_offsets(group, ingest.start)
     partitions = str(WorkerSettings().derived_partitions)  # the topics a worker would create
     topics = json.dumps(ingest.topics)
-    args = ["-m", "bench.handwritten_router_main", ctx.bootstrap, group, topics, partitions]
+    args = ["-m", "bench.handwritten_router_main", ctx.bootstrap, group, topics, partitions, compression]
     return procs.start(label, args), group

@@ -1,12 +1,14 @@
 """The routing benchmark's second baseline: the router a Python engineer would write by hand in an
 afternoon for the reference workload's 8 routes (../shared/workload.md), at-least-once, as a process.
 
-    python -m bench.handwritten_router_main BOOTSTRAP GROUP '["topic", ...]' [PARTITIONS]
+    python -m bench.handwritten_router_main BOOTSTRAP GROUP '["topic", ...]' [PARTITIONS [COMPRESSION]]
 
 consume(1000) -> the 8 routes as plain `if`s on the headers -> produce every output with the record's
 own key, value and headers -> every few batches: flush, then commit (so nothing is committed before
 its outputs are acknowledged). Derived topics are created on first use, with PARTITIONS partitions
-(the harness passes the worker's default, so both routers write the same topics). No envelope check,
+(the harness passes the worker's default, so both routers write the same topics). Its outputs are
+uncompressed (the client's default) unless COMPRESSION names a codec (the tuning tool's comparison
+with the worker's lz4 outputs; the benchmark's baseline keeps the default). No envelope check,
 no DLQ, no dedup, no metrics: what the guards and guarantees of the real worker are measured against.
 It starts from the group's committed offsets (pre-committed by the harness), which is how the harness
 watches it.
@@ -53,6 +55,7 @@ def destinations(h: dict[str, bytes]) -> list[str]:
 def main(argv: list[str]) -> int:
     bootstrap, group, topics = argv[0], argv[1], json.loads(argv[2])
     partitions = int(argv[3]) if len(argv) > 3 else 1
+    compression = argv[4] if len(argv) > 4 else "none"
     stop = stop_on_sigterm()
     consumer = Consumer(
         {
@@ -62,7 +65,14 @@ def main(argv: list[str]) -> int:
             "auto.offset.reset": "earliest",
         }
     )
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "compression.type": compression,
+        }
+    )
     admin = AdminClient({"bootstrap.servers": bootstrap})
     known: set[str] = set()
     consumer.subscribe(topics)

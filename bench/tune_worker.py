@@ -20,6 +20,7 @@ from common.config import REPO_ROOT
 
 BASELINE = "raw pass-through (baseline)"
 HANDWRITTEN = "hand-written router (issue 14 baseline)"
+HANDWRITTEN_LZ4 = "hand-written router, lz4 outputs (information)"
 # REFINERY_WORKER_* overrides per variant ({} = the worker's defaults)
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -47,6 +48,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "8 batches in flight": {"max_inflight_batches": 8},
     "success reports (the default before issue 14's fifth round)": {"success_reports": True},
     "16 batches in flight": {"max_inflight_batches": 16},
+    "lz4 outputs": {"compression": "lz4"},
+    "uncompressed outputs": {"compression": "none"},
 }
 
 
@@ -55,6 +58,8 @@ def measure(ctx: BenchContext, ingest: IngestRange, name: str) -> SinkProgress:
         return passthrough_rate(ctx, ingest, 600)
     if name == HANDWRITTEN:
         return handwritten_rate(ctx, ingest, 600)
+    if name == HANDWRITTEN_LZ4:
+        return handwritten_rate(ctx, ingest, 600, compression="lz4")
     return refinery_rate(ctx, ingest, 600, exactly_once=False, settings=VARIANTS[name])
 
 
@@ -62,7 +67,8 @@ def main() -> int:
     parser = tuning_parser("python -m bench.tune_worker")
     parser.add_argument("--only", action="append", help="variant names to run (default: all)")
     args = parser.parse_args()
-    bootstrap, runs = alternate(args, [BASELINE, HANDWRITTEN, *(args.only or VARIANTS)], measure)
+    names = [BASELINE, HANDWRITTEN, *(args.only or [HANDWRITTEN_LZ4, *VARIANTS])]
+    bootstrap, runs = alternate(args, names, measure)
     rates = {name: [p.rate for p in progress] for name, progress in runs.items()}
     cpu = {name: [p.cpu_us_per_record or 0.0 for p in progress] for name, progress in runs.items()}
     base = statistics.median(rates[BASELINE])

@@ -192,10 +192,16 @@ def passthrough_rate(
     )
 
 
-def handwritten_rate(ctx: BenchContext, ingest: IngestRange, timeout: float) -> SinkProgress:
+def handwritten_rate(
+    ctx: BenchContext, ingest: IngestRange, timeout: float, *, compression: str = "none"
+) -> SinkProgress:
     """The hand-written at-least-once router of the workload's 8 routes (`bench.handwritten_router_main`)."""
     return _measure(
-        ctx, lambda: contenders.start_handwritten_router(ctx, "handwritten", ingest), ingest, timeout, []
+        ctx,
+        lambda: contenders.start_handwritten_router(ctx, "handwritten", ingest, compression=compression),
+        ingest,
+        timeout,
+        [],
     )
 
 
