@@ -219,6 +219,10 @@ class RegistrySettings(RefinerySettings):
         return (self.advertised_url or f"http://{host}:{self.port}").rstrip("/")
 
 
+# Kafka's record-batch codecs: the `compression.type` values every producer setting accepts.
+KAFKA_CODECS = "^(none|gzip|snappy|lz4|zstd)$"
+
+
 class ProducerSettings(RefinerySettings):
     """Producer SDK defaults (owned by `producers/`). Prefix `REFINERY_PRODUCER_`."""
 
@@ -234,7 +238,7 @@ class ProducerSettings(RefinerySettings):
     allowed_sources: list[str] | None = None
     # Delivery: the SDK always sets enable.idempotence=true and acks=all (overrides may not weaken them).
     linger_ms: int = Field(default=20, ge=0)
-    compression: str = Field(default="lz4", pattern="^(none|gzip|snappy|lz4|zstd)$")
+    compression: str = Field(default="lz4", pattern=KAFKA_CODECS)
     queue_max_messages: int = Field(default=100_000, ge=1)
     queue_max_kbytes: int = Field(default=262_144, ge=1)
     delivery_timeout_ms: int = Field(default=120_000, ge=1)
@@ -373,7 +377,7 @@ class WorkerSettings(RefinerySettings):
     # ~4x the bytes: at 10k msg/s on a 2-core box its CPU, and the end-to-end p99 with it, rose (p99
     # 58-75 ms against 46-49 ms with lz4); the worker's own CPU per input was no higher with lz4
     # (bench/results/NOTES.md §3, seventeenth round).
-    compression: str = Field(default="lz4", pattern="^(none|lz4|zstd|snappy|gzip)$")
+    compression: str = Field(default="lz4", pattern=KAFKA_CODECS)
     queue_max_messages: int = Field(default=500_000, ge=1)
     # Cyclic GC of the data plane (refinery.worker.dataplane.tune_gc): freeze the start-up heap (Faust,
     # imports) so full collections skip it, and collect the young generation less often (records in flight are
