@@ -153,13 +153,20 @@ def watch_committed(
 
 
 def start_handwritten_router(
-    ctx: BenchContext, label: str, ingest: IngestRange, *, compression: str = "none"
+    ctx: BenchContext,
+    label: str,
+    ingest: IngestRange,
+    *,
+    compression: str = "none",
+    loop: str = "throughput",
 ) -> tuple[Child, str]:
     """The hand-written at-least-once router of the workload's 8 routes (`bench.handwritten_router_main`),
-    its outputs uncompressed unless `compression` names a codec."""
+    its outputs uncompressed unless `compression` names a codec; `loop="latency"`: its variant in the raw
+    pass-through's latency loop."""
     group = ctx.name(label)
     ctx.commit_offsets(group, ingest.start)
     partitions = str(WorkerSettings().derived_partitions)  # the topics a worker would create
     topics = json.dumps(ingest.topics)
-    args = ["-m", "bench.handwritten_router_main", ctx.bootstrap, group, topics, partitions, compression]
+    args = ["-m", "bench.handwritten_router_main", ctx.bootstrap, group, topics, partitions]
+    args += [compression, loop]
     return procs.start(label, args), group

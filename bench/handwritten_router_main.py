@@ -1,7 +1,7 @@
 """The routing benchmark's second baseline: the router a Python engineer would write by hand in an
 afternoon for the reference workload's 8 routes (../shared/workload.md), at-least-once, as a process.
 
-    python -m bench.handwritten_router_main BOOTSTRAP GROUP '["topic", ...]' [PARTITIONS [COMPRESSION]]
+    python -m bench.handwritten_router_main BOOTSTRAP GROUP '["topic", ...]' [PARTITIONS [COMPRESSION [LOOP]]]
 
 consume(1000) -> the 8 routes as plain `if`s on the headers -> produce every output with the record's
 own key, value and headers -> every few batches: flush, then commit (so nothing is committed before
@@ -12,6 +12,12 @@ with the worker's lz4 outputs; the benchmark's baseline keeps the default). No e
 no DLQ, no dedup, no metrics: what the guards and guarantees of the real worker are measured against.
 It starts from the group's committed offsets (pre-committed by the harness), which is how the harness
 watches it.
+
+LOOP `latency` is the latency benchmark's variant: the raw pass-through's latency loop
+(`bench.kafka_io.PROFILES["latency"]`: consume(1000) returning after 5 ms, 5 ms fetch wait and linger,
+an asynchronous commit after every batch, never waiting for a flush) with these routes in it, so the
+same outputs as the worker's in the same topics. Its commits do not wait for its outputs (not
+at-least-once, as the raw pass-through's): the latency floor of this fan-out written by hand.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.kafka_io import PROFILES
 from bench.procs import stop_on_sigterm
 
 COMMIT_EVERY_BATCHES = 5
+LOOPS = ("throughput", "latency")
 
 
 def destinations(h: dict[str, bytes]) -> list[str]:
@@ -56,10 +64,16 @@ def main(argv: list[str]) -> int:
     bootstrap, group, topics = argv[0], argv[1], json.loads(argv[2])
     partitions = int(argv[3]) if len(argv) > 3 else 1
     compression = argv[4] if len(argv) > 4 else "none"
+    loop = argv[5] if len(argv) > 5 else "throughput"
+    if loop not in LOOPS:
+        raise SystemExit(f"LOOP must be one of {', '.join(LOOPS)}, not {loop!r}")
+    latency = PROFILES["latency"]
+    batch_timeout_s = latency.timeout_s if loop == "latency" else 1.0
     stop = stop_on_sigterm()
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
+            **(latency.consumer if loop == "latency" else {}),
             "group.id": group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -79,7 +93,7 @@ def main(argv: list[str]) -> int:
     batches = 0
     try:
         while not stop.is_set():
-            msgs = consumer.consume(1000, 1.0)
+            msgs = consumer.consume(1000, batch_timeout_s)
             for m in msgs:
                 if m.error() is not None:
                     continue
@@ -100,7 +114,9 @@ def main(argv: list[str]) -> int:
                             producer.poll(0.05)
             producer.poll(0)
             batches += 1
-            if msgs and batches % COMMIT_EVERY_BATCHES == 0:
+            if msgs and loop == "latency":
+                consumer.commit(asynchronous=True)
+            elif msgs and batches % COMMIT_EVERY_BATCHES == 0:
                 producer.flush()
                 consumer.commit(asynchronous=True)
     finally:
