@@ -45,10 +45,11 @@ WARMUP_TIMEOUT_S = 90.0
 WARMUP_AT_RATE_S = 3.0
 # Worker settings for a latency-sensitive deployment: consume() waits its whole timeout unless the batch
 # fills, so after a full batch the default 200 ms batch timeout is a latency floor at 10k msg/s. The
-# linger stays at its default 5 ms: with the outputs lz4-compressed, 1 and 2 ms cost the broker more
-# produce requests than they saved (NOTES.md §3, seventeenth round; 1 ms won before, uncompressed:
-# thirteenth round).
-LATENCY_TUNED = {"batch_timeout_s": 0.005}
+# outputs linger 10 ms, not the default 5: with lz4 outputs over the workload's 24 single-partition
+# topics (one produce request each) the longer linger halves those requests and was better at p99 in 5 of
+# 6 alternated probe rounds, at no cost at p50; 20 ms and 1-2 ms were worse (NOTES.md §3, eighteenth and
+# seventeenth rounds).
+LATENCY_TUNED = {"batch_timeout_s": 0.005, "linger_ms": 10}
 # The run that splits each latency at the ingest topics. Its second reader reads every ingest record, in
 # a process of its own: on this 2-core box at 10k msg/s that is CPU the baseline's run does not spend,
 # so the rows with goals come from runs without it, as the baseline's does.
